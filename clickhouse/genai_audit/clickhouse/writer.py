@@ -1,0 +1,67 @@
+"""AuditRecord -> one ``interactions`` row, inserted with a deduplication token.
+
+The token is derived from the batch's record ids (which derive from trace and span ids), so
+a retried or replayed batch is dropped by ClickHouse instead of duplicated
+(``non_replicated_deduplication_window`` on the table).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from genai_audit.clickhouse.store import Store
+from genai_audit.processor.record import AuditRecord
+
+TABLE = "interactions"
+
+COLUMNS: tuple[str, ...] = (
+    "id", "event_timestamp", "tenant_id", "gdpr_pseudonymized_user_key", "session_id",
+    "service_name", "operation_name", "provider", "model", "response_model", "tool_name",
+    "feature_name", "region", "data_class", "prompt_tokens", "response_tokens",
+    "cached_tokens", "total_cost", "pricing_version", "has_pii_detected",
+    "pii_redacted_before_llm", "pii_entity_counts", "hipaa_compliant_route", "content_state",
+    "prompt_hash", "response_hash", "response_preview", "full_prompt_text",
+    "full_response_text", "request_id", "status_code", "error_type", "latency_ms",
+    "finish_reasons", "is_streaming", "trace_id", "span_id", "flags", "record_version",
+    "retention_days",
+)
+
+
+def record_row(r: AuditRecord) -> list[Any]:
+    if r.user_id is not None:
+        raise ValueError(f"record {r.id} still holds a plaintext user id: pseudonymize first")
+    return [
+        uuid.UUID(r.id), r.event_timestamp, r.tenant_id, r.user_key, r.session_id,
+        r.service_name, r.operation_name, r.provider, r.model, r.response_model, r.tool_name,
+        r.feature_name, r.region, r.data_class, r.prompt_tokens, r.response_tokens,
+        r.cached_tokens, r.total_cost, r.pricing_version, r.has_pii_detected,
+        r.pii_redacted_before_llm, dict(r.pii_entity_counts), r.hipaa_compliant_route,
+        r.content_state.value, r.prompt_hash.ljust(32, b"\0"), r.response_hash.ljust(32, b"\0"),
+        r.response_preview, r.prompt_text, r.response_text, r.request_id, r.status_code,
+        r.error_type, r.latency_ms, list(r.finish_reasons), r.is_streaming, r.trace_id,
+        r.span_id, sorted(f.value for f in r.flags), r.schema_version, r.retention_days,
+    ]
+
+
+def batch_token(records: Sequence[AuditRecord]) -> str:
+    digest = hashlib.sha256()
+    for record_id in sorted(r.id for r in records):
+        digest.update(record_id.encode())
+    return digest.hexdigest()
+
+
+class InteractionWriter:
+    """Writes finished records. Raises ``StoreError``/``StoreUnavailable`` on failure."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def write(self, records: Sequence[AuditRecord]) -> None:
+        if not records:
+            return
+        rows = [record_row(r) for r in records]
+        self.store.insert(TABLE, rows, COLUMNS,
+                          settings={"insert_deduplication_token": batch_token(records)})

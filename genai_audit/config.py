@@ -1,0 +1,174 @@
+"""Settings, with one precedence everywhere: argument/flag > environment > file > default.
+
+* environment: ``GENAI_AUDIT_<NAME>`` (for example ``GENAI_AUDIT_SYNC_TOOLS``);
+* file: TOML at ``GENAI_AUDIT_CONFIG`` or ``./genai-audit.toml`` (keys at the top level or
+  under ``[genai_audit]``); a file named explicitly that does not exist is an error;
+* every value is validated here, with an error that names the setting and its source.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "GENAI_AUDIT_"
+ENV_CONFIG = "GENAI_AUDIT_CONFIG"
+DEFAULT_CONFIG_FILE = "genai-audit.toml"
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used. The message names the setting and where it came from."""
+
+
+def _positive_int(name: str, value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name}: expected a whole number, got {value!r}") from None
+    if number <= 0:
+        raise SettingsError(f"{name}: must be > 0, got {number}")
+    return number
+
+
+def _non_negative_int(name: str, value: Any) -> int:
+    return 0 if str(value).strip() == "0" else _positive_int(name, value)
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}: expected true or false, got {value!r}")
+
+
+def _str_list(name: str, value: Any) -> frozenset[str]:
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [str(v) for v in value]
+    elif isinstance(value, str):
+        items = value.split(",")
+    else:
+        raise SettingsError(f"{name}: expected a comma-separated list, got {value!r}")
+    return frozenset(item.strip() for item in items if item.strip())
+
+
+def _choice(*choices: str) -> Callable[[str, Any], str]:
+    def check(name: str, value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise SettingsError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+        return text
+    return check
+
+
+def _optional_str(name: str, value: Any) -> str | None:
+    text = str(value).strip()
+    return text or None
+
+
+_PARSERS: dict[str, Callable[[str, Any], Any]] = {
+    "dsn": _optional_str,
+    "database": _optional_str,
+    "keystore_dir": _optional_str,
+    "pricing_file": _optional_str,
+    "capture_content": _bool,
+    "retention_days": _positive_int,
+    "sync_tools": _str_list,
+    "sync_timeout_ms": _positive_int,
+    "sync_on_failure": _choice("raise", "continue"),
+    "max_queue_size": _positive_int,
+    "max_batch_size": _positive_int,
+    "schedule_delay_ms": _positive_int,
+    "export_timeout_ms": _positive_int,
+    "max_retries": _non_negative_int,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    dsn: str | None = None  # None: GENAI_AUDIT_DSN or ./genai-audit-data (see clickhouse.dsn)
+    database: str | None = None  # None: genai_audit
+    keystore_dir: str | None = None  # None: "<store dir>-keys" beside an embedded store
+    pricing_file: str | None = None  # extra/overriding prices (JSON)
+    capture_content: bool = True  # False: metadata only, no content stored at all
+    retention_days: int = 365
+    sync_tools: frozenset[str] = field(default_factory=frozenset)  # tools written synchronously
+    sync_timeout_ms: int = 5000
+    sync_on_failure: str = "raise"  # raise: the LLM call raises; continue: log an alarm
+    max_queue_size: int = 20_000
+    max_batch_size: int = 512
+    schedule_delay_ms: int = 200
+    export_timeout_ms: int = 30_000
+    max_retries: int = 3
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def load(cls, overrides: Mapping[str, Any] | None = None,
+             env: Mapping[str, str] | None = None, config_file: str | Path | None = None
+             ) -> Settings:
+        """Merge file < environment < overrides (None values in overrides are ignored)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        path, required = _config_path(config_file, env)
+        for name, value in _read_file(path, required).items():
+            values[name], sources[name] = _parse(name, value, f"file {path}"), f"file {path}"
+        for name in _PARSERS:
+            key = ENV_PREFIX + name.upper()
+            if key in env:
+                values[name], sources[name] = _parse(name, env[key], f"env {key}"), f"env {key}"
+        for name, value in (overrides or {}).items():
+            if value is None:
+                continue
+            if name not in _PARSERS:
+                raise SettingsError(f"unknown setting {name!r}")
+            values[name], sources[name] = _parse(name, value, "argument"), "argument"
+        return cls(**values, sources=sources)
+
+    def describe(self) -> dict[str, tuple[Any, str]]:
+        """Each setting with its value and where it came from (for ``--help``-style output)."""
+        return {f.name: (getattr(self, f.name), self.sources.get(f.name, "default"))
+                for f in fields(self) if f.name != "sources"}
+
+
+def _parse(name: str, value: Any, source: str) -> Any:
+    try:
+        return _PARSERS[name](name, value)
+    except SettingsError as exc:
+        raise SettingsError(f"{exc} (from {source})") from None
+
+
+def _config_path(config_file: str | Path | None, env: Mapping[str, str]) -> tuple[Path, bool]:
+    if config_file is not None:
+        return Path(config_file), True
+    if env.get(ENV_CONFIG):
+        return Path(env[ENV_CONFIG]), True
+    return Path(DEFAULT_CONFIG_FILE), False
+
+
+def _read_file(path: Path, required: bool) -> dict[str, Any]:
+    if not path.exists():
+        if required:
+            raise SettingsError(f"config file {path} does not exist")
+        return {}
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"config file {path}: cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path}: invalid TOML: {exc}") from exc
+    table = data.get("genai_audit", data)
+    if not isinstance(table, dict):
+        raise SettingsError(f"config file {path}: [genai_audit] must be a table")
+    unknown = sorted(set(table) - set(_PARSERS) - {"redaction", "gateway", "retention",
+                                                   "ledger", "regions"})
+    if unknown:
+        raise SettingsError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
+    return {k: v for k, v in table.items() if k in _PARSERS}

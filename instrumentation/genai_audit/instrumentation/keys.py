@@ -1,0 +1,28 @@
+"""Baggage keys of the compliance context, and the span attributes they are stamped as.
+
+The same key is used for the W3C baggage entry and the span attribute, so the context
+reads the same in a span exported over OTLP from any language.
+"""
+
+from __future__ import annotations
+
+ATTR_TENANT = "tenant.id"
+ATTR_USER = "enduser.id"
+ATTR_SESSION = "session.id"
+ATTR_TOOL = "genai_audit.tool"
+ATTR_FEATURE = "genai_audit.feature"
+ATTR_REGION = "genai_audit.region"
+ATTR_DATA_CLASS = "genai_audit.data_class"
+
+#: audit_context() argument -> baggage key
+CONTEXT_KEYS: dict[str, str] = {
+    "tenant_id": ATTR_TENANT,
+    "user_id": ATTR_USER,
+    "session_id": ATTR_SESSION,
+    "tool_name": ATTR_TOOL,
+    "feature_name": ATTR_FEATURE,
+    "region": ATTR_REGION,
+    "data_class": ATTR_DATA_CLASS,
+}
+
+BAGGAGE_KEYS: tuple[str, ...] = tuple(CONTEXT_KEYS.values())

@@ -1,0 +1,1 @@
+"""Processor side: span -> AuditRecord, the record stages and the span processor."""

@@ -1,0 +1,243 @@
+"""Span -> AuditRecord: read the GenAI semantic attributes, tolerate everything else.
+
+Reads both the current conventions (``gen_ai.input.messages`` / ``gen_ai.output.messages``
+JSON, ``gen_ai.usage.input_tokens``) and the older indexed keys
+(``gen_ai.prompt.N.content``, ``gen_ai.completion.N.content``, ``gen_ai.usage.prompt_tokens``).
+Bad input never raises: it is repaired where possible and flagged on the record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
+
+from genai_audit.instrumentation.keys import (
+    ATTR_DATA_CLASS,
+    ATTR_FEATURE,
+    ATTR_REGION,
+    ATTR_SESSION,
+    ATTR_TENANT,
+    ATTR_TOOL,
+    ATTR_USER,
+)
+from genai_audit.processor.record import UNATTRIBUTED_TENANT, AuditRecord, Content, Flag
+
+MAX_FIELD_CHARS = 1_000_000  # per content attribute; longer content is truncated and flagged
+MAX_ID_CHARS = 256  # tenant, user, tool... anything longer is cut
+DEFAULT_TOOL = "unspecified"
+
+_GENAI_MARKERS = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system",
+                  "gen_ai.request.model")
+_STATUS_RE = re.compile(r"(?:Error code|status(?: code)?)[:= ]+(\d{3})\b", re.IGNORECASE)
+_INDEXED_RE = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(role|content|finish_reason)$")
+
+
+def is_genai_span(span: ReadableSpan) -> bool:
+    """True for spans of an LLM call; everything else is not an audit record."""
+    attrs = span.attributes or {}
+    return any(key in attrs for key in _GENAI_MARKERS)
+
+
+def record_id(trace_id: int, span_id: int) -> str:
+    """A UUID fixed by the span's identity, so a replayed span maps to the same record."""
+    digest = hashlib.sha256(f"{trace_id:032x}{span_id:016x}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+def normalize(span: ReadableSpan) -> AuditRecord:
+    attrs: Mapping[str, Any] = span.attributes or {}
+    flags: set[Flag] = set()
+    text = _TextReader(attrs, flags)
+    ctx = span.get_span_context()
+    trace_id, span_id = (ctx.trace_id, ctx.span_id) if ctx is not None else (0, 0)
+    start_ns = span.start_time or 0
+    end_ns = span.end_time or start_ns
+    tenant = text.ident(ATTR_TENANT)
+    if not tenant:
+        tenant = UNATTRIBUTED_TENANT
+        flags.add(Flag.UNATTRIBUTED)
+    user = text.ident(ATTR_USER) or None
+    if user is None:
+        flags.add(Flag.NO_USER)
+    prompt_tokens, response_tokens, cached = _usage(attrs, flags, span)
+    model = text.ident("gen_ai.request.model") or text.ident("gen_ai.response.model")
+    resource_attrs = span.resource.attributes if span.resource is not None else {}
+    return AuditRecord(
+        id=record_id(trace_id, span_id),
+        trace_id=f"{trace_id:032x}",
+        span_id=f"{span_id:016x}",
+        event_timestamp=datetime.fromtimestamp(start_ns // 1000 / 1e6, tz=UTC),
+        tenant_id=tenant,
+        user_id=user,
+        session_id=text.ident(ATTR_SESSION),
+        tool_name=text.ident(ATTR_TOOL) or DEFAULT_TOOL,
+        feature_name=text.ident(ATTR_FEATURE),
+        region=text.ident(ATTR_REGION),
+        data_class=text.ident(ATTR_DATA_CLASS),
+        service_name=_clean(str(resource_attrs.get("service.name", "")), flags)[:MAX_ID_CHARS],
+        operation_name=text.ident("gen_ai.operation.name") or span.name[:MAX_ID_CHARS],
+        provider=text.ident("gen_ai.provider.name") or text.ident("gen_ai.system") or "unknown",
+        model=model or "unknown",
+        response_model=text.ident("gen_ai.response.model"),
+        request_id=text.ident("gen_ai.response.id"),
+        prompt_tokens=prompt_tokens,
+        response_tokens=response_tokens,
+        cached_tokens=cached,
+        latency_ms=max(0, round((end_ns - start_ns) / 1e6)),
+        status_code=_status_code(span),
+        error_type=text.ident("error.type"),
+        finish_reasons=[_clean(str(r), flags) for r in
+                        _as_list(attrs.get("gen_ai.response.finish_reasons"))],
+        is_streaming=bool(attrs.get("gen_ai.is_streaming") or attrs.get("llm.is_streaming")),
+        content=_content(attrs, text, flags),
+        flags=flags,
+    )
+
+
+class _TextReader:
+    """Reads string attributes, repairing invalid UTF-8 and flagging it."""
+
+    def __init__(self, attrs: Mapping[str, Any], flags: set[Flag]) -> None:
+        self.attrs, self.flags = attrs, flags
+
+    def ident(self, key: str) -> str:
+        value = self.attrs.get(key)
+        if value is None:
+            return ""
+        return _clean(str(value), self.flags).strip()[:MAX_ID_CHARS]
+
+    def content(self, key: str) -> str | None:
+        value = self.attrs.get(key)
+        if value is None:
+            return None
+        cleaned = _clean(str(value), self.flags)
+        if len(cleaned) > MAX_FIELD_CHARS:
+            self.flags.add(Flag.CONTENT_TRUNCATED)
+            cleaned = cleaned[:MAX_FIELD_CHARS]
+        return cleaned
+
+
+def _clean(value: str, flags: set[Flag]) -> str:
+    """Replace lone surrogates (invalid UTF-8 smuggled through ``surrogateescape``) and NULs."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        flags.add(Flag.INVALID_UTF8)
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str | bytes):
+        return [value]
+    try:
+        return list(value)
+    except TypeError:
+        return [value]
+
+
+def _int_attr(attrs: Mapping[str, Any], *keys: str) -> int | None:
+    for key in keys:
+        value = attrs.get(key)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int | float) and value >= 0:
+            return min(int(value), 2**32 - 1)
+    return None
+
+
+def _usage(attrs: Mapping[str, Any], flags: set[Flag], span: ReadableSpan) -> tuple[int, int, int]:
+    prompt = _int_attr(attrs, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
+    response = _int_attr(attrs, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
+    cached = _int_attr(attrs, "gen_ai.usage.cache_read.input_tokens",
+                       "gen_ai.usage.cache_read_input_tokens") or 0
+    failed = span.status is not None and span.status.status_code == StatusCode.ERROR
+    if (prompt is None or response is None) and not failed:
+        flags.add(Flag.MISSING_USAGE)
+    return prompt or 0, response or 0, cached
+
+
+def _status_code(span: ReadableSpan) -> int:
+    """200 for a successful call; the provider's HTTP status for a failed one; 0 if unknown."""
+    attrs = span.attributes or {}
+    http = _int_attr(attrs, "http.response.status_code", "http.status_code")
+    if http is not None:
+        return http
+    failed = (span.status is not None and span.status.status_code == StatusCode.ERROR) or bool(
+        attrs.get("error.type"))
+    if not failed:
+        return 200
+    for event in span.events:
+        match = _STATUS_RE.search(str((event.attributes or {}).get("exception.message", "")))
+        if match:
+            return int(match.group(1))
+    description = span.status.description if span.status is not None else None
+    match = _STATUS_RE.search(description or "")
+    return int(match.group(1)) if match else 0
+
+
+def _content(attrs: Mapping[str, Any], text: _TextReader, flags: set[Flag]) -> Content:
+    content = Content(
+        input_messages=_messages(text.content("gen_ai.input.messages"), "user",
+                                 Flag.MALFORMED_INPUT_MESSAGES, flags),
+        output_messages=_messages(text.content("gen_ai.output.messages"), "assistant",
+                                  Flag.MALFORMED_OUTPUT_MESSAGES, flags),
+        system_instructions=_messages(text.content("gen_ai.system_instructions"), "system",
+                                      Flag.MALFORMED_INPUT_MESSAGES, flags),
+    )
+    if not (content.input_messages or content.output_messages):
+        legacy_in, legacy_out = _indexed_messages(attrs, text)
+        content.input_messages, content.output_messages = legacy_in, legacy_out
+    return content
+
+
+def _messages(raw: str | None, default_role: str, bad: Flag, flags: set[Flag]) -> list[
+        dict[str, Any]]:
+    """Parse a GenAI messages JSON string; keep unparseable content as one text part."""
+    if raw is None or raw == "":
+        return []
+    try:
+        parsed = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        flags.add(bad)
+        return [_text_message(default_role, raw)]
+    if isinstance(parsed, dict):
+        parsed = [parsed]
+    if not isinstance(parsed, list) or not all(isinstance(m, dict) for m in parsed):
+        flags.add(bad)
+        return [_text_message(default_role, raw)]
+    return parsed
+
+
+def _text_message(role: str, content: str, finish_reason: str | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": role, "parts": [{"type": "text", "content": content}]}
+    if finish_reason:
+        message["finish_reason"] = finish_reason
+    return message
+
+
+def _indexed_messages(attrs: Mapping[str, Any], text: _TextReader) -> tuple[
+        list[dict[str, Any]], list[dict[str, Any]]]:
+    """Older conventions: ``gen_ai.prompt.N.role`` / ``gen_ai.prompt.N.content`` etc."""
+    found: dict[tuple[str, int], dict[str, str]] = {}
+    for key in attrs:
+        match = _INDEXED_RE.match(key)
+        if match:
+            kind, index, field = match.group(1), int(match.group(2)), match.group(3)
+            found.setdefault((kind, index), {})[field] = text.content(key) or ""
+    prompts, completions = [], []
+    for (kind, _index), fields in sorted(found.items()):
+        role = fields.get("role") or ("user" if kind == "prompt" else "assistant")
+        message = _text_message(role, fields.get("content", ""), fields.get("finish_reason"))
+        (prompts if kind == "prompt" else completions).append(message)
+    return prompts, completions

@@ -1,0 +1,67 @@
+"""The record pipeline: spans in, finished audit records out.
+
+``normalize`` turns each ended GenAI span into an ``AuditRecord``; the stages then run
+in order over the whole batch. A stage that raises is retried record by record and the
+records it still fails on are withheld (content dropped, metadata kept, flagged): the
+pipeline fails closed and never loses a record.
+
+Stage order (each issue adds its stage at its place)::
+
+    pseudonymize -> redact -> render -> commit -> encrypt -> price
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from genai_audit.processor.normalize import is_genai_span, normalize
+from genai_audit.processor.record import AuditRecord, Flag
+
+_log = logging.getLogger(__name__)
+
+
+class Stage(Protocol):
+    """One step of the pipeline. ``process`` mutates the records in place."""
+
+    name: str
+    failure_flag: Flag  # flagged on a record the stage could not process
+
+    def process(self, records: Sequence[AuditRecord]) -> None: ...
+
+
+class RecordPipeline:
+    """Normalize spans and run the stages. Thread-compatible: one caller at a time."""
+
+    def __init__(self, stages: Iterable[Stage]) -> None:
+        self.stages: list[Stage] = list(stages)
+
+    def build(self, spans: Iterable[ReadableSpan]) -> list[AuditRecord]:
+        records = [normalize(span) for span in spans if is_genai_span(span)]
+        self.run(records)
+        return records
+
+    def run(self, records: list[AuditRecord]) -> None:
+        for stage in self.stages:
+            if records:
+                _run_stage(stage, records)
+
+
+def _run_stage(stage: Stage, records: Sequence[AuditRecord]) -> None:
+    try:
+        stage.process(records)
+        return
+    except Exception:
+        _log.warning("stage %s failed on a batch of %d; retrying one by one",
+                     stage.name, len(records), exc_info=_log.isEnabledFor(logging.DEBUG))
+    for record in records:
+        try:
+            stage.process([record])
+        except Exception as exc:
+            # Never log the exception text: it may quote content.
+            _log.error("stage %s failed on record %s (%s); content withheld",
+                       stage.name, record.id, type(exc).__name__)
+            record.withhold_content(stage.failure_flag)

@@ -1,0 +1,120 @@
+"""The audit record: what one LLM call becomes on its way from span to row.
+
+An ``AuditRecord`` is built from an ended span by ``normalize`` and then handed,
+in batches, through the pipeline's stages (redaction, commitments, encryption,
+cost, ledger). Stages mutate the record; the ClickHouse writer turns the final
+record into one ``interactions`` row. Nothing here touches the network or the store.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+RECORD_SCHEMA_VERSION = 1
+UNATTRIBUTED_TENANT = "_unattributed"
+
+
+class Flag(str, enum.Enum):
+    """What was wrong or notable about a record. Stored in the ``flags`` column."""
+
+    UNATTRIBUTED = "unattributed"  # no tenant in baggage: a control failure
+    MALFORMED_INPUT_MESSAGES = "malformed_input_messages"
+    MALFORMED_OUTPUT_MESSAGES = "malformed_output_messages"
+    MISSING_USAGE = "missing_usage"
+    INVALID_UTF8 = "invalid_utf8"
+    UNKNOWN_MODEL = "unknown_model"  # cost is 0 because no price is known
+    CONTENT_TRUNCATED = "content_truncated"
+    CONTENT_NOT_CAPTURED = "content_not_captured"
+    CONTENT_WITHHELD = "content_withheld"  # a stage failed closed
+    REDACTION_FAILED = "redaction_failed"
+    ENCRYPTION_FAILED = "encryption_failed"
+    NO_USER = "no_user"
+
+
+class ContentState(str, enum.Enum):
+    """How the content columns of a row are to be read."""
+
+    PLAINTEXT = "plaintext"  # redacted text as stored (no encryption stage ran)
+    ENCRYPTED = "encrypted"
+    WITHHELD = "withheld"  # fail-closed: content dropped, metadata kept
+    NOT_CAPTURED = "not_captured"  # capture off, or the span carried no content
+
+
+@dataclass
+class Content:
+    """Message content of one interaction.
+
+    ``input_messages``/``output_messages`` follow the OTel GenAI JSON shape
+    (``[{"role": ..., "parts": [{"type": "text", "content": ...}, ...]}]``);
+    stages that rewrite text (redaction) walk them with ``text_slots``.
+    """
+
+    input_messages: list[dict[str, Any]] = field(default_factory=list)
+    output_messages: list[dict[str, Any]] = field(default_factory=list)
+    system_instructions: list[dict[str, Any]] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (self.input_messages or self.output_messages or self.system_instructions)
+
+
+@dataclass
+class AuditRecord:
+    """One LLM call, as the audit trail will hold it."""
+
+    id: str  # UUID, derived from trace and span id so replays are idempotent
+    trace_id: str
+    span_id: str
+    event_timestamp: datetime  # span start, UTC
+    tenant_id: str
+    user_id: str | None  # plaintext, in memory only; the pseudonym stage clears it
+    session_id: str
+    tool_name: str
+    feature_name: str
+    region: str
+    data_class: str
+    service_name: str
+    operation_name: str
+    provider: str
+    model: str
+    response_model: str
+    request_id: str
+    prompt_tokens: int
+    response_tokens: int
+    cached_tokens: int
+    latency_ms: int
+    status_code: int
+    error_type: str
+    finish_reasons: list[str]
+    is_streaming: bool
+    content: Content
+    user_key: str = ""  # gdpr_pseudonymized_user_key (keyed HMAC)
+    total_cost: Decimal = Decimal(0)
+    pricing_version: str = ""
+    content_state: ContentState = ContentState.PLAINTEXT
+    prompt_text: str = ""  # serialized content as stored (after redaction / encryption)
+    response_text: str = ""
+    response_preview: str = ""
+    prompt_hash: bytes = b""
+    response_hash: bytes = b""
+    has_pii_detected: bool = False
+    pii_redacted_before_llm: bool = False
+    pii_entity_counts: dict[str, int] = field(default_factory=dict)
+    hipaa_compliant_route: bool = False
+    retention_days: int = 365
+    flags: set[Flag] = field(default_factory=set)
+    extra: dict[str, Any] = field(default_factory=dict)  # stage-private values
+    schema_version: int = RECORD_SCHEMA_VERSION
+
+    def flag(self, flag: Flag) -> None:
+        self.flags.add(flag)
+
+    def withhold_content(self, reason: Flag) -> None:
+        """Fail closed: drop every content field, keep the metadata, say why."""
+        self.content = Content()
+        self.prompt_text = self.response_text = self.response_preview = ""
+        self.content_state = ContentState.WITHHELD
+        self.flags.update({reason, Flag.CONTENT_WITHHELD})

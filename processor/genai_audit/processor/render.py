@@ -1,0 +1,58 @@
+"""Render content for storage: canonical JSON of the messages and a 500-character preview.
+
+Runs after redaction, so what it serializes is what may be stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from genai_audit.processor.record import AuditRecord, Content, ContentState, Flag
+
+PREVIEW_CHARS = 500
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def message_text(messages: list[dict[str, Any]]) -> str:
+    """The text parts of messages, joined: what a human reads as the response."""
+    texts: list[str] = []
+    for message in messages:
+        for part in message.get("parts") or []:
+            if isinstance(part, dict) and part.get("type", "text") == "text":
+                texts.append(str(part.get("content", "")))
+        if isinstance(message.get("content"), str):
+            texts.append(message["content"])
+    return "\n".join(texts)
+
+
+class RenderStage:
+    """Serialize content; with ``capture_content=False`` drop it (metadata-only records)."""
+
+    name = "render"
+    failure_flag = Flag.CONTENT_WITHHELD
+
+    def __init__(self, capture_content: bool = True) -> None:
+        self.capture_content = capture_content
+
+    def process(self, records: Sequence[AuditRecord]) -> None:
+        for record in records:
+            if record.content_state is ContentState.WITHHELD:
+                continue
+            content = record.content
+            if not self.capture_content:
+                record.content = Content()
+                record.content_state = ContentState.NOT_CAPTURED
+                continue
+            if content.is_empty():
+                record.content_state = ContentState.NOT_CAPTURED
+                record.flag(Flag.CONTENT_NOT_CAPTURED)
+                continue
+            prompt = content.system_instructions + content.input_messages
+            record.prompt_text = canonical_json(prompt)
+            record.response_text = canonical_json(content.output_messages)
+            record.response_preview = message_text(content.output_messages)[:PREVIEW_CHARS]

@@ -1,0 +1,162 @@
+"""``ComplianceSpanProcessor``: the only genai-audit code on the request thread.
+
+* ``on_start`` stamps the compliance baggage (tenant, user, tool...) onto the span;
+* ``on_end`` drops non-GenAI spans and enqueues the rest (a deque append);
+* a worker thread drains the queue in batches into the exporter, which runs the record
+  pipeline and writes the rows.
+
+Durability per tool: spans of a tool named in ``sync_tools`` are written before ``on_end``
+returns, that is before the instrumented LLM call returns to the application, bounded by
+``sync_timeout_ms``. If that write fails or times out, ``sync_on_failure`` decides:
+``raise`` raises ``AuditDurabilityError`` into the application's call (non-streaming
+calls; a streaming call's span ends inside the instrumentation, which swallows errors, so
+there it degrades to the alarm), ``continue`` logs an ERROR alarm and goes on.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from genai_audit.config import Settings
+from genai_audit.instrumentation.context import stamp_baggage
+from genai_audit.instrumentation.keys import ATTR_TOOL
+from genai_audit.processor.normalize import is_genai_span
+
+_log = logging.getLogger(__name__)
+
+
+class AuditDurabilityError(RuntimeError):
+    """A synchronously audited call could not be recorded in time."""
+
+
+@dataclass
+class _Pending:
+    span: ReadableSpan
+    done: threading.Event | None = None
+    ok: bool = False
+
+
+@dataclass
+class _Flush:
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class ComplianceSpanProcessor(SpanProcessor):
+    def __init__(self, exporter: SpanExporter, settings: Settings | None = None) -> None:
+        self.exporter = exporter
+        self.settings = settings or Settings.load()
+        self._queue: collections.deque[_Pending | _Flush] = collections.deque()
+        self._wake = threading.Condition(threading.Lock())
+        self._stopping = False
+        self._shutdown_done = False
+        self._shutdown_lock = threading.Lock()
+        self.dropped = 0
+        self._worker = threading.Thread(target=self._run, name="genai-audit-worker",
+                                        daemon=True)
+        self._worker.start()
+
+    # -- request thread ----------------------------------------------------------------
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        stamp_baggage(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self._stopping or not is_genai_span(span):
+            return
+        attrs = span.attributes or {}
+        if attrs.get(ATTR_TOOL) in self.settings.sync_tools:
+            self._write_now(span)
+            return
+        if len(self._queue) >= self.settings.max_queue_size:
+            self.dropped += 1
+            _log.error("genai-audit queue full (%d): audit record for span %s NOT recorded",
+                       self.settings.max_queue_size, span.context.span_id if span.context else 0)
+            return
+        self._queue.append(_Pending(span))
+        if len(self._queue) >= self.settings.max_batch_size:
+            self._notify()
+
+    def _write_now(self, span: ReadableSpan) -> None:
+        pending = _Pending(span, done=threading.Event())
+        self._queue.append(pending)
+        self._notify()
+        finished = pending.done.wait(self.settings.sync_timeout_ms / 1000)  # type: ignore[union-attr]
+        if finished and pending.ok:
+            return
+        reason = "failed" if finished else f"timed out after {self.settings.sync_timeout_ms} ms"
+        tool = (span.attributes or {}).get(ATTR_TOOL)
+        message = f"genai-audit: synchronous audit write {reason} for tool {tool}"
+        if self.settings.sync_on_failure == "raise":
+            raise AuditDurabilityError(message)
+        _log.error("ALARM %s; the call continues without a stored audit record", message)
+
+    def _notify(self) -> None:
+        with self._wake:
+            self._wake.notify()
+
+    # -- worker ----------------------------------------------------------------------
+    def _run(self) -> None:
+        delay = self.settings.schedule_delay_ms / 1000
+        while True:
+            with self._wake:
+                if not self._queue and not self._stopping:
+                    self._wake.wait(delay)
+            self._drain()
+            if self._stopping and not self._queue:
+                return
+
+    def _drain(self) -> None:
+        while self._queue:
+            batch: list[_Pending] = []
+            flushes: list[_Flush] = []
+            while self._queue and len(batch) < self.settings.max_batch_size:
+                item = self._queue.popleft()
+                if isinstance(item, _Flush):
+                    flushes.append(item)
+                    break  # everything before the marker is in this batch
+                batch.append(item)
+            if batch:
+                self._export(batch)
+            for flush in flushes:
+                flush.done.set()
+
+    def _export(self, batch: list[_Pending]) -> None:
+        try:
+            ok = self.exporter.export([p.span for p in batch]) is SpanExportResult.SUCCESS
+        except Exception:  # an exporter must not raise; if one does, fail the batch
+            _log.exception("genai-audit exporter raised")
+            ok = False
+        for pending in batch:
+            pending.ok = ok
+            if pending.done is not None:
+                pending.done.set()
+
+    # -- lifecycle -------------------------------------------------------------------
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        if self._shutdown_done:
+            return True
+        marker = _Flush()
+        self._queue.append(marker)
+        self._notify()
+        return marker.done.wait(timeout_millis / 1000)
+
+    def shutdown(self, timeout_millis: int = 30_000) -> None:
+        with self._shutdown_lock:
+            if self._shutdown_done:
+                return
+            self._shutdown_done = True
+        deadline = time.monotonic() + timeout_millis / 1000
+        self._stopping = True
+        self._notify()
+        self._worker.join(max(0.0, deadline - time.monotonic()))
+        if self._worker.is_alive():
+            _log.error("genai-audit: %d span(s) still queued at shutdown deadline",
+                       len(self._queue))
+        self.exporter.shutdown()
