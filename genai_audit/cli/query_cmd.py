@@ -1,0 +1,38 @@
+"""``genai-audit query``: read-only SQL against the store."""
+
+from __future__ import annotations
+
+import click
+
+from genai_audit.cli.common import CommandError, open_store, store_options
+from genai_audit.cli.formats import FORMATTERS
+from genai_audit.clickhouse.errors import QueryRejected
+from genai_audit.clickhouse.readonly import READONLY_SETTINGS, check_read_only
+from genai_audit.config import Settings
+
+
+@click.command("query")
+@click.argument("sql")
+@click.option("--format", "fmt", type=click.Choice(sorted(FORMATTERS)), default="table",
+              show_default=True, help="Output format.")
+@store_options
+def command(sql: str, fmt: str, settings: Settings) -> None:
+    """Run one read-only SQL query (SELECT or WITH ... SELECT) against the audit store.
+
+    The query is parsed by ClickHouse itself and must be a single SELECT; it runs with
+    readonly=1, so it cannot change data or settings. Tables: interactions and the
+    seed-compatible view llm_interaction_audit (see docs/auditor-cookbook.md).
+
+    \b
+    Examples:
+      genai-audit query "SELECT tool_name, sum(total_cost) FROM interactions GROUP BY tool_name"
+      genai-audit query --format json "SELECT count() FROM llm_interaction_audit"
+    """
+    store = open_store(settings)
+    try:
+        statement = check_read_only(store, sql)
+    except QueryRejected as exc:
+        raise CommandError(f"query rejected: {exc}") from exc
+    result = store.query(statement, settings=READONLY_SETTINGS)
+    columns = list(result.column_names)
+    click.echo(FORMATTERS[fmt](columns, result.result_rows))
