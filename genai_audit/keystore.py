@@ -1,7 +1,8 @@
 """Keys live here, never in ClickHouse.
 
 ``KeyStore`` is the seam: the pipeline asks it for per-tenant secrets (pseudonyms,
-content commitments). ``LocalKeyStore`` keeps them in one JSON file beside the store,
+content commitments) and the store's Ed25519 signing key (ledger checkpoints, archive
+manifests). ``LocalKeyStore`` keeps them in one JSON file beside the store,
 created with mode 0600, written atomically under an exclusive lock so several processes
 can share it. A KMS or Vault backend implements the same protocol.
 """
@@ -18,6 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 KEYSTORE_FILE = "keystore.json"
 KEYSTORE_VERSION = 1
 
@@ -31,6 +35,10 @@ class KeyStore(Protocol):
         """A 32-byte secret for ``(tenant, purpose)``, created on first use."""
         ...
 
+    def signing_key(self) -> Ed25519PrivateKey:
+        """The store's Ed25519 signing key (ledger checkpoints, archive manifests)."""
+        ...
+
 
 class LocalKeyStore:
     """Per-tenant secrets in ``<directory>/keystore.json`` (0600)."""
@@ -40,6 +48,7 @@ class LocalKeyStore:
         self.path = self.directory / KEYSTORE_FILE
         self._cache: dict[tuple[str, str], bytes] = {}
         self._lock = threading.Lock()
+        self._signing: Ed25519PrivateKey | None = None
 
     def tenant_secret(self, tenant_id: str, purpose: str) -> bytes:
         key = (tenant_id, purpose)
@@ -50,6 +59,17 @@ class LocalKeyStore:
             secret = self._load_or_create(f"{purpose}:{tenant_id}")
             self._cache[key] = secret
             return secret
+
+    def signing_key(self) -> Ed25519PrivateKey:
+        with self._lock:
+            if self._signing is None:
+                seed = self._load_or_create("signing:ed25519")
+                self._signing = Ed25519PrivateKey.from_private_bytes(seed)
+            return self._signing
+
+    def public_key_pem(self) -> bytes:
+        return self.signing_key().public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
     def _load_or_create(self, name: str) -> bytes:
         with self._locked() as data:
