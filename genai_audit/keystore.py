@@ -1,33 +1,95 @@
 """Keys live here, never in ClickHouse.
 
-``KeyStore`` is the seam: the pipeline asks it for per-tenant secrets (pseudonyms,
-content commitments) and the store's Ed25519 signing key (ledger checkpoints, archive
-manifests). ``LocalKeyStore`` keeps them in one JSON file beside the store,
-created with mode 0600, written atomically under an exclusive lock so several processes
-can share it. A KMS or Vault backend implements the same protocol.
+``KeyStore`` is the seam the pipeline and the CLI use:
+
+* per-tenant secrets (``tenant_secret``) and the store's Ed25519 signing key;
+* per-data-subject keys (``SubjectKey``): a random pseudonym (what ClickHouse stores as
+  ``gdpr_pseudonymized_user_key``) and a random AES-256 data key (DEK) that encrypts the
+  subject's content. Records without a user use the tenant's no-subject key (pseudonym "").
+  The only link from a user id to its pseudonym and DEK is a keystore row, found by
+  ``HMAC(tenant index secret, user id)``; deleting that row (``destroy_subject``) is the
+  GDPR Art. 17 crypto-shredding: content becomes unreadable and the pseudonym unlinkable.
+
+``LocalKeyStore`` keeps everything in one SQLite file (``keystore.db``, mode 0600) beside
+the store, every key wrapped by the master key (``genai_audit.masterkey``). SQLite gives
+multi-process safety (file locks), durability (``synchronous=FULL``, rollback journal
+deleted on commit) and real deletion (``secure_delete``: freed bytes are zeroed, so a
+destroyed key leaves no copy in the file). Processes sharing the file notice another
+process's erasures before their next key lookup (``PRAGMA data_version`` + an erasure
+epoch), so no stale cached key outlives its erasure.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
+import hashlib
+import hmac
 import os
 import secrets
+import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-KEYSTORE_FILE = "keystore.json"
-KEYSTORE_VERSION = 1
+from genai_audit.masterkey import MASTER_KEY_FILE, KeyWrapper, MasterKeyError, load_master_key
+
+if TYPE_CHECKING:
+    from genai_audit.config import Settings
+
+KEYSTORE_FILE = "keystore.db"
+KEYSTORE_VERSION = "2"
+NO_SUBJECT = ""  # pseudonym of the tenant's no-subject key (records without a user)
+_NO_SUBJECT_LOOKUP = "*"
+_INDEX_PURPOSE = "subject-index"
+_KEK_CHECK = b"genai-audit keystore kek check"
+_BUSY_TIMEOUT_S = 30.0
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, wrapped BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS subjects (tenant TEXT NOT NULL, lookup TEXT NOT NULL,"
+    " pseudonym TEXT NOT NULL, key_id TEXT NOT NULL, wrapped BLOB NOT NULL,"
+    " created_at TEXT NOT NULL, PRIMARY KEY (tenant, lookup))",
+    "CREATE UNIQUE INDEX IF NOT EXISTS subjects_by_pseudonym ON subjects (tenant, pseudonym)",
+    "CREATE TABLE IF NOT EXISTS erasures (tenant TEXT NOT NULL, lookup TEXT NOT NULL,"
+    " erasure_id TEXT NOT NULL, request_id TEXT NOT NULL, erased_at TEXT NOT NULL,"
+    " PRIMARY KEY (tenant, lookup))",
+)
 
 
 class KeyStoreError(Exception):
-    """The keystore cannot be read or written."""
+    """The keystore cannot be read or written, or its master key does not fit."""
+
+
+@dataclass(frozen=True)
+class SubjectKey:
+    """One data subject's pseudonym and data key (DEK)."""
+
+    tenant_id: str
+    pseudonym: str  # NO_SUBJECT for the tenant's no-subject key
+    key_id: str  # non-secret id of the DEK, stored with each record it encrypts
+    dek: bytes = field(repr=False)
+
+    def derive(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose`` (e.g. content commitments), dead with the DEK."""
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                    info=b"genai-audit/" + purpose.encode()).derive(self.dek)
+
+
+@dataclass(frozen=True)
+class ErasureMarker:
+    """What the keystore remembers of an erased subject: no pseudonym, no key."""
+
+    erasure_id: str
+    request_id: str
+    erased_at: str
 
 
 class KeyStore(Protocol):
@@ -39,78 +101,312 @@ class KeyStore(Protocol):
         """The store's Ed25519 signing key (ledger checkpoints, archive manifests)."""
         ...
 
+    def subject_keys(self, tenant_id: str, user_ids: Iterable[str]) -> dict[str, SubjectKey]:
+        """The key of each user (created on first sight), by user id."""
+        ...
+
+    def key_for_pseudonym(self, tenant_id: str, pseudonym: str) -> SubjectKey | None:
+        """The key behind a stored pseudonym; None once erased. NO_SUBJECT is created."""
+        ...
+
+    def find_subject(self, tenant_id: str, user_id: str) -> SubjectKey | None:
+        """The user's live key, never creating one."""
+        ...
+
+    def erasure_marker(self, tenant_id: str, user_id: str) -> ErasureMarker | None: ...
+
+    def destroy_subject(self, tenant_id: str, user_id: str, marker: ErasureMarker) -> bool:
+        """Delete the user's pseudonym mapping and DEK for good; False if there was none."""
+        ...
+
 
 class LocalKeyStore:
-    """Per-tenant secrets in ``<directory>/keystore.json`` (0600)."""
+    """The keystore in ``<directory>/keystore.db``, keys wrapped by the master key."""
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.directory = Path(directory).resolve()
+    def __init__(self, directory: str | os.PathLike[str], *, wrapper: KeyWrapper | None = None,
+                 master_key_file: str | os.PathLike[str] | None = None) -> None:
+        self.directory = Path(directory).expanduser().resolve()
         self.path = self.directory / KEYSTORE_FILE
-        self._cache: dict[tuple[str, str], bytes] = {}
-        self._lock = threading.Lock()
+        self.master_key_file = (Path(master_key_file).expanduser().resolve() if master_key_file
+                                else self.directory / MASTER_KEY_FILE)
+        self._wrapper = wrapper
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        self._data_version = -1
+        self._epoch = b""
+        self._secrets: dict[str, bytes] = {}
+        self._by_lookup: dict[tuple[str, str], SubjectKey] = {}
+        self._by_pseudonym: dict[tuple[str, str], SubjectKey] = {}
         self._signing: Ed25519PrivateKey | None = None
 
+    # -- secrets ---------------------------------------------------------------------
     def tenant_secret(self, tenant_id: str, purpose: str) -> bytes:
-        key = (tenant_id, purpose)
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None:
-                return cached
-            secret = self._load_or_create(f"{purpose}:{tenant_id}")
-            self._cache[key] = secret
-            return secret
+        return self._secret(f"{purpose}:{tenant_id}")
 
     def signing_key(self) -> Ed25519PrivateKey:
         with self._lock:
             if self._signing is None:
-                seed = self._load_or_create("signing:ed25519")
-                self._signing = Ed25519PrivateKey.from_private_bytes(seed)
+                self._signing = Ed25519PrivateKey.from_private_bytes(
+                    self._secret("signing:ed25519"))
             return self._signing
 
     def public_key_pem(self) -> bytes:
         return self.signing_key().public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
-    def _load_or_create(self, name: str) -> bytes:
-        with self._locked() as data:
-            secrets_ = data.setdefault("tenant_secrets", {})
-            if name not in secrets_:
-                secrets_[name] = secrets.token_hex(32)
-                self._write(data)
-            try:
-                return bytes.fromhex(secrets_[name])
-            except (TypeError, ValueError) as exc:
-                raise KeyStoreError(f"keystore {self.path}: secret {name!r} is corrupt") from exc
+    def _secret(self, name: str) -> bytes:
+        with self._lock:
+            cached = self._secrets.get(name)
+            if cached is not None:
+                return cached
+            aad = b"secret\0" + name.encode()
+            with self._transaction(write=False) as conn:
+                row = conn.execute("SELECT wrapped FROM secrets WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                with self._transaction(write=True) as conn:
+                    row = conn.execute("SELECT wrapped FROM secrets WHERE name = ?",
+                                       (name,)).fetchone()
+                    if row is None:
+                        row = (self._wrap(secrets.token_bytes(32), aad),)
+                        conn.execute("INSERT INTO secrets (name, wrapped) VALUES (?, ?)",
+                                     (name, row[0]))
+            secret = self._unwrap(row[0], aad, f"secret {name!r}")
+            self._secrets[name] = secret
+            return secret
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[dict[str, Any]]:
+    # -- data subjects ---------------------------------------------------------------
+    def subject_keys(self, tenant_id: str, user_ids: Iterable[str]) -> dict[str, SubjectKey]:
+        with self._lock:
+            self._refresh()
+            wanted = {user: self._lookup(tenant_id, user) for user in set(user_ids)}
+            found = {u: k for u, lk in wanted.items()
+                     if (k := self._by_lookup.get((tenant_id, lk))) is not None}
+            missing = {u: lk for u, lk in wanted.items() if u not in found}
+            if missing:
+                found.update(self._ensure(tenant_id, missing))
+            return found
+
+    def key_for_pseudonym(self, tenant_id: str, pseudonym: str) -> SubjectKey | None:
+        with self._lock:
+            self._refresh()
+            cached = self._by_pseudonym.get((tenant_id, pseudonym))
+            if cached is not None:
+                return cached
+            if pseudonym == NO_SUBJECT:
+                return self._ensure(tenant_id, {"": _NO_SUBJECT_LOOKUP})[""]
+            with self._transaction(write=False) as conn:
+                row = conn.execute(
+                    "SELECT lookup, pseudonym, key_id, wrapped FROM subjects"
+                    " WHERE tenant = ? AND pseudonym = ?", (tenant_id, pseudonym)).fetchone()
+            return None if row is None else self._remember(tenant_id, row)
+
+    def find_subject(self, tenant_id: str, user_id: str) -> SubjectKey | None:
+        with self._lock:
+            self._refresh()
+            lookup = self._lookup(tenant_id, user_id)
+            with self._transaction(write=False) as conn:
+                row = conn.execute(
+                    "SELECT lookup, pseudonym, key_id, wrapped FROM subjects"
+                    " WHERE tenant = ? AND lookup = ?", (tenant_id, lookup)).fetchone()
+            return None if row is None else self._remember(tenant_id, row)
+
+    def erasure_marker(self, tenant_id: str, user_id: str) -> ErasureMarker | None:
+        lookup = self._lookup(tenant_id, user_id)
+        with self._lock, self._transaction(write=False) as conn:
+            row = conn.execute("SELECT erasure_id, request_id, erased_at FROM erasures"
+                               " WHERE tenant = ? AND lookup = ?", (tenant_id, lookup)).fetchone()
+        return None if row is None else ErasureMarker(*row)
+
+    def destroy_subject(self, tenant_id: str, user_id: str, marker: ErasureMarker) -> bool:
+        lookup = self._lookup(tenant_id, user_id)
+        with self._lock:
+            with self._transaction(write=True) as conn:
+                deleted = conn.execute("DELETE FROM subjects WHERE tenant = ? AND lookup = ?",
+                                       (tenant_id, lookup)).rowcount
+                if deleted:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO erasures (tenant, lookup, erasure_id,"
+                        " request_id, erased_at) VALUES (?, ?, ?, ?, ?)",
+                        (tenant_id, lookup, marker.erasure_id, marker.request_id,
+                         marker.erased_at))
+                    conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES"
+                                 " ('erasure_epoch', ?)", (secrets.token_bytes(16),))
+            self._forget_subjects()
+            return bool(deleted)
+
+    def subject_count(self, tenant_id: str) -> int:
+        with self._lock, self._transaction(write=False) as conn:
+            row = conn.execute("SELECT count(*) FROM subjects WHERE tenant = ? AND lookup != ?",
+                               (tenant_id, _NO_SUBJECT_LOOKUP)).fetchone()
+        return int(row[0])
+
+    def _lookup(self, tenant_id: str, user_id: str) -> str:
+        secret = self.tenant_secret(tenant_id, _INDEX_PURPOSE)
+        return hmac.new(secret, user_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def _ensure(self, tenant_id: str, lookups: dict[str, str]) -> dict[str, SubjectKey]:
+        """Fetch or create (in one transaction) the subjects behind ``{user: lookup}``."""
+        result: dict[str, SubjectKey] = {}
+        with self._transaction(write=True) as conn:
+            for user, lookup in lookups.items():
+                row = conn.execute(
+                    "SELECT lookup, pseudonym, key_id, wrapped FROM subjects"
+                    " WHERE tenant = ? AND lookup = ?", (tenant_id, lookup)).fetchone()
+                if row is None:
+                    pseudonym = (NO_SUBJECT if lookup == _NO_SUBJECT_LOOKUP
+                                 else secrets.token_hex(16))
+                    key_id = secrets.token_hex(8)
+                    wrapped = self._wrap(secrets.token_bytes(32),
+                                         _dek_aad(tenant_id, pseudonym, key_id))
+                    conn.execute(
+                        "INSERT INTO subjects (tenant, lookup, pseudonym, key_id, wrapped,"
+                        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (tenant_id, lookup, pseudonym, key_id, wrapped, _now()))
+                    row = (lookup, pseudonym, key_id, wrapped)
+                result[user] = self._remember(tenant_id, row)
+        return result
+
+    def _remember(self, tenant_id: str, row: tuple[str, str, str, bytes]) -> SubjectKey:
+        lookup, pseudonym, key_id, wrapped = row
+        dek = self._unwrap(wrapped, _dek_aad(tenant_id, pseudonym, key_id), "a subject key")
+        key = SubjectKey(tenant_id, pseudonym, key_id, dek)
+        self._by_lookup[(tenant_id, lookup)] = key
+        self._by_pseudonym[(tenant_id, pseudonym)] = key
+        return key
+
+    def _forget_subjects(self) -> None:
+        self._by_lookup.clear()
+        self._by_pseudonym.clear()
+
+    def _refresh(self) -> None:
+        """Drop cached subject keys if any process erased a subject since we last looked."""
+        conn = self._connection()
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version:
+            return
+        self._data_version = version
+        row = conn.execute("SELECT value FROM meta WHERE name = 'erasure_epoch'").fetchone()
+        epoch = bytes(row[0]) if row else b""
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._forget_subjects()
+
+    # -- master key and file ------------------------------------------------------------
+    def ensure_master_key(self) -> KeyWrapper:
+        """Load (creating it for a new keystore) the master key and check it fits."""
+        with self._lock:
+            return self._kek()
+
+    def _kek(self) -> KeyWrapper:
+        if self._wrapper is not None:
+            return self._wrapper
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                check = conn.execute("SELECT value FROM meta WHERE name = 'kek_check'").fetchone()
+                wrapper = load_master_key(self.master_key_file, create=check is None)
+                if check is None:  # a new keystore: bind it to this master key
+                    check = (wrapper.wrap(_KEK_CHECK, b"kek-check"),)
+                    conn.execute("INSERT INTO meta (name, value) VALUES ('kek_check', ?)", check)
+                if wrapper.unwrap(bytes(check[0]), b"kek-check") != _KEK_CHECK:
+                    raise MasterKeyError("master key check value mismatch")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except MasterKeyError as exc:
+            raise KeyStoreError(f"keystore {self.path}: {exc}") from None
+        except sqlite3.Error as exc:
+            raise KeyStoreError(f"keystore {self.path}: {exc}") from None
+        self._wrapper = wrapper
+        return wrapper
+
+    def _wrap(self, plaintext: bytes, aad: bytes) -> bytes:
+        return self._kek().wrap(plaintext, aad)
+
+    def _unwrap(self, blob: bytes, aad: bytes, what: str) -> bytes:
+        try:
+            return self._kek().unwrap(bytes(blob), aad)
+        except MasterKeyError as exc:
+            raise KeyStoreError(f"keystore {self.path}: {what} does not unwrap: {exc}") from None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with open(self.directory / ".lock", "a+") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                try:
-                    yield self._read()
-                finally:
-                    fcntl.flock(lock, fcntl.LOCK_UN)
-        except OSError as exc:
-            raise KeyStoreError(f"keystore {self.path}: {exc.strerror or exc}") from exc
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode = DELETE")
+            conn.execute("PRAGMA secure_delete = ON")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                version = conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
+                if version is None:
+                    conn.execute("INSERT INTO meta (name, value) VALUES ('version', ?)",
+                                 (KEYSTORE_VERSION,))
+                elif str(version[0]) != KEYSTORE_VERSION:
+                    raise KeyStoreError(f"keystore {self.path}: unknown format {version[0]!r}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except (OSError, sqlite3.Error) as exc:
+            raise KeyStoreError(f"keystore {self.path}: cannot open: {exc}") from None
+        self._conn, self._pid = conn, os.getpid()
+        self._secrets.clear()
+        self._forget_subjects()
+        self._data_version = -1
+        return conn
 
-    def _read(self) -> dict[str, Any]:
-        if not self.path.exists():
-            return {"version": KEYSTORE_VERSION}
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        self._kek()
+        conn = self._connection()
         try:
-            data = json.loads(self.path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise KeyStoreError(f"keystore {self.path} is unreadable: {exc}") from exc
-        if not isinstance(data, dict) or data.get("version") != KEYSTORE_VERSION:
-            raise KeyStoreError(f"keystore {self.path}: unknown format")
-        return data
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise KeyStoreError(f"keystore {self.path}: {exc}") from None
 
-    def _write(self, data: dict[str, Any]) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+            self._secrets.clear()
+            self._forget_subjects()
+
+
+def _dek_aad(tenant_id: str, pseudonym: str, key_id: str) -> bytes:
+    return "\0".join(("dek", tenant_id, pseudonym, key_id)).encode()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def default_keystore_dir(settings: Settings) -> Path:
+    """``<store dir>-keys`` beside an embedded store; ``./genai-audit-keys`` for a server."""
+    from genai_audit.clickhouse.dsn import embedded_path, resolve_dsn
+
+    if settings.keystore_dir:
+        return Path(settings.keystore_dir).expanduser().resolve()
+    path = embedded_path(resolve_dsn(settings.dsn))
+    return Path(str(path) + "-keys") if path else Path("genai-audit-keys").resolve()
+
+
+def open_keystore(settings: Settings) -> LocalKeyStore:
+    """The keystore the settings name (directory and master key file)."""
+    return LocalKeyStore(default_keystore_dir(settings), master_key_file=settings.master_key_file)

@@ -14,19 +14,17 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from genai_audit.clickhouse.dsn import embedded_path, resolve_dsn
 from genai_audit.clickhouse.errors import StoreError, StoreUnavailable
 from genai_audit.clickhouse.migrate import migrate
 from genai_audit.clickhouse.store import Store
 from genai_audit.clickhouse.writer import InteractionWriter
 from genai_audit.config import Settings
-from genai_audit.keystore import LocalKeyStore
+from genai_audit.keystore import open_keystore
 from genai_audit.processor.factory import default_pipeline
 from genai_audit.processor.pipeline import RecordPipeline
 from genai_audit.processor.record import AuditRecord
@@ -35,14 +33,6 @@ _log = logging.getLogger(__name__)
 
 _BACKOFF_BASE_S = 0.05
 _BACKOFF_MAX_S = 2.0
-
-
-def default_keystore_dir(settings: Settings) -> Path:
-    """``<store dir>-keys`` beside an embedded store; ``./genai-audit-keys`` for a server."""
-    if settings.keystore_dir:
-        return Path(settings.keystore_dir).expanduser().resolve()
-    path = embedded_path(resolve_dsn(settings.dsn))
-    return Path(str(path) + "-keys") if path else Path("genai-audit-keys").resolve()
 
 
 class ClickHouseSpanExporter(SpanExporter):
@@ -127,8 +117,7 @@ class ClickHouseSpanExporter(SpanExporter):
 
     def _get_pipeline(self) -> RecordPipeline:
         if self._pipeline is None:
-            keys = LocalKeyStore(default_keystore_dir(self.settings))
-            self._pipeline = default_pipeline(self.settings, keys)
+            self._pipeline = default_pipeline(self.settings, open_keystore(self.settings))
         return self._pipeline
 
 

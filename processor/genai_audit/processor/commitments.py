@@ -1,9 +1,11 @@
 """Content commitments: ``prompt_hash`` / ``response_hash``.
 
-HMAC-SHA256 under a per-tenant commitment secret over the content *as stored* (after
-redaction). Keyed, so a stored hash cannot be matched against guessed prompts by anyone
-without the keystore (no unkeyed hash of content is ever stored); whoever holds the key
-(``genai-audit show``) can check that decrypted content matches its commitment.
+HMAC-SHA256 over the content *as stored* (after redaction, before encryption), keyed by a
+key derived from the data subject's DEK (``SubjectKey.derive("commitment")``). Keyed, so a
+stored hash cannot be matched against guessed prompts by anyone without the keystore;
+keyed *per subject*, so once the subject is erased nobody, keystore holders included, can
+confirm a guess of the erased content. Whoever reads through ``genai-audit show`` checks
+that the decrypted content matches its commitment.
 """
 
 from __future__ import annotations
@@ -12,14 +14,29 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 
-from genai_audit.keystore import KeyStore
+from genai_audit.keystore import KeyStore, SubjectKey
 from genai_audit.processor.record import AuditRecord, Flag
 
 PURPOSE = "commitment"
 
 
+class SubjectKeyMissing(LookupError):
+    """The record's subject has no key (erased while the record was in flight)."""
+
+
 def commit(secret: bytes, text: str) -> bytes:
     return hmac.new(secret, text.encode("utf-8"), hashlib.sha256).digest()
+
+
+def commitment_key(subject: SubjectKey) -> bytes:
+    return subject.derive(PURPOSE)
+
+
+def subject_key(keys: KeyStore, record: AuditRecord) -> SubjectKey:
+    key = keys.key_for_pseudonym(record.tenant_id, record.user_key)
+    if key is None:
+        raise SubjectKeyMissing(f"record {record.id}: the subject's key is gone (erased)")
+    return key
 
 
 class CommitmentStage:
@@ -31,6 +48,6 @@ class CommitmentStage:
 
     def process(self, records: Sequence[AuditRecord]) -> None:
         for record in records:
-            secret = self.keys.tenant_secret(record.tenant_id, PURPOSE)
+            secret = commitment_key(subject_key(self.keys, record))
             record.prompt_hash = commit(secret, record.prompt_text)
             record.response_hash = commit(secret, record.response_text)

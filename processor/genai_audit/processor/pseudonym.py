@@ -1,25 +1,26 @@
 """Pseudonymize the user: the plaintext user id never leaves this stage.
 
-``gdpr_pseudonymized_user_key`` = hex(HMAC-SHA256(tenant secret, user id)). The secret is
-per tenant and lives in the keystore, so the same user maps to the same key within a
-tenant (reports group by it) and the key reveals nothing without the keystore.
+``gdpr_pseudonymized_user_key`` is a random 128-bit pseudonym the keystore assigns to each
+(tenant, user) on first sight (``KeyStore.subject_keys``), together with the subject's data
+key. It is stable for as long as the subject exists, so reports group by it, and it
+reveals nothing: the only link back to the user id is the keystore row, which erasure
+(GDPR Art. 17) deletes. A keyed hash of the user id would stay recomputable after
+erasure; a random pseudonym does not.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+from collections import defaultdict
 from collections.abc import Sequence
 
 from genai_audit.keystore import KeyStore
 from genai_audit.processor.record import AuditRecord, Flag
 
-PURPOSE = "pseudonym"
-USER_KEY_CHARS = 32  # 128 bits of the HMAC, hex
 
-
-def pseudonymize(user_id: str, secret: bytes) -> str:
-    return hmac.new(secret, user_id.encode("utf-8"), hashlib.sha256).hexdigest()[:USER_KEY_CHARS]
+def pseudonym_of(keys: KeyStore, tenant_id: str, user_id: str) -> str | None:
+    """The stored pseudonym of a live subject (None if unknown or erased). Never creates."""
+    subject = keys.find_subject(tenant_id, user_id)
+    return None if subject is None else subject.pseudonym
 
 
 class PseudonymStage:
@@ -30,8 +31,14 @@ class PseudonymStage:
         self.keys = keys
 
     def process(self, records: Sequence[AuditRecord]) -> None:
+        by_tenant: dict[str, list[AuditRecord]] = defaultdict(list)
         for record in records:
             if record.user_id is not None:
-                secret = self.keys.tenant_secret(record.tenant_id, PURPOSE)
-                record.user_key = pseudonymize(record.user_id, secret)
+                by_tenant[record.tenant_id].append(record)
+        for tenant, group in by_tenant.items():
+            subjects = self.keys.subject_keys(tenant, (r.user_id or "" for r in group))
+            for record in group:
+                record.user_key = subjects[record.user_id or ""].pseudonym
+                record.user_id = None
+        for record in records:
             record.user_id = None

@@ -98,6 +98,7 @@ class AuditRecord:
     prompt_text: str = ""  # serialized content as stored (after redaction / encryption)
     response_text: str = ""
     response_preview: str = ""
+    content_key_id: str = ""  # id of the subject data key that encrypted the content
     prompt_hash: bytes = b""
     response_hash: bytes = b""
     has_pii_detected: bool = False

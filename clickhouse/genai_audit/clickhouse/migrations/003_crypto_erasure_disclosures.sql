@@ -1,0 +1,77 @@
+-- Issue 5: content encrypted per data subject, GDPR Art. 17 erasure tombstones,
+-- HIPAA 164.528 disclosure accounting. All tables append-only: rows are inserted, never
+-- updated or deleted, and carry a stable UUID so the ledger can cover them.
+
+-- Which subject data key (DEK) sealed a row's content; '' for rows stored without content.
+ALTER TABLE interactions ADD COLUMN IF NOT EXISTS content_key_id String DEFAULT '' AFTER content_state;
+
+-- One row per erasure. PII-free by construction: the pseudonym (unlinkable once the
+-- keystore row is gone), a reason code, the request and operator ids. No user id.
+CREATE TABLE IF NOT EXISTS subject_erasures (
+    erasure_id UUID,
+    erased_at DateTime64(6, 'UTC'),
+    tenant_id LowCardinality(String),
+    gdpr_pseudonymized_user_key String,
+    content_key_id String,
+    request_id String,
+    records_affected UInt64,
+    operator String,
+    reason LowCardinality(String),
+    tool_version LowCardinality(String)
+)
+ENGINE = MergeTree
+ORDER BY (tenant_id, erased_at, erasure_id)
+SETTINGS non_replicated_deduplication_window = 1000;
+
+-- One row per read of decrypted content (per tenant touched): who, when, why, which records.
+CREATE TABLE IF NOT EXISTS access_log (
+    access_id UUID,
+    accessed_at DateTime64(6, 'UTC'),
+    tenant_id LowCardinality(String),
+    actor String,
+    purpose String,
+    channel LowCardinality(String),
+    record_ids Array(UUID),
+    user_keys Array(String),
+    records_disclosed UInt32,
+    records_erased UInt32,
+    tool_version LowCardinality(String),
+    INDEX idx_user_keys user_keys TYPE bloom_filter(0.01) GRANULARITY 4
+)
+ENGINE = MergeTree
+ORDER BY (tenant_id, accessed_at, access_id)
+SETTINGS non_replicated_deduplication_window = 1000;
+
+-- The seed view, unchanged column for column, except that content is never readable
+-- through it: content is ciphertext at rest and is read only through `genai-audit show`,
+-- which logs the disclosure.
+DROP VIEW IF EXISTS llm_interaction_audit;
+
+CREATE VIEW llm_interaction_audit AS
+SELECT
+    id,
+    event_timestamp,
+    tenant_id,
+    gdpr_pseudonymized_user_key AS user_id,
+    session_id,
+    provider,
+    model,
+    lower(hex(prompt_hash)) AS prompt_hash,
+    prompt_tokens,
+    response_tokens,
+    total_cost,
+    tool_name,
+    feature_name,
+    has_pii_detected,
+    pii_redacted_before_llm,
+    gdpr_pseudonymized_user_key,
+    hipaa_compliant_route,
+    lower(hex(response_hash)) AS response_hash,
+    CAST(NULL, 'Nullable(String)') AS response_preview,
+    CAST(NULL, 'Nullable(String)') AS full_prompt_text,
+    CAST(NULL, 'Nullable(String)') AS full_response_text,
+    request_id,
+    status_code,
+    latency_ms,
+    CAST(NULL, 'Nullable(String)') AS prompt_preview
+FROM interactions;

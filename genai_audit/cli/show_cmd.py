@@ -1,0 +1,94 @@
+"""``genai-audit show``: read decrypted content, logged as a disclosure (HIPAA 164.528)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+
+import click
+
+from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_store, store_options
+from genai_audit.cli.formats import plain
+from genai_audit.clickhouse.disclosure import (
+    DisclosedRecord,
+    DisclosureRefused,
+    ReadState,
+    disclose,
+)
+from genai_audit.config import Settings
+from genai_audit.keystore import open_keystore
+
+_STATE_NOTE = {
+    ReadState.DISCLOSED: "decrypted",
+    ReadState.ERASED: "erased (GDPR Art. 17)",
+    ReadState.PLAINTEXT: "stored unencrypted",
+    ReadState.NO_CONTENT: "no content stored (withheld or not captured)",
+    ReadState.KEY_MISSING: "KEY MISSING: the keystore has no key for this record",
+}
+
+
+def format_records(records: Sequence[DisclosedRecord]) -> str:
+    blocks = []
+    for r in records:
+        check = {True: "ok", False: "MISMATCH", None: "n/a"}[r.commitment_ok]
+        lines = [f"record {r.id}  tenant {r.tenant_id}  pseudonym {r.user_key or '-'}",
+                 f"  time {r.event_timestamp.isoformat()}  tool {r.tool_name}  model {r.model}",
+                 f"  content: {_STATE_NOTE[r.state]}  commitments: {check}"]
+        if r.prompt_text is not None:
+            lines += [f"  prompt:   {r.prompt_text}", f"  response: {r.response_text}"]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def format_json(records: Sequence[DisclosedRecord]) -> str:
+    return json.dumps([{k: plain(v.value if isinstance(v, ReadState) else v)
+                        for k, v in vars(r).items()} for r in records],
+                      ensure_ascii=False, indent=2)
+
+
+@click.command("show")
+@click.option("--id", "record_ids", required=True, multiple=True,
+              help="Record id (UUID); repeat for several.")
+@click.option("--actor", required=True, help="Who reads (recorded in access_log).")
+@click.option("--purpose", required=True, help="Why (recorded in access_log).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@store_options
+@click.pass_context
+def command(ctx: click.Context, record_ids: tuple[str, ...], actor: str, purpose: str,
+            fmt: str, settings: Settings) -> None:
+    """Decrypt and print records' content; every read is logged as a disclosure.
+
+    The only way to read content: it is stored encrypted per data subject and the
+    llm_interaction_audit view shows it as NULL. Before anything is printed, one row per
+    tenant is appended to access_log (who, when, why, which records), the accounting of
+    disclosures HIPAA 164.528 asks for; list it with `genai-audit disclosures`. Content
+    is checked against its stored commitments. Erased subjects read as
+    [DATA ERASED PER GDPR ARTICLE 17].
+
+    Exit 1 if an id matches no record or a record's key is missing.
+
+    \b
+    Example:
+      genai-audit show --id 7f0c...e1 --actor dr.lee --purpose "incident INC-42 review"
+    """
+    for record_id in record_ids:
+        try:
+            uuid.UUID(record_id)
+        except ValueError:
+            raise CommandError(f"--id {record_id!r} is not a UUID") from None
+    store = open_store(settings)
+    try:
+        records = disclose(store, open_keystore(settings), record_ids, actor=actor,
+                           purpose=purpose, channel="show")
+    except DisclosureRefused as exc:
+        raise CommandError(str(exc)) from exc
+    click.echo(format_json(records) if fmt == "json" else format_records(records))
+    found = {str(uuid.UUID(r.id)) for r in records}
+    missing = [i for i in record_ids if str(uuid.UUID(i)) not in found]
+    for record_id in missing:
+        click.echo(f"genai-audit: no record {record_id}", err=True)
+    if missing or any(r.state is ReadState.KEY_MISSING or r.commitment_ok is False
+                      for r in records):
+        ctx.exit(EXIT_PROBLEM)
