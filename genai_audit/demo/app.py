@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from genai_audit.instrumentation import audit_context
 
@@ -76,8 +77,9 @@ def run(base_url: str, rounds: int) -> int:
 
 
 def _one_call(client: openai.OpenAI, call: Call) -> int:
-    messages = [{"role": "system", "content": f"You are the {call.tool} assistant."},
-                {"role": "user", "content": call.prompt}]
+    messages: list[ChatCompletionMessageParam] = [
+        {"role": "system", "content": f"You are the {call.tool} assistant."},
+        {"role": "user", "content": call.prompt}]
     try:
         if call.tenant is None:
             _complete(client, call, messages)
@@ -91,15 +93,16 @@ def _one_call(client: openai.OpenAI, call: Call) -> int:
     return 0
 
 
-def _complete(client: openai.OpenAI, call: Call, messages: list[dict[str, str]]) -> None:
+def _complete(client: openai.OpenAI, call: Call,
+              messages: list[ChatCompletionMessageParam]) -> None:
     if call.stream:
         stream = client.chat.completions.create(
-            model=call.model, messages=messages, stream=True,  # type: ignore[arg-type]
+            model=call.model, messages=messages, stream=True,
             stream_options={"include_usage": True})
         for _chunk in stream:
             pass
     else:
-        client.chat.completions.create(model=call.model, messages=messages)  # type: ignore[arg-type]
+        client.chat.completions.create(model=call.model, messages=messages)
 
 
 def main() -> int:

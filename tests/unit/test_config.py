@@ -29,6 +29,7 @@ def test_env_config_file_and_lists(tmp_path):
 @pytest.mark.parametrize("env, message", [
     ({"GENAI_AUDIT_RETENTION_DAYS": "soon"}, "retention_days: expected a whole number"),
     ({"GENAI_AUDIT_RETENTION_DAYS": "-3"}, "must be > 0"),
+    ({"GENAI_AUDIT_RETENTION_DAYS": "40000"}, "at most 10950 days"),
     ({"GENAI_AUDIT_SYNC_ON_FAILURE": "panic"}, "one of raise, continue"),
     ({"GENAI_AUDIT_CAPTURE_CONTENT": "maybe"}, "expected true or false"),
 ])

@@ -247,7 +247,8 @@ def _indexed_messages(attrs: Mapping[str, Any], text: _TextReader) -> tuple[
         if match:
             kind, index, field = match.group(1), int(match.group(2)), match.group(3)
             found.setdefault((kind, index), {})[field] = text.content(key) or ""
-    prompts, completions = [], []
+    prompts: list[dict[str, Any]] = []
+    completions: list[dict[str, Any]] = []
     for (kind, _index), fields in sorted(found.items()):
         role = fields.get("role") or ("user" if kind == "prompt" else "assistant")
         message = _text_message(role, fields.get("content", ""), fields.get("finish_reason"))
