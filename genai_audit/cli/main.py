@@ -7,6 +7,7 @@ import sys
 import click
 
 from genai_audit.cli import (
+    demo_cmd,
     disclosures_cmd,
     erase_cmd,
     init_cmd,
@@ -19,7 +20,7 @@ from genai_audit.clickhouse.errors import StoreError
 from genai_audit.config import SettingsError
 from genai_audit.keystore import KeyStoreError
 
-COMMANDS = [init_cmd, query_cmd, erase_cmd, show_cmd, disclosures_cmd, rbac_cmd]
+COMMANDS = [init_cmd, demo_cmd, query_cmd, erase_cmd, show_cmd, disclosures_cmd, rbac_cmd]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
