@@ -25,6 +25,7 @@ _STATE_NOTE = {
     ReadState.PLAINTEXT: "stored unencrypted",
     ReadState.NO_CONTENT: "no content stored (withheld or not captured)",
     ReadState.KEY_MISSING: "KEY MISSING: the keystore has no key for this record",
+    ReadState.TAMPERED: "TAMPERED: the ciphertext does not open for this record",
 }
 
 
@@ -67,7 +68,8 @@ def command(ctx: click.Context, record_ids: tuple[str, ...], actor: str, purpose
     is checked against its stored commitments. Erased subjects read as
     [DATA ERASED PER GDPR ARTICLE 17].
 
-    Exit 1 if an id matches no record or a record's key is missing.
+    Exit 1 if an id matches no record, a record's key is missing, its ciphertext does not
+    open (tampered or moved) or its content does not match its commitments.
 
     \b
     Example:
@@ -89,6 +91,6 @@ def command(ctx: click.Context, record_ids: tuple[str, ...], actor: str, purpose
     missing = [i for i in record_ids if str(uuid.UUID(i)) not in found]
     for record_id in missing:
         click.echo(f"genai-audit: no record {record_id}", err=True)
-    if missing or any(r.state is ReadState.KEY_MISSING or r.commitment_ok is False
-                      for r in records):
+    if missing or any(r.state in (ReadState.KEY_MISSING, ReadState.TAMPERED)
+                      or r.commitment_ok is False for r in records):
         ctx.exit(EXIT_PROBLEM)

@@ -42,6 +42,7 @@ class ReadState(enum.StrEnum):
     PLAINTEXT = "plaintext"  # stored without encryption (no encryption stage ran)
     NO_CONTENT = "no_content"  # withheld (fail closed) or never captured
     KEY_MISSING = "key_missing"  # no key and no erasure on record: keystore problem
+    TAMPERED = "tampered"  # does not open: altered, or moved from another record/tenant
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def _read(store: Store, keys: KeyStore, row: tuple[Any, ...]) -> DisclosedRecord
                  (("full_prompt_text", prompt), ("full_response_text", response),
                   ("response_preview", preview))]
     except DecryptionError:
-        return DisclosedRecord(**base, state=ReadState.KEY_MISSING, commitment_ok=False)
+        return DisclosedRecord(**base, state=ReadState.TAMPERED, commitment_ok=False)
     secret = commitment_key(key)
     ok = (commit(secret, plain[0]).hex() == prompt_hash
           and commit(secret, plain[1]).hex() == response_hash)
