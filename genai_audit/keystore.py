@@ -32,10 +32,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from genai_audit.masterkey import MASTER_KEY_FILE, KeyWrapper, MasterKeyError, load_master_key
@@ -76,11 +77,23 @@ class SubjectKey:
     pseudonym: str  # NO_SUBJECT for the tenant's no-subject key
     key_id: str  # non-secret id of the DEK, stored with each record it encrypts
     dek: bytes = field(repr=False)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def derive(self, purpose: str) -> bytes:
         """A 32-byte key for ``purpose`` (e.g. content commitments), dead with the DEK."""
-        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                    info=b"genai-audit/" + purpose.encode()).derive(self.dek)
+        key = self._memo.get(purpose)
+        if key is None:
+            key = self._memo[purpose] = HKDF(
+                algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"genai-audit/" + purpose.encode()).derive(self.dek)
+        return bytes(key)
+
+    def aead(self) -> AESGCM:
+        """The AES-256-GCM cipher of the DEK (built once per key)."""
+        cipher = self._memo.get("\0aead")
+        if cipher is None:
+            cipher = self._memo["\0aead"] = AESGCM(self.dek)
+        return cast(AESGCM, cipher)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ that the decrypted content matches its commitment.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Sequence
 
@@ -25,7 +24,7 @@ class SubjectKeyMissing(LookupError):
 
 
 def commit(secret: bytes, text: str) -> bytes:
-    return hmac.new(secret, text.encode("utf-8"), hashlib.sha256).digest()
+    return hmac.digest(secret, text.encode("utf-8"), "sha256")
 
 
 def commitment_key(subject: SubjectKey) -> bytes:

@@ -24,7 +24,6 @@ import os
 from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from genai_audit.keystore import KeyStore, SubjectKey
 from genai_audit.processor.commitments import subject_key
@@ -46,7 +45,7 @@ def _aad(record_id: str, tenant_id: str, column: str) -> bytes:
 
 def seal(key: SubjectKey, record_id: str, column: str, text: str) -> str:
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(key.dek).encrypt(nonce, text.encode("utf-8"),
+    sealed = key.aead().encrypt(nonce, text.encode("utf-8"),
                                      _aad(record_id, key.tenant_id, column))
     return base64.b64encode(CIPHER_VERSION + nonce + sealed).decode("ascii")
 
@@ -59,7 +58,7 @@ def open_sealed(key: SubjectKey, record_id: str, column: str, stored: str) -> st
     if len(blob) < 1 + NONCE_BYTES + 16 or blob[:1] != CIPHER_VERSION:
         raise DecryptionError(f"record {record_id}: {column} has an unknown cipher format")
     try:
-        plain = AESGCM(key.dek).decrypt(blob[1:1 + NONCE_BYTES], blob[1 + NONCE_BYTES:],
+        plain = key.aead().decrypt(blob[1:1 + NONCE_BYTES], blob[1 + NONCE_BYTES:],
                                         _aad(record_id, key.tenant_id, column))
     except InvalidTag:
         raise DecryptionError(f"record {record_id}: {column} does not open under key "
