@@ -10,6 +10,7 @@ import pytest
 from genai_audit.cli.main import main
 from genai_audit.clickhouse.disclosure import ReadState, disclose
 from genai_audit.clickhouse.erasure import (
+    COUNT_SQL,
     ERASED_TEXT,
     ErasureError,
     ErasureStatus,
@@ -138,3 +139,9 @@ def test_erase_cli_exit_codes(store, keystore, ingested, monkeypatch, capsys):
     assert main([*base, "--user", "-"]) == 0  # the user id from stdin, not argv
     assert "erased:" in capsys.readouterr().out
     assert main([*base[:-4], "--user", "x", "--reason", "whim"]) == 2
+
+
+def test_counting_a_subjects_records_reads_the_projection_not_the_records(store, ingested):
+    plan = "\n".join(r[0] for r in store.rows(
+        "EXPLAIN " + COUNT_SQL, {"t": "acme", "p": ingested[0].user_key}))
+    assert "subject_counts" in plan

@@ -46,6 +46,9 @@ REASONS: dict[str, str] = {
     "legal-obligation": "Art. 17(1)(e): erasure required by law",
     "child-consent": "Art. 17(1)(f): data of a child collected for online services",
 }
+# Answered from the ``subject_counts`` projection (migration 003): no scan of the records.
+COUNT_SQL = ("SELECT count() FROM interactions WHERE tenant_id = {t:String}"
+             " AND gdpr_pseudonymized_user_key = {p:String}")
 _OPERATOR = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/#-]{1,128}$")
 
@@ -99,10 +102,7 @@ def erase_subject(store: Store, keys: KeyStore, *, tenant_id: str, user_id: str,
         return ErasureResult(ErasureStatus.ALREADY_ERASED, tenant_id, marker.erasure_id,
                              marker.request_id, records_affected=_recorded_count(store, marker),
                              erased_at=marker.erased_at)
-    records = int(store.scalar(
-        "SELECT count() FROM interactions WHERE tenant_id = {t:String}"
-        " AND gdpr_pseudonymized_user_key = {p:String}",
-        {"t": tenant_id, "p": subject.pseudonym}) or 0)
+    records = int(store.scalar(COUNT_SQL, {"t": tenant_id, "p": subject.pseudonym}) or 0)
     tombstone = _existing_tombstone(store, tenant_id, subject.pseudonym)
     if tombstone is None:
         erasure_id = str(uuid.uuid4())

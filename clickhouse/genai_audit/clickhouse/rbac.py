@@ -36,7 +36,7 @@ AUDITOR_VIEWS = ("llm_interaction_audit",)
 AUDITOR_TABLES = ("subject_erasures", "access_log", "schema_migrations")
 TENANT_TABLES = ("interactions", "subject_erasures", "access_log")  # row policies
 ADMIN_PRIVILEGES = ("SELECT", "INSERT", "SHOW TABLES", "CREATE TABLE", "CREATE VIEW",
-                    "DROP VIEW", "ALTER ADD COLUMN", "ALTER ADD INDEX")
+                    "DROP VIEW", "ALTER ADD COLUMN", "ALTER ADD INDEX", "ALTER ADD PROJECTION")
 _TENANT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 

@@ -5,6 +5,13 @@
 -- Which subject data key (DEK) sealed a row's content; '' for rows stored without content.
 ALTER TABLE interactions ADD COLUMN IF NOT EXISTS content_key_id String DEFAULT '' AFTER content_state;
 
+-- Records per data subject, kept by ClickHouse at insert time, so that an erasure counts
+-- the records it affects without scanning them (erasure latency stays flat).
+ALTER TABLE interactions ADD PROJECTION IF NOT EXISTS subject_counts (
+    SELECT tenant_id, gdpr_pseudonymized_user_key, count()
+    GROUP BY tenant_id, gdpr_pseudonymized_user_key
+);
+
 -- One row per erasure. PII-free by construction: the pseudonym (unlinkable once the
 -- keystore row is gone), a reason code, the request and operator ids. No user id.
 CREATE TABLE IF NOT EXISTS subject_erasures (
