@@ -88,3 +88,19 @@ def test_nothing_to_encrypt_is_left_alone(make_span, keystore):
                              ).build([make_span()])
     assert records[0].content_state is ContentState.NOT_CAPTURED
     assert records[0].content_key_id == "" and records[0].prompt_text == ""
+
+
+def test_a_failing_keystore_never_lets_the_user_id_through(make_span, tmp_path, caplog):
+    from genai_audit.config import Settings
+    from genai_audit.keystore import LocalKeyStore
+    from genai_audit.processor.factory import default_pipeline
+
+    LocalKeyStore(tmp_path).tenant_secret("acme", "warm-up")
+    (tmp_path / "master.key").unlink()  # the keystore now refuses every lookup
+    broken = LocalKeyStore(tmp_path)
+    [record] = default_pipeline(Settings.load(env={}), broken).build([make_span()])
+    assert record.user_id is None and record.user_key == ""
+    assert {Flag.PSEUDONYMIZATION_FAILED, Flag.CONTENT_WITHHELD} <= record.flags
+    assert record.content_state is ContentState.WITHHELD and record.prompt_tokens == 10
+    row = repr(record_row(record))  # the writer accepts it: metadata still lands
+    assert "alice" not in row and "alice" not in caplog.text

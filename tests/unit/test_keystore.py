@@ -155,3 +155,16 @@ def test_corrupt_keystore_is_an_error(tmp_path):
     (tmp_path / "keystore.db").write_bytes(b"not a database at all" * 100)
     with pytest.raises(KeyStoreError):
         LocalKeyStore(tmp_path).tenant_secret("t", "p")
+
+
+def test_settings_place_the_keystore_and_its_master_key_apart(tmp_path):
+    from genai_audit.config import Settings
+    from genai_audit.keystore import open_keystore
+
+    settings = Settings.load({"keystore_dir": str(tmp_path / "keys"),
+                              "master_key_file": str(tmp_path / "secrets" / "kek")}, env={})
+    keys = open_keystore(settings)
+    keys.ensure_master_key()
+    assert keys.path == tmp_path / "keys" / "keystore.db"
+    assert stat.S_IMODE((tmp_path / "secrets" / "kek").stat().st_mode) == 0o600
+    assert not (tmp_path / "keys" / "master.key").exists()

@@ -14,7 +14,7 @@ import hmac
 from collections.abc import Sequence
 
 from genai_audit.keystore import KeyStore, SubjectKey
-from genai_audit.processor.record import AuditRecord, Flag
+from genai_audit.processor.record import AuditRecord, ContentState, Flag
 
 PURPOSE = "commitment"
 
@@ -47,6 +47,8 @@ class CommitmentStage:
 
     def process(self, records: Sequence[AuditRecord]) -> None:
         for record in records:
+            if record.content_state is ContentState.WITHHELD:
+                continue  # nothing stored, nothing to commit to
             secret = commitment_key(subject_key(self.keys, record))
             record.prompt_hash = commit(secret, record.prompt_text)
             record.response_hash = commit(secret, record.response_text)

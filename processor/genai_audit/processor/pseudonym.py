@@ -10,11 +10,14 @@ erasure; a random pseudonym does not.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 
 from genai_audit.keystore import KeyStore
 from genai_audit.processor.record import AuditRecord, Flag
+
+_log = logging.getLogger(__name__)
 
 
 def pseudonym_of(keys: KeyStore, tenant_id: str, user_id: str) -> str | None:
@@ -24,8 +27,11 @@ def pseudonym_of(keys: KeyStore, tenant_id: str, user_id: str) -> str | None:
 
 
 class PseudonymStage:
+    """Never raises on a keystore failure: the user id must not survive this stage, so the
+    records of a failed lookup lose their user key and their content (flagged) instead."""
+
     name = "pseudonymize"
-    failure_flag = Flag.CONTENT_WITHHELD
+    failure_flag = Flag.PSEUDONYMIZATION_FAILED
 
     def __init__(self, keys: KeyStore) -> None:
         self.keys = keys
@@ -36,9 +42,15 @@ class PseudonymStage:
             if record.user_id is not None:
                 by_tenant[record.tenant_id].append(record)
         for tenant, group in by_tenant.items():
-            subjects = self.keys.subject_keys(tenant, (r.user_id or "" for r in group))
+            try:
+                subjects = self.keys.subject_keys(tenant, (r.user_id or "" for r in group))
+            except Exception as exc:  # the keystore is down or refuses: fail closed
+                _log.error("pseudonymize: keystore failed (%s) for %d record(s); their "
+                           "content is withheld", type(exc).__name__, len(group))
+                for record in group:
+                    record.user_id = None
+                    record.withhold_content(self.failure_flag)
+                continue
             for record in group:
                 record.user_key = subjects[record.user_id or ""].pseudonym
                 record.user_id = None
-        for record in records:
-            record.user_id = None

@@ -32,6 +32,7 @@ class Flag(enum.StrEnum):
     CONTENT_WITHHELD = "content_withheld"  # a stage failed closed
     REDACTION_FAILED = "redaction_failed"
     ENCRYPTION_FAILED = "encryption_failed"
+    PSEUDONYMIZATION_FAILED = "pseudonymization_failed"  # keystore failed: no user key
     NO_USER = "no_user"
 
 
