@@ -20,6 +20,7 @@ Order, chosen so a crash at any point is repaired by running the erasure again:
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import uuid
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ class ErasureResult:
     erased_at: str = ""
 
 
+@functools.cache
 def tool_version() -> str:
     try:
         return metadata.version("genai-audit")
