@@ -69,7 +69,7 @@ def test_a_store_in_use_by_another_process_is_named(tmp_path, capsys):
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\n"
          "from genai_audit.clickhouse.store import Store\n"
-         f"Store.open({str(data)!r}); print('ready', flush=True); time.sleep(120)"],
+         f"s = Store.open({str(data)!r}); print('ready', flush=True); time.sleep(120)"],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"

@@ -26,7 +26,6 @@ from genai_audit.clickhouse.dsn import (
 )
 from genai_audit.clickhouse.errors import ConfigError, StoreError, StoreUnavailable
 
-
 _OPENED_HERE: set[Path] = set()  # embedded data directories this process has opened
 
 
