@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 
 import pytest
 
@@ -75,6 +76,11 @@ def test_erasure_makes_content_unreadable_and_keeps_everything_else(store, keyst
     assert tomb == ("acme", alice_key.pseudonym, "DSR-7", 2, "dpo", "subject-request",
                     alice_key.key_id)
     assert "alice" not in json.dumps(store.rows("SELECT * FROM subject_erasures"), default=str)
+
+    view = store.rows("SELECT user_id, full_prompt_text, full_response_text, response_preview,"
+                      " prompt_preview FROM llm_interaction_audit")
+    assert Counter(v[1:] for v in view) == {(None,) * 4: 3, (ERASED_TEXT,) * 4: 2}
+    assert {v[0] for v in view if v[1] == ERASED_TEXT} == {alice_key.pseudonym}
 
 
 def test_erased_key_is_unrecoverable_from_the_keystore_file(store, keystore, ingested):

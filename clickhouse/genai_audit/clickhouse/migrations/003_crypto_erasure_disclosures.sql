@@ -51,7 +51,8 @@ SETTINGS non_replicated_deduplication_window = 1000;
 
 -- The seed view, unchanged column for column, except that content is never readable
 -- through it: content is ciphertext at rest and is read only through `genai-audit show`,
--- which logs the disclosure.
+-- which logs the disclosure. Content columns are NULL, or the erasure notice for rows of
+-- an erased data subject.
 DROP VIEW IF EXISTS llm_interaction_audit;
 
 CREATE VIEW llm_interaction_audit AS
@@ -74,11 +75,14 @@ SELECT
     gdpr_pseudonymized_user_key,
     hipaa_compliant_route,
     lower(hex(response_hash)) AS response_hash,
-    CAST(NULL, 'Nullable(String)') AS response_preview,
-    CAST(NULL, 'Nullable(String)') AS full_prompt_text,
-    CAST(NULL, 'Nullable(String)') AS full_response_text,
+    if((tenant_id, gdpr_pseudonymized_user_key) IN (
+            SELECT tenant_id, gdpr_pseudonymized_user_key FROM subject_erasures),
+        CAST('[DATA ERASED PER GDPR ARTICLE 17]', 'Nullable(String)'),
+        CAST(NULL, 'Nullable(String)')) AS response_preview,
+    response_preview AS full_prompt_text,
+    response_preview AS full_response_text,
     request_id,
     status_code,
     latency_ms,
-    CAST(NULL, 'Nullable(String)') AS prompt_preview
+    response_preview AS prompt_preview
 FROM interactions;
