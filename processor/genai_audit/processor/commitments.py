@@ -31,11 +31,21 @@ def commitment_key(subject: SubjectKey) -> bytes:
     return subject.derive(PURPOSE)
 
 
-def subject_key(keys: KeyStore, record: AuditRecord) -> SubjectKey:
-    key = keys.key_for_pseudonym(record.tenant_id, record.user_key)
-    if key is None:
-        raise SubjectKeyMissing(f"record {record.id}: the subject's key is gone (erased)")
-    return key
+class BatchKeys:
+    """The subject keys of one batch: one keystore lookup per subject, not per record."""
+
+    def __init__(self, keys: KeyStore) -> None:
+        self.keys = keys
+        self._seen: dict[tuple[str, str], SubjectKey | None] = {}
+
+    def __call__(self, record: AuditRecord) -> SubjectKey:
+        slot = (record.tenant_id, record.user_key)
+        if slot not in self._seen:
+            self._seen[slot] = self.keys.key_for_pseudonym(*slot)
+        key = self._seen[slot]
+        if key is None:
+            raise SubjectKeyMissing(f"record {record.id}: the subject's key is gone (erased)")
+        return key
 
 
 class CommitmentStage:
@@ -46,9 +56,10 @@ class CommitmentStage:
         self.keys = keys
 
     def process(self, records: Sequence[AuditRecord]) -> None:
+        key_of = BatchKeys(self.keys)
         for record in records:
             if record.content_state is ContentState.WITHHELD:
                 continue  # nothing stored, nothing to commit to
-            secret = commitment_key(subject_key(self.keys, record))
+            secret = commitment_key(key_of(record))
             record.prompt_hash = commit(secret, record.prompt_text)
             record.response_hash = commit(secret, record.response_text)

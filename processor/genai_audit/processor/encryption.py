@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from cryptography.exceptions import InvalidTag
 
 from genai_audit.keystore import KeyStore, SubjectKey
-from genai_audit.processor.commitments import subject_key
+from genai_audit.processor.commitments import BatchKeys
 from genai_audit.processor.record import AuditRecord, Content, ContentState, Flag
 
 CIPHER_VERSION = b"\x01"
@@ -74,10 +74,11 @@ class EncryptionStage:
         self.keys = keys
 
     def process(self, records: Sequence[AuditRecord]) -> None:
+        key_of = BatchKeys(self.keys)
         for record in records:
             if record.content_state is not ContentState.PLAINTEXT:
                 continue  # already sealed (a retry), withheld, or nothing captured
-            key = subject_key(self.keys, record)
+            key = key_of(record)
             prompt = seal(key, record.id, "full_prompt_text", record.prompt_text)
             response = seal(key, record.id, "full_response_text", record.response_text)
             preview = seal(key, record.id, "response_preview", record.response_preview)
