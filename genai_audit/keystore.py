@@ -248,12 +248,6 @@ class LocalKeyStore:
             self._forget_subjects()
             return bool(deleted)
 
-    def subject_count(self, tenant_id: str) -> int:
-        with self._lock, self._transaction(write=False) as conn:
-            row = conn.execute("SELECT count(*) FROM subjects WHERE tenant = ? AND lookup != ?",
-                               (tenant_id, _NO_SUBJECT_LOOKUP)).fetchone()
-        return int(row[0])
-
     def _lookup(self, tenant_id: str, user_id: str) -> str:
         secret = self.tenant_secret(tenant_id, _INDEX_PURPOSE)
         return hmac.new(secret, user_id.encode("utf-8"), hashlib.sha256).hexdigest()

@@ -34,7 +34,8 @@ def format_records(records: Sequence[DisclosedRecord]) -> str:
     for r in records:
         check = {True: "ok", False: "MISMATCH", None: "n/a"}[r.commitment_ok]
         lines = [f"record {r.id}  tenant {r.tenant_id}  pseudonym {r.user_key or '-'}",
-                 f"  time {r.event_timestamp.isoformat()}  tool {r.tool_name}  model {r.model}",
+                 f"  time {r.event_timestamp.isoformat(sep=' ')} UTC  tool {r.tool_name}  "
+                 f"model {r.model}",
                  f"  content: {_STATE_NOTE[r.state]}  commitments: {check}"]
         if r.prompt_text is not None:
             lines += [f"  prompt:   {r.prompt_text}", f"  response: {r.response_text}"]
