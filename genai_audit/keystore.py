@@ -57,7 +57,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, wrapped BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS subjects (tenant TEXT NOT NULL, lookup TEXT NOT NULL,"
     " pseudonym TEXT NOT NULL, key_id TEXT NOT NULL, wrapped BLOB NOT NULL,"
-    " created_at TEXT NOT NULL, PRIMARY KEY (tenant, lookup))",
+    " created_at TEXT NOT NULL, erased_before TEXT, PRIMARY KEY (tenant, lookup))",
     "CREATE UNIQUE INDEX IF NOT EXISTS subjects_by_pseudonym ON subjects (tenant, pseudonym)",
     "CREATE TABLE IF NOT EXISTS erasures (tenant TEXT NOT NULL, lookup TEXT NOT NULL,"
     " erasure_id TEXT NOT NULL, request_id TEXT NOT NULL, erased_at TEXT NOT NULL,"
@@ -77,6 +77,9 @@ class SubjectKey:
     pseudonym: str  # NO_SUBJECT for the tenant's no-subject key
     key_id: str  # non-secret id of the DEK, stored with each record it encrypts
     dek: bytes = field(repr=False)
+    # Set when this user was erased before this key was created: records of the user that
+    # started before then belong to the erased subject and must not be stored under this key.
+    erased_before: datetime | None = None
     _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def derive(self, purpose: str) -> bytes:
@@ -210,7 +213,7 @@ class LocalKeyStore:
                 return self._ensure(tenant_id, {"": _NO_SUBJECT_LOOKUP})[""]
             with self._transaction(write=False) as conn:
                 row = conn.execute(
-                    "SELECT lookup, pseudonym, key_id, wrapped FROM subjects"
+                    "SELECT lookup, pseudonym, key_id, wrapped, erased_before FROM subjects"
                     " WHERE tenant = ? AND pseudonym = ?", (tenant_id, pseudonym)).fetchone()
             return None if row is None else self._remember(tenant_id, row)
 
@@ -220,7 +223,7 @@ class LocalKeyStore:
             lookup = self._lookup(tenant_id, user_id)
             with self._transaction(write=False) as conn:
                 row = conn.execute(
-                    "SELECT lookup, pseudonym, key_id, wrapped FROM subjects"
+                    "SELECT lookup, pseudonym, key_id, wrapped, erased_before FROM subjects"
                     " WHERE tenant = ? AND lookup = ?", (tenant_id, lookup)).fetchone()
             return None if row is None else self._remember(tenant_id, row)
 
@@ -232,6 +235,7 @@ class LocalKeyStore:
         return None if row is None else ErasureMarker(*row)
 
     def destroy_subject(self, tenant_id: str, user_id: str, marker: ErasureMarker) -> bool:
+        erased_at = _utc(marker.erased_at).isoformat()
         lookup = self._lookup(tenant_id, user_id)
         with self._lock:
             with self._transaction(write=True) as conn:
@@ -241,8 +245,7 @@ class LocalKeyStore:
                     conn.execute(
                         "INSERT OR REPLACE INTO erasures (tenant, lookup, erasure_id,"
                         " request_id, erased_at) VALUES (?, ?, ?, ?, ?)",
-                        (tenant_id, lookup, marker.erasure_id, marker.request_id,
-                         marker.erased_at))
+                        (tenant_id, lookup, marker.erasure_id, marker.request_id, erased_at))
                     conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES"
                                  " ('erasure_epoch', ?)", (secrets.token_bytes(16),))
             self._forget_subjects()
@@ -258,7 +261,7 @@ class LocalKeyStore:
         with self._transaction(write=True) as conn:
             for user, lookup in lookups.items():
                 row = conn.execute(
-                    "SELECT lookup, pseudonym, key_id, wrapped FROM subjects"
+                    "SELECT lookup, pseudonym, key_id, wrapped, erased_before FROM subjects"
                     " WHERE tenant = ? AND lookup = ?", (tenant_id, lookup)).fetchone()
                 if row is None:
                     pseudonym = (NO_SUBJECT if lookup == _NO_SUBJECT_LOOKUP
@@ -266,18 +269,23 @@ class LocalKeyStore:
                     key_id = secrets.token_hex(8)
                     wrapped = self._wrap(secrets.token_bytes(32),
                                          _dek_aad(tenant_id, pseudonym, key_id))
+                    erased = conn.execute("SELECT erased_at FROM erasures WHERE tenant = ?"
+                                          " AND lookup = ?", (tenant_id, lookup)).fetchone()
+                    erased_before = erased[0] if erased else None
                     conn.execute(
                         "INSERT INTO subjects (tenant, lookup, pseudonym, key_id, wrapped,"
-                        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (tenant_id, lookup, pseudonym, key_id, wrapped, _now()))
-                    row = (lookup, pseudonym, key_id, wrapped)
+                        " created_at, erased_before) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (tenant_id, lookup, pseudonym, key_id, wrapped, _now(), erased_before))
+                    row = (lookup, pseudonym, key_id, wrapped, erased_before)
                 result[user] = self._remember(tenant_id, row)
         return result
 
-    def _remember(self, tenant_id: str, row: tuple[str, str, str, bytes]) -> SubjectKey:
-        lookup, pseudonym, key_id, wrapped = row
+    def _remember(self, tenant_id: str, row: tuple[str, str, str, bytes, str | None]
+                  ) -> SubjectKey:
+        lookup, pseudonym, key_id, wrapped, erased_before = row
         dek = self._unwrap(wrapped, _dek_aad(tenant_id, pseudonym, key_id), "a subject key")
-        key = SubjectKey(tenant_id, pseudonym, key_id, dek)
+        key = SubjectKey(tenant_id, pseudonym, key_id, dek,
+                         _utc(erased_before) if erased_before else None)
         self._by_lookup[(tenant_id, lookup)] = key
         self._by_pseudonym[(tenant_id, pseudonym)] = key
         return key
@@ -398,6 +406,15 @@ class LocalKeyStore:
 
 def _dek_aad(tenant_id: str, pseudonym: str, key_id: str) -> bytes:
     return "\0".join(("dek", tenant_id, pseudonym, key_id)).encode()
+
+
+def _utc(text: str) -> datetime:
+    """An ISO 8601 time as an aware UTC datetime (naive means UTC)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise KeyStoreError(f"not an ISO 8601 time: {text!r}") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _now() -> str:

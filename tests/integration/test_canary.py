@@ -78,3 +78,32 @@ def test_no_plaintext_pii_anywhere_after_the_demo(tmp_path):
             if any(v in blob for v in _variants(secret)):
                 leaks.append(f"{secret!r} in {path.relative_to(tmp_path)}")
     assert leaks == []
+
+
+def test_debug_logs_of_failing_and_succeeding_paths_carry_no_pii(store, keystore, make_span,
+                                                                 caplog):
+    """In process, logging at DEBUG: a keystore that fails, an erasure in flight, a read."""
+    import logging
+
+    from genai_audit.clickhouse.disclosure import disclose
+    from genai_audit.clickhouse.erasure import erase_subject
+    from genai_audit.config import Settings
+    from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
+    from genai_audit.processor.factory import default_pipeline
+
+    caplog.set_level(logging.DEBUG)
+    prompt = json.dumps([{"role": "user", "parts": [{"type": "text", "content": CANARIES[0]}]}])
+    spans = [make_span(**{"enduser.id": user, "gen_ai.input.messages": prompt})
+             for user in USER_IDS]
+    settings = Settings.load(env={})
+    exporter = ClickHouseSpanExporter(settings, store=store,
+                                      pipeline=default_pipeline(settings, keystore))
+    exporter.export(spans[:2])
+    erase_subject(store, keystore, tenant_id="acme", user_id=USER_IDS[0], reason="objection",
+                  operator="dpo")
+    exporter.export(spans)  # the erased subject's record again: its key is gone
+    ids = [r[0] for r in store.rows("SELECT toString(id) FROM interactions")]
+    disclose(store, keystore, ids, actor="auditor", purpose="canary")
+    text = caplog.text + json.dumps(store.rows("SELECT * FROM interactions"), default=str)
+    assert "acme" in text  # the capture works
+    assert [s for s in CANARIES[:1] + USER_IDS if s in text] == []

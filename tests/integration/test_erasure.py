@@ -20,6 +20,7 @@ from genai_audit.clickhouse.erasure import (
 from genai_audit.clickhouse.writer import InteractionWriter
 from genai_audit.config import Settings
 from genai_audit.processor.factory import default_pipeline
+from genai_audit.processor.record import ContentState, Flag
 
 pytestmark = pytest.mark.integration
 
@@ -151,3 +152,19 @@ def test_counting_a_subjects_records_reads_the_projection_not_the_records(store,
     plan = "\n".join(r[0] for r in store.rows(
         "EXPLAIN " + COUNT_SQL, {"t": "acme", "p": ingested[0].user_key}))
     assert "subject_counts" in plan
+
+
+def test_records_in_flight_during_the_erasure_are_erased_too(store, keystore, ingested,
+                                                             make_span):
+    old_pseudonym = keystore.find_subject("acme", "alice").pseudonym
+    in_flight = make_span(**{"enduser.id": "alice", "gen_ai.input.messages": _messages(SECRET)})
+    _erase(store, keystore)
+    comes_back = make_span(**{"enduser.id": "alice"})  # the user returns after the erasure
+    pipeline = default_pipeline(Settings.load(env={}), keystore)
+    late, new = pipeline.build([in_flight, comes_back])
+    assert Flag.SUBJECT_ERASED in late.flags and late.content_state is ContentState.WITHHELD
+    assert late.user_key == "" and late.prompt_text == "" and late.prompt_tokens == 10
+    assert new.content_state is ContentState.ENCRYPTED and not new.flags
+    assert new.user_key not in ("", old_pseudonym)  # a new data subject
+    InteractionWriter(store).write([late, new])
+    assert SECRET not in json.dumps(store.rows("SELECT * FROM interactions"), default=str)

@@ -49,7 +49,7 @@ class _EraseInFlight:
         self.keys, self.tenant, self.user = keys, tenant, user
 
     def process(self, records: Sequence[AuditRecord]) -> None:
-        self.keys.destroy_subject(self.tenant, self.user, ErasureMarker("e", "r", "t"))
+        self.keys.destroy_subject(self.tenant, self.user, ErasureMarker("e", "r", "2026-01-01T00:00:00"))
 
 
 def _pipeline(keys: KeyStore, *middle: object) -> RecordPipeline:

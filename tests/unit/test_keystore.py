@@ -83,7 +83,7 @@ _CHILD = textwrap.dedent("""
     from genai_audit.keystore import ErasureMarker, LocalKeyStore
     ks = LocalKeyStore(sys.argv[1])
     if sys.argv[2] == "erase":
-        assert ks.destroy_subject("acme", "alice", ErasureMarker("e", "r", "t"))
+        assert ks.destroy_subject("acme", "alice", ErasureMarker("e", "r", "2026-01-01T00:00:00"))
     else:
         users = [f"user-{i}" for i in range(int(sys.argv[3]))]
         for start in range(0, len(users), 7):

@@ -28,7 +28,11 @@ def pseudonym_of(keys: KeyStore, tenant_id: str, user_id: str) -> str | None:
 
 class PseudonymStage:
     """Never raises on a keystore failure: the user id must not survive this stage, so the
-    records of a failed lookup lose their user key and their content (flagged) instead."""
+    records of a failed lookup lose their user key and their content (flagged) instead.
+
+    A record that started before its user was erased (in flight during the erasure: queued,
+    retried, replayed) is stored without content and without pseudonym, flagged
+    ``subject_erased``: erasure also covers what was on its way to the store."""
 
     name = "pseudonymize"
     failure_flag = Flag.PSEUDONYMIZATION_FAILED
@@ -52,5 +56,11 @@ class PseudonymStage:
                     record.withhold_content(self.failure_flag)
                 continue
             for record in group:
-                record.user_key = subjects[record.user_id or ""].pseudonym
+                key = subjects[record.user_id or ""]
                 record.user_id = None
+                if key.erased_before is not None and record.event_timestamp < key.erased_before:
+                    # In flight when its user was erased: it belongs to the erased subject,
+                    # so it keeps no content and no link to the user's new pseudonym.
+                    record.withhold_content(Flag.SUBJECT_ERASED)
+                    continue
+                record.user_key = key.pseudonym

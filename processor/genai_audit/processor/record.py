@@ -33,6 +33,7 @@ class Flag(enum.StrEnum):
     REDACTION_FAILED = "redaction_failed"
     ENCRYPTION_FAILED = "encryption_failed"
     PSEUDONYMIZATION_FAILED = "pseudonymization_failed"  # keystore failed: no user key
+    SUBJECT_ERASED = "subject_erased"  # started before its user's GDPR erasure: no content
     NO_USER = "no_user"
 
 
