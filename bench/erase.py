@@ -51,6 +51,13 @@ FROM numbers({n:UInt64})
 """
 
 
+def settle(store: Store, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and store.scalar(
+            "SELECT count() FROM system.merges WHERE database = currentDatabase()"):
+        time.sleep(0.2)
+
+
 def erase_latency(dsn: str, sizes: list[int], repeats: int) -> dict[int, float]:
     keys = LocalKeyStore(tempfile.mkdtemp(prefix="bench-erase-keys-"))
     results: dict[int, float] = {}
@@ -63,6 +70,7 @@ def erase_latency(dsn: str, sizes: list[int], repeats: int) -> dict[int, float]:
             subject = keys.subject_keys("bench-tenant", [user])[user]
             store.command(_FILL, {"p": subject.pseudonym, "k": subject.key_id, "n": 2 * size},
                           settings={"max_insert_block_size": 1_048_576})
+            settle(store)  # time the erasure, not the bulk load's background merges
             started = time.perf_counter()
             result = erase_subject(store, keys, tenant_id="bench-tenant", user_id=user,
                                    reason="subject-request", operator="bench")
