@@ -56,6 +56,7 @@ def test_every_decrypting_read_is_logged_per_tenant(store, keystore, records):
     assert [(r[0], r[1], r[2], r[3], [str(i) for i in r[4]], r[5], r[6]) for r in rows] == [
         ("acme", "dr.lee", "treatment review", "report", [alice.id], [alice.user_key], 1),
         ("globex", "dr.lee", "treatment review", "report", [carol.id], [carol.user_key], 1)]
+    assert store.scalar("SELECT min(db_user) FROM access_log")  # the store's own account
     columns, listed = list_disclosures(store, "acme", user_key=bob.user_key)
     assert listed == []  # bob's records were not read
     columns, listed = list_disclosures(store, "acme", user_key=alice.user_key)

@@ -167,7 +167,7 @@ def list_disclosures(store: Store, tenant_id: str, user_key: str | None = None,
     if until is not None:
         where.append("accessed_at < {until:DateTime64(6, 'UTC')}")
         params["until"] = until
-    sql = ("SELECT toString(access_id) AS access_id, accessed_at, actor, purpose, channel,"
+    sql = ("SELECT toString(access_id) AS access_id, accessed_at, actor, db_user, purpose, channel,"
            " records_disclosed, records_erased, arrayMap(x -> toString(x), record_ids)"
            " AS record_ids FROM access_log WHERE {where} ORDER BY accessed_at, access_id")
     # Only the fixed clauses above are joined in; every value is a bound parameter.

@@ -24,13 +24,16 @@ CREATE TABLE IF NOT EXISTS subject_erasures (
     records_affected UInt64,
     operator String,
     reason LowCardinality(String),
-    tool_version LowCardinality(String)
+    tool_version LowCardinality(String),
+    db_user LowCardinality(String) DEFAULT currentUser()
 )
 ENGINE = MergeTree
 ORDER BY (tenant_id, erased_at, erasure_id)
 SETTINGS non_replicated_deduplication_window = 1000;
 
 -- One row per read of decrypted content (per tenant touched): who, when, why, which records.
+-- actor is who the reader says they are; db_user is the store account that wrote the row,
+-- authenticated by ClickHouse.
 CREATE TABLE IF NOT EXISTS access_log (
     access_id UUID,
     accessed_at DateTime64(6, 'UTC'),
@@ -43,6 +46,7 @@ CREATE TABLE IF NOT EXISTS access_log (
     records_disclosed UInt32,
     records_erased UInt32,
     tool_version LowCardinality(String),
+    db_user LowCardinality(String) DEFAULT currentUser(),
     INDEX idx_user_keys user_keys TYPE bloom_filter(0.01) GRANULARITY 4
 )
 ENGINE = MergeTree
