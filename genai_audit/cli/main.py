@@ -13,6 +13,7 @@ from genai_audit.cli import (
     init_cmd,
     query_cmd,
     rbac_cmd,
+    settings_cmd,
     show_cmd,
 )
 from genai_audit.cli.common import EXIT_ERROR
@@ -20,7 +21,8 @@ from genai_audit.clickhouse.errors import StoreError
 from genai_audit.config import SettingsError
 from genai_audit.keystore import KeyStoreError
 
-COMMANDS = [init_cmd, demo_cmd, query_cmd, erase_cmd, show_cmd, disclosures_cmd, rbac_cmd]
+COMMANDS = [init_cmd, demo_cmd, query_cmd, settings_cmd, erase_cmd, show_cmd, disclosures_cmd,
+            rbac_cmd]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
