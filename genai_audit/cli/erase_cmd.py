@@ -42,7 +42,7 @@ def read_user(user: str) -> str:
     return value
 
 
-@click.command("erase")
+@click.command("erase", short_help="GDPR Art. 17 erasure of one data subject (crypto-shredding).")
 @click.option("--tenant", required=True, help="Tenant the data subject belongs to.")
 @click.option("--user", required=True,
               help="The subject's user id as the application sent it; '-' reads it from stdin.")

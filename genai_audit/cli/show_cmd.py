@@ -49,7 +49,7 @@ def format_json(records: Sequence[DisclosedRecord]) -> str:
                       ensure_ascii=False, indent=2)
 
 
-@click.command("show")
+@click.command("show", short_help="Read decrypted content; every read is logged as a disclosure.")
 @click.option("--id", "record_ids", required=True, multiple=True,
               help="Record id (UUID); repeat for several.")
 @click.option("--actor", required=True, help="Who reads (recorded in access_log).")
