@@ -140,7 +140,11 @@ class LocalKeyStore:
     """The keystore in ``<directory>/keystore.db``, keys wrapped by the master key."""
 
     def __init__(self, directory: str | os.PathLike[str], *, wrapper: KeyWrapper | None = None,
-                 master_key_file: str | os.PathLike[str] | None = None) -> None:
+                 master_key_file: str | os.PathLike[str] | None = None,
+                 create: bool = True) -> None:
+        """``create=False``: an existing keystore only (readers: a wrong path is an error,
+        not a new empty keystore that finds no keys)."""
+        self.create = create
         self.directory = Path(directory).expanduser().resolve()
         self.path = self.directory / KEYSTORE_FILE
         self.master_key_file = (Path(master_key_file).expanduser().resolve() if master_key_file
@@ -350,6 +354,9 @@ class LocalKeyStore:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None and self._pid == os.getpid():
             return self._conn
+        if not self.create and not self.path.exists():
+            raise KeyStoreError(f"no keystore at {self.path}: set GENAI_AUDIT_KEYSTORE_DIR "
+                                "(keystore_dir) to the store's keystore")
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
@@ -431,6 +438,7 @@ def default_keystore_dir(settings: Settings) -> Path:
     return Path(str(path) + "-keys") if path else Path("genai-audit-keys").resolve()
 
 
-def open_keystore(settings: Settings) -> LocalKeyStore:
+def open_keystore(settings: Settings, *, create: bool = True) -> LocalKeyStore:
     """The keystore the settings name (directory and master key file)."""
-    return LocalKeyStore(default_keystore_dir(settings), master_key_file=settings.master_key_file)
+    return LocalKeyStore(default_keystore_dir(settings), master_key_file=settings.master_key_file,
+                         create=create)

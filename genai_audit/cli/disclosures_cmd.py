@@ -48,7 +48,7 @@ def command(ctx: click.Context, tenant: str, user: str | None, user_key: str | N
         raise click.UsageError("give --user or --user-key, not both")
     store = open_store(settings)
     if user is not None:
-        user_key = pseudonym_of(open_keystore(settings), tenant, read_user(user))
+        user_key = pseudonym_of(open_keystore(settings, create=False), tenant, read_user(user))
         if user_key is None:
             click.echo(f"unknown subject: tenant {tenant} has no live data subject with this "
                        "user id (never seen, or erased)")

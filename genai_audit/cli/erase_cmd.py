@@ -81,7 +81,7 @@ def command(ctx: click.Context, tenant: str, user: str, reason: str, request_id:
     user_id = read_user(user)
     store = open_store(settings)
     try:
-        result = erase_subject(store, open_keystore(settings), tenant_id=tenant,
+        result = erase_subject(store, open_keystore(settings, create=False), tenant_id=tenant,
                                user_id=user_id, reason=reason, operator=operator,
                                request_id=request_id)
     except ErasureError as exc:

@@ -83,7 +83,7 @@ def command(ctx: click.Context, record_ids: tuple[str, ...], actor: str, purpose
             raise CommandError(f"--id {record_id!r} is not a UUID") from None
     store = open_store(settings)
     try:
-        records = disclose(store, open_keystore(settings), record_ids, actor=actor,
+        records = disclose(store, open_keystore(settings, create=False), record_ids, actor=actor,
                            purpose=purpose, channel="show")
     except DisclosureRefused as exc:
         raise CommandError(str(exc)) from exc

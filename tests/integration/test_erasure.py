@@ -168,3 +168,14 @@ def test_records_in_flight_during_the_erasure_are_erased_too(store, keystore, in
     assert new.user_key not in ("", old_pseudonym)  # a new data subject
     InteractionWriter(store).write([late, new])
     assert SECRET not in json.dumps(store.rows("SELECT * FROM interactions"), default=str)
+
+
+def test_readers_never_create_a_keystore_where_there_is_none(store, tmp_path, monkeypatch,
+                                                             capsys):
+    monkeypatch.setenv("GENAI_AUDIT_KEYSTORE_DIR", str(tmp_path / "wrong-place"))
+    db = ["--dsn", store.dsn, "--database", store.database]
+    assert main(["erase", *db, "--tenant", "acme", "--user", "alice", "--reason",
+                 "objection"]) == 2
+    assert "no keystore at" in capsys.readouterr().err
+    assert main(["disclosures", *db, "--tenant", "acme", "--user", "alice"]) == 2
+    assert not (tmp_path / "wrong-place").exists()
