@@ -15,7 +15,8 @@ from genai_audit.keystore import open_keystore
 from genai_audit.processor.pseudonym import pseudonym_of
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def utc(value: datetime | None) -> datetime | None:
+    """A --since/--until value as UTC (click parses it naive)."""
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
@@ -53,5 +54,5 @@ def command(ctx: click.Context, tenant: str, user: str | None, user_key: str | N
             click.echo(f"unknown subject: tenant {tenant} has no live data subject with this "
                        "user id (never seen, or erased)")
             ctx.exit(EXIT_PROBLEM)
-    columns, rows = list_disclosures(store, tenant, user_key, _utc(since), _utc(until))
+    columns, rows = list_disclosures(store, tenant, user_key, utc(since), utc(until))
     click.echo(FORMATTERS[fmt](columns, rows))

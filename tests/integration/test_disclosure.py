@@ -114,3 +114,28 @@ def test_show_and_disclosures_cli(store, keystore, records, monkeypatch, capsys)
     assert main(["show", *db, "--id", alice.id, "--actor", "dr.lee", "--purpose", "care"]) == 0
     assert "[DATA ERASED PER GDPR ARTICLE 17]" in capsys.readouterr().out
     assert store.scalar("SELECT sum(records_erased) FROM access_log") == 1  # attempt logged
+
+
+def test_show_a_subjects_records_for_an_access_request(store, keystore, records, make_span,
+                                                       monkeypatch, capsys):
+    monkeypatch.setenv("GENAI_AUDIT_KEYSTORE_DIR", str(keystore.directory))
+    more = default_pipeline(Settings.load(env={}), keystore).build(
+        [make_span(**{"enduser.id": "alice"})])
+    more[0].has_pii_detected = True
+    InteractionWriter(store).write(more)
+    db = ["--dsn", store.dsn, "--database", store.database, "--actor", "dpo", "--format", "json"]
+    assert main(["show", *db, "--purpose", "Art. 15 request", "--tenant", "acme",
+                 "--user", "alice"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert sorted(r["id"] for r in shown) == sorted([records[0].id, more[0].id])
+    assert PHI in json.dumps(shown)
+    assert main(["show", *db, "--purpose", "SOC2 PII sample", "--tenant", "acme",
+                 "--user-key", records[0].user_key, "--pii-only"]) == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [more[0].id]
+    logged = store.rows("SELECT purpose, length(record_ids) FROM access_log ORDER BY accessed_at")
+    assert logged == [("Art. 15 request", 2), ("SOC2 PII sample", 1)]
+    assert main(["show", *db, "--purpose", "x", "--tenant", "acme", "--user", "nobody"]) == 1
+    assert main(["show", *db, "--purpose", "x", "--tenant", "acme"]) == 2
+    assert main(["show", *db, "--purpose", "x", "--user", "alice"]) == 2
+    assert main(["show", *db, "--purpose", "x", "--id", records[0].id, "--tenant", "acme",
+                 "--user", "alice"]) == 2

@@ -152,6 +152,27 @@ def _text(value: Any) -> str:
     return value.decode("ascii") if isinstance(value, bytes) else str(value)
 
 
+def subject_record_ids(store: Store, tenant_id: str, user_key: str, *,
+                       since: datetime | None = None, until: datetime | None = None,
+                       pii_only: bool = False, limit: int = 100) -> list[str]:
+    """Ids of one subject's records (oldest first): what ``disclose`` reads for an Art. 15
+    subject access request or an auditor's "all prompts of user X in Q3 with PII"."""
+    where = ["tenant_id = {t:String}", "gdpr_pseudonymized_user_key = {u:String}"]
+    params: dict[str, Any] = {"t": tenant_id, "u": user_key, "limit": limit}
+    if since is not None:
+        where.append("event_timestamp >= {since:DateTime64(6, 'UTC')}")
+        params["since"] = since
+    if until is not None:
+        where.append("event_timestamp < {until:DateTime64(6, 'UTC')}")
+        params["until"] = until
+    if pii_only:
+        where.append("has_pii_detected")
+    sql = ("SELECT toString(id) FROM interactions WHERE {where}"
+           " ORDER BY event_timestamp, id LIMIT 1 BY id LIMIT {{limit:UInt32}}")
+    # Only the fixed clauses above are joined in; every value is a bound parameter.
+    return [str(r[0]) for r in store.rows(sql.format(where=" AND ".join(where)), params)]
+
+
 def list_disclosures(store: Store, tenant_id: str, user_key: str | None = None,
                      since: datetime | None = None, until: datetime | None = None
                      ) -> tuple[list[str], list[tuple[Any, ...]]]:
