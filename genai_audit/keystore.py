@@ -39,7 +39,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from genai_audit.masterkey import MASTER_KEY_FILE, KeyWrapper, MasterKeyError, load_master_key
+from genai_audit.masterkey import (
+    ENV_MASTER_KEY,
+    MASTER_KEY_FILE,
+    KeyWrapper,
+    MasterKey,
+    MasterKeyError,
+    fsync_dir,
+    load_master_key,
+    write_key_file,
+)
 
 if TYPE_CHECKING:
     from genai_audit.config import Settings
@@ -150,6 +159,7 @@ class LocalKeyStore:
         self.master_key_file = (Path(master_key_file).expanduser().resolve() if master_key_file
                                 else self.directory / MASTER_KEY_FILE)
         self._wrapper = wrapper
+        self._kek_check: bytes | None = None  # the check value the loaded master key opens
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
@@ -180,7 +190,7 @@ class LocalKeyStore:
             cached = self._secrets.get(name)
             if cached is not None:
                 return cached
-            aad = b"secret\0" + name.encode()
+            aad = _secret_aad(name)
             with self._transaction(write=False) as conn:
                 row = conn.execute("SELECT wrapped FROM secrets WHERE name = ?", (name,)).fetchone()
             if row is None:
@@ -255,6 +265,21 @@ class LocalKeyStore:
             self._forget_subjects()
             return bool(deleted)
 
+    def status(self) -> dict[str, Any]:
+        """What the keystore holds, without any key material."""
+        with self._lock:
+            kek = self._kek()
+            with self._transaction(write=False) as conn:
+                counts = conn.execute(
+                    "SELECT (SELECT count(DISTINCT tenant) FROM subjects),"
+                    " (SELECT count(*) FROM subjects WHERE lookup != ?),"
+                    " (SELECT count(*) FROM erasures), (SELECT count(*) FROM secrets)",
+                    (_NO_SUBJECT_LOOKUP,)).fetchone()
+        source = getattr(kek, "source", type(kek).__name__)
+        return {"keystore": str(self.path), "master_key_id": kek.key_id,
+                "master_key_source": source, "tenants": counts[0], "subjects": counts[1],
+                "erased_subjects": counts[2], "secrets": counts[3]}
+
     def _lookup(self, tenant_id: str, user_id: str) -> str:
         secret = self.tenant_secret(tenant_id, _INDEX_PURPOSE)
         return hmac.new(secret, user_id.encode("utf-8"), hashlib.sha256).hexdigest()
@@ -325,12 +350,13 @@ class LocalKeyStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 check = conn.execute("SELECT value FROM meta WHERE name = 'kek_check'").fetchone()
-                wrapper = load_master_key(self.master_key_file, create=check is None)
+                wrapper: KeyWrapper
                 if check is None:  # a new keystore: bind it to this master key
+                    wrapper = load_master_key(self.master_key_file, create=True)
                     check = (wrapper.wrap(_KEK_CHECK, b"kek-check"),)
                     conn.execute("INSERT INTO meta (name, value) VALUES ('kek_check', ?)", check)
-                if wrapper.unwrap(bytes(check[0]), b"kek-check") != _KEK_CHECK:
-                    raise MasterKeyError("master key check value mismatch")
+                else:
+                    wrapper = self._load_fitting(bytes(check[0]))
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -339,8 +365,95 @@ class LocalKeyStore:
             raise KeyStoreError(f"keystore {self.path}: {exc}") from None
         except sqlite3.Error as exc:
             raise KeyStoreError(f"keystore {self.path}: {exc}") from None
-        self._wrapper = wrapper
+        self._wrapper, self._kek_check = wrapper, bytes(check[0])
         return wrapper
+
+    def _load_fitting(self, check: bytes) -> KeyWrapper:
+        """The configured master key, which must open ``check``. A rotation that stopped
+        after its commit left the new key in ``<key file>.new``: promote it."""
+        wrapper = load_master_key(self.master_key_file, create=False)
+        try:
+            wrapper.unwrap(check, b"kek-check")
+            return wrapper
+        except MasterKeyError:
+            pending = _pending_key_file(self.master_key_file)
+            if os.environ.get(ENV_MASTER_KEY) or not pending.exists():
+                raise
+        fresh = load_master_key(pending, create=False, env={})
+        fresh.unwrap(check, b"kek-check")  # raises if it does not fit either
+        os.replace(pending, self.master_key_file)
+        fsync_dir(self.master_key_file.parent)
+        return load_master_key(self.master_key_file, create=False)
+
+    def _follow_rotation(self, conn: sqlite3.Connection) -> None:
+        """Inside a transaction: if another process rotated the master key, load the new one."""
+        if self._kek_check is None:
+            return  # an injected wrapper (KMS): rotation is the KMS's business
+        row = conn.execute("SELECT value FROM meta WHERE name = 'kek_check'").fetchone()
+        if row is not None and bytes(row[0]) != self._kek_check:
+            try:
+                self._wrapper = self._load_fitting(bytes(row[0]))
+            except MasterKeyError as exc:
+                raise KeyStoreError(f"keystore {self.path}: the master key was rotated and "
+                                    f"this process cannot load the new one: {exc}") from None
+            self._kek_check = bytes(row[0])
+
+    def rotate_master_key(self, new_key: bytes | None = None) -> str:
+        """Re-wrap every key under a new master key; return its id.
+
+        The DEKs, secrets and pseudonyms stay the same (stored content stays readable).
+        With a key file, the new key is generated into ``<file>.new`` and moved over the old
+        file after the commit. With ``GENAI_AUDIT_MASTER_KEY``, pass ``new_key`` and then
+        set the variable to it wherever the keystore is used. Other processes sharing the
+        file pick up a rotated key file by themselves.
+        """
+        with self._lock:
+            if self._kek_check is None and self._wrapper is not None:
+                raise KeyStoreError("this keystore's keys are wrapped by an external service: "
+                                    "rotate the key there")
+            old = self._kek()
+            from_env = bool(os.environ.get(ENV_MASTER_KEY))
+            if from_env and new_key is None:
+                raise KeyStoreError(f"{ENV_MASTER_KEY} holds the master key: give the new key")
+            pending = _pending_key_file(self.master_key_file)
+            if new_key is not None:
+                new: KeyWrapper = MasterKey(new_key, "new master key")
+            else:
+                write_key_file(pending)
+                new = load_master_key(pending, create=False, env={})
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._follow_rotation(conn)
+                    old = self._wrapper or old
+                    for name, wrapped in conn.execute(
+                            "SELECT name, wrapped FROM secrets").fetchall():
+                        aad = _secret_aad(name)
+                        conn.execute("UPDATE secrets SET wrapped = ? WHERE name = ?",
+                                     (new.wrap(old.unwrap(bytes(wrapped), aad), aad), name))
+                    for rowid, wrapped, tenant, pseudonym, key_id in conn.execute(
+                            "SELECT rowid, wrapped, tenant, pseudonym, key_id FROM subjects"
+                            ).fetchall():
+                        aad = _dek_aad(tenant, pseudonym, key_id)
+                        conn.execute("UPDATE subjects SET wrapped = ? WHERE rowid = ?",
+                                     (new.wrap(old.unwrap(bytes(wrapped), aad), aad), rowid))
+                    check = new.wrap(_KEK_CHECK, b"kek-check")
+                    conn.execute("UPDATE meta SET value = ? WHERE name = 'kek_check'", (check,))
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except MasterKeyError as exc:
+                raise KeyStoreError(f"keystore {self.path}: {exc}") from None
+            except sqlite3.Error as exc:
+                raise KeyStoreError(f"keystore {self.path}: {exc}") from None
+            if new_key is None:
+                os.replace(pending, self.master_key_file)
+                fsync_dir(self.master_key_file.parent)
+                new = load_master_key(self.master_key_file, create=False, env={})
+            self._wrapper, self._kek_check = new, check
+            return new.key_id
 
     def _wrap(self, plaintext: bytes, aad: bytes) -> bytes:
         return self._kek().wrap(plaintext, aad)
@@ -394,6 +507,7 @@ class LocalKeyStore:
         try:
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
+                self._follow_rotation(conn)
                 yield conn
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -409,6 +523,14 @@ class LocalKeyStore:
             self._conn = None
             self._secrets.clear()
             self._forget_subjects()
+
+
+def _secret_aad(name: str) -> bytes:
+    return b"secret\0" + name.encode()
+
+
+def _pending_key_file(key_file: Path) -> Path:
+    return key_file.with_name(key_file.name + ".new")
 
 
 def _dek_aad(tenant_id: str, pseudonym: str, key_id: str) -> bytes:

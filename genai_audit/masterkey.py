@@ -117,7 +117,7 @@ def write_key_file(path: Path) -> None:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def load_master_key(key_file: Path, *, create: bool,
@@ -142,7 +142,7 @@ def load_master_key(key_file: Path, *, create: bool,
     return MasterKey(parse_key_text(text, str(key_file)), str(key_file))
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

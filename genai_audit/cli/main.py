@@ -11,6 +11,7 @@ from genai_audit.cli import (
     disclosures_cmd,
     erase_cmd,
     init_cmd,
+    keys_cmd,
     query_cmd,
     rbac_cmd,
     settings_cmd,
@@ -22,7 +23,7 @@ from genai_audit.config import SettingsError
 from genai_audit.keystore import KeyStoreError
 
 COMMANDS = [init_cmd, demo_cmd, query_cmd, settings_cmd, erase_cmd, show_cmd, disclosures_cmd,
-            rbac_cmd]
+            rbac_cmd, keys_cmd]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -168,3 +168,58 @@ def test_settings_place_the_keystore_and_its_master_key_apart(tmp_path):
     assert keys.path == tmp_path / "keys" / "keystore.db"
     assert stat.S_IMODE((tmp_path / "secrets" / "kek").stat().st_mode) == 0o600
     assert not (tmp_path / "keys" / "master.key").exists()
+
+
+def test_master_key_rotation_rewraps_everything_and_keeps_data_keys(tmp_path):
+    ks = LocalKeyStore(tmp_path)
+    other = LocalKeyStore(tmp_path)  # another process's view, opened before the rotation
+    alice = ks.subject_keys("acme", ["alice"])["alice"]
+    secret = other.tenant_secret("acme", "p")
+    old_key_file = (tmp_path / "master.key").read_bytes()
+    with sqlite3.connect(ks.path) as db:
+        old_blobs = [bytes(r[0]) for r in db.execute("SELECT wrapped FROM subjects UNION ALL "
+                                                     "SELECT wrapped FROM secrets")]
+    new_id = ks.rotate_master_key()
+    assert new_id != "" and (tmp_path / "master.key").read_bytes() != old_key_file
+    assert stat.S_IMODE((tmp_path / "master.key").stat().st_mode) == 0o600
+    assert not (tmp_path / "master.key.new").exists()
+    files = _dir_bytes(tmp_path)
+    assert not any(blob in files for blob in old_blobs)
+    fresh = LocalKeyStore(tmp_path)
+    assert fresh.find_subject("acme", "alice") == alice and fresh.tenant_secret("acme", "p") == secret
+    bob = other.subject_keys("acme", ["bob"])["bob"]  # follows the rotation by itself
+    assert LocalKeyStore(tmp_path).find_subject("acme", "bob") == bob
+    (tmp_path / "old.key").write_bytes(old_key_file)
+    (tmp_path / "old.key").chmod(0o600)
+    with pytest.raises(KeyStoreError, match="does not open"):
+        LocalKeyStore(tmp_path, master_key_file=tmp_path / "old.key").find_subject("acme", "bob")
+
+
+def test_a_rotation_interrupted_after_its_commit_completes_on_next_open(tmp_path, monkeypatch):
+    ks = LocalKeyStore(tmp_path)
+    alice = ks.subject_keys("acme", ["alice"])["alice"]
+
+    def crash(*args):
+        raise OSError("power cut")
+
+    monkeypatch.setattr("genai_audit.keystore.os.replace", crash)
+    with pytest.raises(OSError):
+        ks.rotate_master_key()
+    monkeypatch.undo()
+    assert (tmp_path / "master.key.new").exists()
+    assert LocalKeyStore(tmp_path).find_subject("acme", "alice") == alice  # promoted
+    assert not (tmp_path / "master.key.new").exists()
+
+
+def test_rotation_with_the_key_in_the_environment(tmp_path, monkeypatch):
+    old, new = os.urandom(32), os.urandom(32)
+    monkeypatch.setenv(ENV_MASTER_KEY, old.hex())
+    ks = LocalKeyStore(tmp_path)
+    alice = ks.subject_keys("acme", ["alice"])["alice"]
+    with pytest.raises(KeyStoreError, match="give the new key"):
+        ks.rotate_master_key()
+    ks.rotate_master_key(new)
+    with pytest.raises(KeyStoreError):
+        LocalKeyStore(tmp_path).find_subject("acme", "alice")  # still the old key set
+    monkeypatch.setenv(ENV_MASTER_KEY, new.hex())
+    assert LocalKeyStore(tmp_path).find_subject("acme", "alice") == alice
