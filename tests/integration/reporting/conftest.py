@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from demo_data import SPECS, write_specs
-from genai_audit.clickhouse.store import Store
 
+from genai_audit.clickhouse.store import Store
 from genai_audit.keystore import LocalKeyStore
 
 

@@ -15,19 +15,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from genai_audit.clickhouse.store import Store
-from genai_audit.clickhouse.writer import InteractionWriter
-from genai_audit.processor.factory import default_pipeline
-from genai_audit.processor.pipeline import RecordPipeline
-from genai_audit.processor.pseudonym import PURPOSE, pseudonymize
-from genai_audit.processor.record import AuditRecord, Flag
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from genai_audit.clickhouse.store import Store
+from genai_audit.clickhouse.writer import InteractionWriter
 from genai_audit.config import Settings
 from genai_audit.keystore import LocalKeyStore
+from genai_audit.processor.factory import default_pipeline
+from genai_audit.processor.pipeline import RecordPipeline
+from genai_audit.processor.pseudonym import PURPOSE, pseudonymize
+from genai_audit.processor.record import AuditRecord, Flag
 
 PRICES = {"gpt-4o": (Decimal("2.50"), Decimal("10.00")),
           "gpt-4o-mini": (Decimal("0.15"), Decimal("0.60"))}  # USD per 1M tokens (pricing.json)
