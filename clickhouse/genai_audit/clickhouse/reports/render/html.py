@@ -40,6 +40,8 @@ padding-bottom:4px;margin-top:36px}h3{font-size:15px;margin:18px 0 6px}
 .v-attention{background:#fff4e0;border-left:6px solid #e07b22}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:10px}
 .card{border:1px solid #d8dde3;border-radius:6px;padding:10px 12px;font-size:13px}
+.c-ok{border-left:5px solid #2e8b57}.c-attention{border-left:5px solid #e07b22}
+.c-not_available{border-left:5px solid #9aa3ad}.legend{font-size:12px;color:#444}
 .card b{font-size:14px}.badge{display:inline-block;border-radius:10px;padding:1px 9px;
 font-size:12px;font-weight:bold;margin-left:6px;white-space:nowrap}
 .s-ok{background:#e6f4ea;color:#1e6b3c}.s-attention{background:#ffe7c2;color:#8a4b00}
@@ -72,7 +74,11 @@ def format_html(report: Report) -> str:
         f'<div class="verdict {verdict_class}"><b>Verdict.</b> '
         f"{escape(overall_text(report))}</div>",
         _headlines(report),
-        '<h2 style="margin-top:18px">Areas checked</h2><div class="grid">',
+        '<h2 style="margin-top:18px">Areas checked</h2>',
+        f'<p class="legend">{_badge(Status.OK)} the control held over the period '
+        f"{_badge(Status.ATTENTION)} a finding to review (details in the numbered section) "
+        f"{_badge(Status.NOT_AVAILABLE)} this store cannot answer yet; nothing is assumed</p>",
+        '<div class="grid">',
         *[_card(i, s) for i, s in enumerate(report.sections, 1)],
         "</div>",
         '<h2>Provenance</h2><table class="prov">',
@@ -105,7 +111,8 @@ def _badge(status: Status) -> str:
 
 
 def _card(number: int, section: Section) -> str:
-    return (f'<div class="card"><b>{number}. {escape(section.title)}</b>'
+    return (f'<div class="card c-{section.status.value}"><b>{number}. '
+            f"{escape(section.title)}</b>"
             f"{_badge(section.status)}<br>{escape(section.summary)}</div>")
 
 
