@@ -32,9 +32,9 @@ TOTAL_COST = sum((s.cost for s in SPECS), Decimal(0))
 TOTAL_TOKENS = sum(s.prompt_tokens + s.response_tokens for s in SPECS)
 
 
-@pytest.fixture
-def report(audit_store):
-    return build_report(audit_store, tenant=None, start=PERIOD[0], end=PERIOD[1], now=NOW)
+@pytest.fixture(scope="module")
+def report(shared_audit_store):
+    return build_report(shared_audit_store, tenant=None, start=PERIOD[0], end=PERIOD[1], now=NOW)
 
 
 def test_markdown(report):
@@ -121,9 +121,9 @@ def test_csv_bundle_is_complete_and_deterministic(report):
 
 
 @pytest.mark.parametrize("fmt", ["md", "html", "json", "csv"])
-def test_cli_writes_file_and_sha256_sidecar(audit_store, store_dsn, tmp_path, capsys, fmt):
+def test_cli_writes_file_and_sha256_sidecar(shared_audit_store, store_dsn, tmp_path, capsys, fmt):
     out = tmp_path / f"report.{fmt}"
-    argv = ["report", "--dsn", store_dsn, "--database", audit_store.database, "--from",
+    argv = ["report", "--dsn", store_dsn, "--database", shared_audit_store.database, "--from",
             "2024-03-01", "--to", "2024-04-30", "--format", fmt, "--out", str(out)]
     assert main(argv) == 0
     data = out.read_bytes()
@@ -137,15 +137,15 @@ def test_cli_writes_file_and_sha256_sidecar(audit_store, store_dsn, tmp_path, ca
         assert doc["provenance"]["store"] == store_dsn
 
 
-def test_cli_stdout_tenant_and_exit_codes(audit_store, store_dsn, capsys):
-    base = ["report", "--dsn", store_dsn, "--database", audit_store.database,
+def test_cli_stdout_tenant_and_exit_codes(shared_audit_store, store_dsn, capsys):
+    base = ["report", "--dsn", store_dsn, "--database", shared_audit_store.database,
             "--from", "2024-03-01", "--to", "2024-04-30"]
     assert main([*base, "--tenant", "globex", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["title"] == "LLM audit report: tenant globex"
     assert main([*base, "--fail-on-findings"]) == 1  # the demo data has findings
     capsys.readouterr()
-    assert main(["report", "--dsn", store_dsn, "--database", audit_store.database,
+    assert main(["report", "--dsn", store_dsn, "--database", shared_audit_store.database,
                  "--from", "2024-05-01", "--to", "2024-04-01"]) == 2
     assert "must be after --from" in capsys.readouterr().err
     assert main([*base[:-2], "--to", "last tuesday"]) == 2
