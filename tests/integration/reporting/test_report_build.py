@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from uuid import uuid4
 
 import pytest
 from demo_data import PERIOD, SPECS, user_key
@@ -155,12 +156,12 @@ def test_erasures_disclosures_and_verify_read_their_tables_when_present(audit_st
         ["request_id", "erased_at", "tenant_id", "records_affected", "operator"])
     audit_store.command(
         "CREATE TABLE access_log (accessed_at DateTime64(6, 'UTC'), tenant_id String, "
-        "actor String, purpose String, record_count UInt32) ENGINE = MergeTree "
+        "actor String, purpose String, record_ids Array(UUID)) ENGINE = MergeTree "
         "ORDER BY accessed_at")
     audit_store.insert("access_log", [
-        [datetime(2024, 4, 3, tzinfo=UTC), "acme", "dr.who", "treatment", 2],
-        [datetime(2024, 4, 4, tzinfo=UTC), "acme", "dr.who", "treatment", 1]],
-        ["accessed_at", "tenant_id", "actor", "purpose", "record_count"])
+        [datetime(2024, 4, 3, tzinfo=UTC), "acme", "dr.who", "treatment", [uuid4(), uuid4()]],
+        [datetime(2024, 4, 4, tzinfo=UTC), "acme", "dr.who", "treatment", [uuid4()]]],
+        ["accessed_at", "tenant_id", "actor", "purpose", "record_ids"])
 
     def verifier(store, scope):
         return VerifyOutcome(False, "acme tree_size=41 root=ab...", "1 record modified",

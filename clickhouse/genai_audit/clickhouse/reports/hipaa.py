@@ -25,10 +25,10 @@ ORDER BY hipaa_compliant_route, interactions DESC, tenant_id, region
 # The disclosure log as the encryption/erasure issue documents it (DESIGN.md: access_log).
 ACCESS_LOG = "access_log"
 ACCESS_LOG_COLUMNS = {"accessed_at": "when", "tenant_id": "whose records", "actor": "who",
-                      "purpose": "why", "record_count": "how many records"}
+                      "purpose": "why", "record_ids": "which records"}
 
 DISCLOSURES_SQL = """
-SELECT actor, purpose, count() AS disclosures, sum(record_count) AS records,
+SELECT actor, purpose, count() AS disclosures, sum(length(record_ids)) AS records,
        min(accessed_at), max(accessed_at)
 FROM access_log
 WHERE {tenant} accessed_at >= {start:DateTime64(6, 'UTC')}
