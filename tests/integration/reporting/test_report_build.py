@@ -55,10 +55,13 @@ def test_soc2_totals_and_activity_match_the_rows(audit_store, keystore):
 
 
 def test_activity_cap_reports_the_total(audit_store):
+    full = _table(_report(audit_store, max_rows=0).section("soc2_activity"), "soc2_activity")
+    assert not full.truncated and len(full.rows) == full.total_rows > 5
     activity = _table(_report(audit_store, max_rows=5).section("soc2_activity"),
                       "soc2_activity")
     assert len(activity.rows) == 5 and activity.truncated
-    assert "Showing the 5 most recent" in activity.note
+    assert "Showing the 5 most recent groups" in activity.note
+    assert activity.rows == full.rows[:5]
 
 
 def test_pii_controls(audit_store):

@@ -12,7 +12,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 
-from genai_audit.clickhouse.reports import cost, failures, gdpr, hipaa, integrity, pii, soc2
+from genai_audit.clickhouse.reports import (
+    cost,
+    facts,
+    failures,
+    gdpr,
+    hipaa,
+    integrity,
+    pii,
+    soc2,
+)
 from genai_audit.clickhouse.reports import retention as retention_section
 from genai_audit.clickhouse.reports.integrity import Verifier
 from genai_audit.clickhouse.reports.model import Period, Provenance, Report, Section
@@ -23,7 +32,7 @@ from genai_audit.clickhouse.store import Store
 DEFAULT_MAX_ROWS = 10_000
 
 # Step names, in order; a progress bar's length is len(STEPS).
-STEPS = ("SOC2 activity", "PII controls", "cost attribution", "GDPR erasures", "HIPAA",
+STEPS = ("totals", "SOC2 activity", "PII controls", "cost attribution", "GDPR erasures", "HIPAA",
          "integrity", "retention", "control failures")
 
 
@@ -41,18 +50,20 @@ def build_report(store: Store, *, tenant: str | None, start: datetime, end: date
         done(name)
         return section
 
+    known = facts.load(store, scope)
+    done(STEPS[0])
     sections = [
-        step(STEPS[0], soc2.build(store, scope, max_rows=max_rows)),
-        step(STEPS[1], pii.build(store, scope)),
-        step(STEPS[2], cost.build(store, scope)),
-        step(STEPS[3], gdpr.build(store, scope)),
-        step(STEPS[4], hipaa.build(store, scope)),
+        step(STEPS[1], soc2.build(store, scope, known, max_rows=max_rows)),
+        step(STEPS[2], pii.build(store, scope, known)),
+        step(STEPS[3], cost.build(known)),
+        step(STEPS[4], gdpr.build(store, scope)),
+        step(STEPS[5], hipaa.build(store, scope, known)),
     ]
-    checked = integrity.build(store, scope, verifier)
-    sections.append(step(STEPS[5], checked.section))
-    sections.append(step(STEPS[6], retention_section.build(store, scope, generated_at,
+    checked = integrity.build(store, scope, known, verifier)
+    sections.append(step(STEPS[6], checked.section))
+    sections.append(step(STEPS[7], retention_section.build(store, scope, generated_at,
                                                            retention)))
-    sections.append(step(STEPS[7], failures.build(store, scope)))
+    sections.append(step(STEPS[8], failures.build(store, scope, known)))
     provenance = Provenance(
         store=store.display_dsn, database=store.database, tenant=tenant, period=scope.period,
         generated_at=generated_at, schema_version=schema_version(store),

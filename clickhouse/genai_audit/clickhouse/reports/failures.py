@@ -8,47 +8,44 @@ counted store-wide for the period even in a single-tenant report, and labelled s
 from __future__ import annotations
 
 from genai_audit.clickhouse.reports import numbers
+from genai_audit.clickhouse.reports.facts import CONTROL_FLAGS, QUALITY_FLAGS, Facts
 from genai_audit.clickhouse.reports.model import Figure, Section, Status, Table
 from genai_audit.clickhouse.reports.scope import UNATTRIBUTED_TENANT, Scope
 from genai_audit.clickhouse.store import Store
 
-# flag -> (what it means for the auditor, is it a control failure or a data-quality note)
-KINDS: dict[str, tuple[str, bool]] = {
-    "unknown_model": ("model without a price: cost recorded as 0", True),
-    "redaction_failed": ("PII redaction failed: content withheld", True),
-    "encryption_failed": ("encryption failed: content withheld", True),
-    "content_withheld": ("content withheld by a fail-closed stage", True),
-    "malformed_input_messages": ("prompt messages were not valid JSON", False),
-    "malformed_output_messages": ("response messages were not valid JSON", False),
-    "missing_usage": ("token usage missing from the span", False),
-    "invalid_utf8": ("text was not valid UTF-8 (replaced)", False),
-    "content_truncated": ("content truncated by the instrumentation", False),
+# flag -> what it means for the auditor (facts.CONTROL_FLAGS are control failures, the rest
+# data-quality notes)
+MEANINGS: dict[str, str] = {
+    "unknown_model": "model without a price: cost recorded as 0",
+    "redaction_failed": "PII redaction failed: content withheld",
+    "encryption_failed": "encryption failed: content withheld",
+    "content_withheld": "content withheld by a fail-closed stage",
+    "malformed_input_messages": "prompt messages were not valid JSON",
+    "malformed_output_messages": "response messages were not valid JSON",
+    "missing_usage": "token usage missing from the span",
+    "invalid_utf8": "text was not valid UTF-8 (replaced)",
+    "content_truncated": "content truncated by the instrumentation",
 }
 
 BY_FLAG_SQL = """
 SELECT flag, count() AS records, min(event_timestamp), max(event_timestamp),
        arrayStringConcat(groupArray(3)(toString(id)), ' ') AS example_ids
 FROM interactions ARRAY JOIN flags AS flag
-WHERE {where} AND flag IN {kinds:Array(String)}
+WHERE {where} AND notEmpty(flags) AND flag IN {kinds:Array(String)}
 GROUP BY flag ORDER BY records DESC, flag
-"""
-
-DISTINCT_SQL = """
-SELECT countIf(hasAny(flags, {controls:Array(String)})),
-       countIf(hasAny(flags, {notes:Array(String)}))
-FROM interactions WHERE {where}
 """
 
 UNATTRIBUTED_SQL = """
 SELECT count(), min(event_timestamp), max(event_timestamp),
        arrayStringConcat(groupArray(3)(toString(id)), ' ')
 FROM interactions
-WHERE {period_where} AND (tenant_id = {unattributed:String} OR has(flags, 'unattributed'))
+WHERE tenant_id = {unattributed:String} AND {period_where}
 """
 
 
-def build(store: Store, scope: Scope) -> Section:
-    rows = store.rows(scope.sql(BY_FLAG_SQL), scope.with_params(kinds=list(KINDS)))
+def build(store: Store, scope: Scope, facts: Facts) -> Section:
+    rows = store.rows(scope.sql(BY_FLAG_SQL),
+                      scope.with_params(kinds=CONTROL_FLAGS + QUALITY_FLAGS))
     unattributed = store.rows(scope.sql(UNATTRIBUTED_SQL),
                               scope.with_params(unattributed=UNATTRIBUTED_TENANT))[0]
     table_rows = []
@@ -56,13 +53,11 @@ def build(store: Store, scope: Scope) -> Section:
         table_rows.append(("unattributed", "span without a tenant (store-wide count)", True,
                            *unattributed))
     for flag, n, first, last, examples in rows:
-        meaning, is_control = KINDS[str(flag)]
-        table_rows.append((flag, meaning, is_control, n, first, last, examples))
+        table_rows.append((flag, MEANINGS[str(flag)], flag in CONTROL_FLAGS, n, first, last,
+                           examples))
     # Distinct records: one record can carry several flags (redaction_failed + withheld).
-    scoped, quality = store.rows(scope.sql(DISTINCT_SQL), scope.with_params(
-        controls=[k for k, (_, c) in KINDS.items() if c],
-        notes=[k for k, (_, c) in KINDS.items() if not c]))[0]
-    controls = int(unattributed[0]) + int(scoped)
+    controls = int(unattributed[0]) + facts.total("control_failures")
+    quality = facts.total("quality_notes")
     if controls:
         summary = (f"{numbers.things(controls, 'record')} with control failures in this period; "
                    "each row below names the kind and example record ids to investigate.")

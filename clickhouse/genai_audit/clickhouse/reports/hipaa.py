@@ -9,18 +9,10 @@ feature); a store without that table gets a plain statement, never a made-up zer
 from __future__ import annotations
 
 from genai_audit.clickhouse.reports import numbers
+from genai_audit.clickhouse.reports.facts import PHI_CLASSES, Facts
 from genai_audit.clickhouse.reports.model import Figure, Section, Status, Table
 from genai_audit.clickhouse.reports.scope import Scope, has_table, missing_columns
 from genai_audit.clickhouse.store import Store
-
-PHI_CLASSES = ["phi", "hipaa"]  # data_class values (baggage genai_audit.data_class) meaning PHI
-
-ROUTES_SQL = """
-SELECT tenant_id, region, hipaa_compliant_route, provider, count() AS interactions
-FROM interactions WHERE {where} AND lower(data_class) IN {phi:Array(String)}
-GROUP BY tenant_id, region, hipaa_compliant_route, provider
-ORDER BY hipaa_compliant_route, interactions DESC, tenant_id, region
-"""
 
 # The disclosure log as the encryption/erasure issue documents it (DESIGN.md: access_log).
 ACCESS_LOG = "access_log"
@@ -37,8 +29,11 @@ GROUP BY actor, purpose ORDER BY disclosures DESC, actor, purpose
 """
 
 
-def build(store: Store, scope: Scope) -> Section:
-    routes = store.rows(scope.sql(ROUTES_SQL), scope.with_params(phi=PHI_CLASSES))
+def build(store: Store, scope: Scope, facts: Facts) -> Section:
+    by_route = facts.rollup(lambda r: (r.tenant_id, r.region, r.hipaa_route, r.provider),
+                            [r for r in facts.cube if r.phi])
+    routes = sorted(((*key, s["interactions"]) for key, s in by_route.items()),
+                    key=lambda r: (r[2], -r[4], r[0], r[1]))
     phi_total = sum(int(r[4]) for r in routes)
     off_route = sum(int(r[4]) for r in routes if not r[2])
     section = Section(

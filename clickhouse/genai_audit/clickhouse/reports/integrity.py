@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from genai_audit.clickhouse.reports import numbers
+from genai_audit.clickhouse.reports.facts import Facts
 from genai_audit.clickhouse.reports.model import Figure, Section, Status, Table
 from genai_audit.clickhouse.reports.scope import Scope, has_table, missing_columns
 from genai_audit.clickhouse.store import Store
@@ -29,12 +30,6 @@ class VerifyOutcome:
 
 
 Verifier = Callable[[Store, Scope], VerifyOutcome]
-
-UNCOMMITTED_SQL = """
-SELECT count(),
-       countIf(prompt_hash = unhex(repeat('00', 32)) OR response_hash = unhex(repeat('00', 32)))
-FROM interactions WHERE {where}
-"""
 
 CHECKPOINTS = "ledger_checkpoints"
 CHECKPOINT_COLUMNS = {"created_at": "signed at", "origin": "log", "tree_size": "records",
@@ -54,8 +49,9 @@ class IntegrityResult:
     verify_result: str
 
 
-def build(store: Store, scope: Scope, verifier: Verifier | None) -> IntegrityResult:
-    n, uncommitted = store.rows(scope.sql(UNCOMMITTED_SQL), scope.params)[0]
+def build(store: Store, scope: Scope, facts: Facts,
+          verifier: Verifier | None) -> IntegrityResult:
+    n, uncommitted = facts.total("interactions"), facts.total("uncommitted")
     section = Section(
         key="integrity", title="Integrity (tamper evidence)", status=Status.OK, summary="",
         figures=[Figure("Records with content commitments",

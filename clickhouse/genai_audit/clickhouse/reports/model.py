@@ -53,11 +53,13 @@ class Table:
     columns: list[str]
     rows: list[tuple[Any, ...]]
     note: str = ""
-    total_rows: int | None = None
+    total_rows: int | None = None  # when known
+    complete: bool = True  # False: rows were capped (total_rows may be unknown)
 
     @property
     def truncated(self) -> bool:
-        return self.total_rows is not None and self.total_rows > len(self.rows)
+        return not self.complete or (self.total_rows is not None
+                                     and self.total_rows > len(self.rows))
 
 
 @dataclass

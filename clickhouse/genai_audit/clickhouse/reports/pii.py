@@ -10,32 +10,17 @@ Never shows content: the sample lists record ids, pseudonyms and entity types on
 from __future__ import annotations
 
 from genai_audit.clickhouse.reports import numbers
+from genai_audit.clickhouse.reports.facts import Facts
 from genai_audit.clickhouse.reports.model import Chart, Figure, Section, Status, Table
 from genai_audit.clickhouse.reports.scope import Scope
 from genai_audit.clickhouse.store import Store
-
-TOTALS_SQL = """
-SELECT count(), countIf(has_pii_detected), countIf(has_pii_detected AND pii_redacted_before_llm),
-       countIf(has_pii_detected AND NOT pii_redacted_before_llm),
-       countIf(content_state = 'withheld' OR has(flags, 'content_withheld')),
-       countIf(has(flags, 'redaction_failed'))
-FROM interactions WHERE {where}
-"""
 
 ENTITIES_SQL = """
 SELECT entity, sum(n) AS detections, count() AS interactions
 FROM interactions
 ARRAY JOIN mapKeys(pii_entity_counts) AS entity, mapValues(pii_entity_counts) AS n
-WHERE {where}
+WHERE {where} AND has_pii_detected
 GROUP BY entity ORDER BY detections DESC, entity
-"""
-
-BY_TOOL_SQL = """
-SELECT tenant_id, tool_name, count() AS interactions, countIf(has_pii_detected) AS with_pii,
-       countIf(has_pii_detected AND pii_redacted_before_llm) AS redacted_before_llm,
-       countIf(content_state = 'withheld' OR has(flags, 'content_withheld')) AS withheld
-FROM interactions WHERE {where}
-GROUP BY tenant_id, tool_name ORDER BY with_pii DESC, tenant_id, tool_name
 """
 
 SAMPLE_SQL = """
@@ -49,10 +34,10 @@ ORDER BY event_timestamp DESC LIMIT {limit:UInt32}
 SAMPLE_SIZE = 25
 
 
-def build(store: Store, scope: Scope) -> Section:
-    n, detected, redacted, unredacted, withheld, failed = store.rows(
-        scope.sql(TOTALS_SQL), scope.params)[0]
-    attention = unredacted > 0 or failed > 0
+def build(store: Store, scope: Scope, facts: Facts) -> Section:
+    n, detected = facts.total("interactions"), facts.total("pii")
+    redacted, withheld = facts.total("pii_redacted"), facts.total("withheld")
+    unredacted, failed = detected - redacted, facts.total("redaction_failed")
     if not n:
         summary = "No interactions in this period, so no PII to report."
     elif not detected:
@@ -71,7 +56,7 @@ def build(store: Store, scope: Scope) -> Section:
                     "(fail-closed): metadata kept, text not stored.")
     section = Section(
         key="pii_controls", title="PII controls",
-        status=Status.ATTENTION if attention else Status.OK, summary=summary,
+        status=Status.ATTENTION if unredacted or failed else Status.OK, summary=summary,
         figures=[
             Figure("Interactions with PII", f"{numbers.count(detected)} "
                                             f"({numbers.share(detected, n)})"),
@@ -80,21 +65,24 @@ def build(store: Store, scope: Scope) -> Section:
             Figure("Content withheld (fail-closed)", numbers.count(withheld)),
             Figure("Redaction failures", numbers.count(failed)),
         ])
-    entities = store.rows(scope.sql(ENTITIES_SQL), scope.params)
+    entities = store.rows(scope.sql(ENTITIES_SQL), scope.params) if detected else []
     section.tables.append(Table("pii_entities", "PII entity types detected",
                                 ["entity", "detections", "interactions"], entities))
     if entities:
         section.charts.append(Chart("pii_entities", "PII detections by entity type", "bar",
                                     [str(e) for e, _, _ in entities],
                                     {"detections": [float(d) for _, d, _ in entities]}))
+    by_tool = facts.rollup(lambda r: (r.tenant_id, r.tool_name))
     section.tables.append(Table(
         "pii_by_tool", "PII by tenant and tool",
         ["tenant_id", "tool_name", "interactions", "with_pii", "redacted_before_llm",
-         "withheld"], store.rows(scope.sql(BY_TOOL_SQL), scope.params)))
+         "withheld"],
+        sorted(((t, tool, s["interactions"], s["pii"], s["pii_redacted"], s["withheld"])
+                for (t, tool), s in by_tool.items()), key=lambda r: (-r[3], r[0], r[1]))))
+    sample = store.rows(scope.sql(SAMPLE_SQL), scope.with_params(limit=SAMPLE_SIZE)) \
+        if detected else []
     section.tables.append(Table(
         "pii_sample", f"Most recent interactions with PII (up to {SAMPLE_SIZE}; no content shown)",
         ["event_timestamp", "tenant_id", "user_key", "tool_name", "entities",
-         "redacted_before_llm", "content_state", "record_id"],
-        store.rows(scope.sql(SAMPLE_SQL), scope.with_params(limit=SAMPLE_SIZE)),
-        total_rows=detected))
+         "redacted_before_llm", "content_state", "record_id"], sample, total_rows=detected))
     return section
