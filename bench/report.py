@@ -18,6 +18,7 @@ Figures are medians; each is printed with its ratio to the baseline of the same 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -121,6 +122,8 @@ def main() -> None:
         runs["all"].append(timed(full_report))
         runs["tenant"].append(timed(tenant_report))
     base = median(runs["baseline"])
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"machine: {os.cpu_count()} cores, load average {load} (shared: figures are noisy)")
     print(f"baseline scan (count + sum over {held:,} rows): median {base * 1000:,.0f} ms")
     for key, label in (("all", "report, all tenants, 1 year, html"),
                        ("tenant", "report, one tenant, 1 year, html")):
