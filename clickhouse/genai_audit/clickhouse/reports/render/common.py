@@ -12,8 +12,8 @@ from genai_audit.clickhouse.reports.model import Period, Provenance, Report, Sta
 
 DISPLAY_ROWS = 100  # rows of one table shown in Markdown/HTML; CSV and JSON hold them all
 MONEY_COLUMNS = frozenset({"cost"})
-SHA256_NOTE = ("The SHA-256 of this file is published beside it (`<file>.sha256`, "
-               "`sha256sum -c` format): a file cannot contain its own hash.")
+SHA256_NOTE = ("published beside this file as <file>.sha256 (a file cannot contain its own "
+               "hash); check it with: sha256sum -c <file>.sha256")
 
 
 def plain(value: Any) -> Any:

@@ -21,7 +21,7 @@ def render_chart(chart: Chart) -> str:
 def _value_text(value: float, unit: str) -> str:
     if unit == "$":
         return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.6f}"
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
 def bar_chart(chart: Chart) -> str:
