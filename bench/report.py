@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -96,7 +97,8 @@ def main() -> None:
     parser.add_argument("--dsn", help="store to use (default: a scratch embedded store)")
     args = parser.parse_args()
 
-    store = Store.open(args.dsn or scratch_dsn(), fresh_database())
+    scratch = None if args.dsn else scratch_dsn()
+    store = Store.open(args.dsn or scratch, fresh_database())
     migrate(store)
     end = datetime.now(UTC).replace(microsecond=0)
     start = end - timedelta(days=365)
@@ -130,7 +132,10 @@ def main() -> None:
         value = median(runs[key])
         print(f"{label}: median {value:,.2f} s | ratio to baseline scan {value / base:,.1f}x "
               f"| {held / value / 1e6:,.2f} M records/s (target: 10M records in < 10 s)")
-    store.command(f"DROP DATABASE IF EXISTS `{store.database}`")
+    store.command(f"DROP DATABASE IF EXISTS `{store.database}` SYNC")
+    store.close()
+    if scratch:
+        shutil.rmtree(scratch[len("chdb://"):], ignore_errors=True)
 
 
 if __name__ == "__main__":
