@@ -12,6 +12,7 @@ import click
 from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_store, store_options
 from genai_audit.clickhouse.reports import STEPS, Status, build_report
 from genai_audit.clickhouse.reports.render import FORMATS, render
+from genai_audit.clickhouse.reports.scope import has_table
 from genai_audit.config import Settings
 
 DEFAULT_DAYS = 365
@@ -80,8 +81,11 @@ def command(tenant: str | None, start: str | None, end: str | None, fmt: str,
                                  f"({start_at:%Y-%m-%d %H:%M})", param_hint="--to")
     if out is None and FORMATS[fmt].binary and sys.stdout.isatty():
         raise CommandError("--format csv is a zip file: give --out FILE.zip or redirect stdout")
-    store = open_store(settings)
+    store = open_store(settings, migrate_schema=False)  # read-only: an auditor role can run it
     try:
+        if not has_table(store, "interactions"):
+            raise CommandError(f"no audit schema in {store.display_dsn} (database "
+                               f"{store.database}): run `genai-audit init` first")
         with click.progressbar(length=len(STEPS), label="Building report", file=sys.stderr,
                                show_eta=False, item_show_func=lambda s: s) as bar:
             report = build_report(store, tenant=tenant, start=start_at, end=end_at,
