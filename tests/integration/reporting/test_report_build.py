@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import uuid4
 
 import pytest
-from demo_data import PERIOD, SPECS, user_key
+from demo_data import PERIOD, SPECS, user_key, write_specs
 
 from genai_audit.clickhouse.reports import RetentionFacts, Status, VerifyOutcome, build_report
 
@@ -194,3 +195,13 @@ def test_schema_mismatch_is_stated_not_guessed(audit_store):
 def test_period_must_not_be_empty(audit_store):
     with pytest.raises(ValueError, match="empty"):
         build_report(audit_store, tenant=None, start=PERIOD[1], end=PERIOD[0])
+
+
+def test_a_record_with_several_failures_counts_once(audit_store, keystore):
+    orphan = dataclasses.replace(SPECS[-1], model="mystery-llm-9",
+                                 at=SPECS[-1].at + timedelta(minutes=5))
+    assert orphan.tenant is None
+    write_specs(audit_store, keystore, [orphan])  # unattributed AND unknown_model
+    failures = _report(audit_store).section("control_failures")
+    assert _figures(failures)["Unattributed spans (store-wide)"] == "2"
+    assert _figures(failures)["Records with control failures"] == "4"  # not 5

@@ -56,7 +56,9 @@ def build(store: Store, scope: Scope, facts: Facts) -> Section:
         table_rows.append((flag, MEANINGS[str(flag)], flag in CONTROL_FLAGS, n, first, last,
                            examples))
     # Distinct records: one record can carry several flags (redaction_failed + withheld).
-    controls = int(unattributed[0]) + facts.total("control_failures")
+    # Unattributed records are counted once, whatever else they carry.
+    controls = int(unattributed[0]) + sum(r.control_failures for r in facts.cube
+                                          if r.tenant_id != UNATTRIBUTED_TENANT)
     quality = facts.total("quality_notes")
     if controls:
         summary = (f"{numbers.things(controls, 'record')} with control failures in this period; "
