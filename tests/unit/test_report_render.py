@@ -101,3 +101,11 @@ def test_svg_charts_escape_labels_and_handle_zero():
     assert "a&lt;b" in svg and "<rect" in svg
     line = render_chart(Chart("one", "One point", "line", ["d"], {"v": [0.0]}))
     assert "<polyline" in line
+
+
+def test_capped_table_says_what_it_leaves_out():
+    report = _report()
+    report.sections[0].tables.append(Table("s", "Sample", ["id"], [("a",), ("b",)],
+                                           total_rows=40))
+    assert "Showing 2 of 40." in format_markdown(report)
+    assert "Showing 2 of 40." in format_html(report)

@@ -57,6 +57,13 @@ class Table:
     complete: bool = True  # False: rows were capped (total_rows may be unknown)
 
     @property
+    def caption(self) -> str:
+        """The note, or what a capped table leaves out when it has none."""
+        if self.note or not self.truncated or self.total_rows is None:
+            return self.note
+        return f"Showing {len(self.rows):,} of {self.total_rows:,}."
+
+    @property
     def truncated(self) -> bool:
         return not self.complete or (self.total_rows is not None
                                      and self.total_rows > len(self.rows))

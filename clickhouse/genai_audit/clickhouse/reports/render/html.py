@@ -142,7 +142,7 @@ def _section(number: int, section: Section) -> str:
 def _table(table: Table) -> str:
     head = f"<h3>{escape(table.title)}</h3>"
     if not table.columns or not table.rows:
-        text = table.note if not table.columns else "(no rows)"
+        text = table.caption if not table.columns else "(no rows)"
         return head + f'<p class="note">{escape(text or "(no data)")}</p>'
     rows = []
     for row in table.rows[:DISPLAY_ROWS]:
@@ -158,6 +158,6 @@ def _table(table: Table) -> str:
     if len(table.rows) > DISPLAY_ROWS:
         parts.append(f'<p class="note">Showing {DISPLAY_ROWS:,} of {len(table.rows):,} rows; '
                      "the CSV and JSON formats hold all of them.</p>")
-    if table.note:
-        parts.append(f'<p class="note">{escape(table.note)}</p>')
+    if table.caption:
+        parts.append(f'<p class="note">{escape(table.caption)}</p>')
     return "\n".join(parts)

@@ -40,7 +40,7 @@ def _table(table: Table) -> list[str]:
     if not table.columns:
         return [*lines, table.note or "(no data)", ""]
     if not table.rows:
-        return lines + ["(no rows)", ""] + ([table.note, ""] if table.note else [])
+        return lines + ["(no rows)", ""] + ([table.caption, ""] if table.caption else [])
     lines += ["| " + " | ".join(table.columns) + " |",
               "| " + " | ".join("---" for _ in table.columns) + " |"]
     for row in table.rows[:DISPLAY_ROWS]:
@@ -50,8 +50,8 @@ def _table(table: Table) -> list[str]:
     if len(table.rows) > DISPLAY_ROWS:
         lines += [f"Showing {DISPLAY_ROWS:,} of {len(table.rows):,} rows here; the CSV and "
                   "JSON formats hold all of them.", ""]
-    if table.note:
-        lines += [table.note, ""]
+    if table.caption:
+        lines += [table.caption, ""]
     return lines
 
 
