@@ -35,7 +35,11 @@ def command(tenant: str, user_id: str, settings: Settings) -> None:
         if not store.scalar("SELECT count() FROM interactions WHERE tenant_id = {t:String}",
                             {"t": tenant}):
             raise CommandError(f"tenant {tenant!r} has no records in this store")
-        secret = LocalKeyStore(default_keystore_dir(settings)).tenant_secret(tenant, PURPOSE)
+        keys = LocalKeyStore(default_keystore_dir(settings))
+        if not keys.path.exists():  # never mint a fresh keystore: its keys would match nothing
+            raise CommandError(f"no keystore at {keys.path}: point --config or "
+                               "GENAI_AUDIT_KEYSTORE_DIR at the store's keystore")
+        secret = keys.tenant_secret(tenant, PURPOSE)
         key = pseudonymize(user_id, secret)
         records = store.scalar(
             "SELECT count() FROM interactions WHERE tenant_id = {t:String} "

@@ -131,6 +131,10 @@ def test_query_command_with_params_and_pseudonym_command(audit_store, keystore, 
     assert main(["pseudonym", *store, "--tenant", "typo", "--user", "alice"]) == 2
     assert "has no records" in capsys.readouterr().err
     assert main(["query", *store, "--param", "oops", "SELECT 1"]) == 2
+    monkeypatch.setenv("GENAI_AUDIT_KEYSTORE_DIR", str(keystore.directory / "elsewhere"))
+    assert main(["pseudonym", *store, "--tenant", "acme", "--user", "alice"]) == 2
+    assert "no keystore" in capsys.readouterr().err
+    assert not (keystore.directory / "elsewhere").exists()
 
 
 def test_report_sha256_sidecar_proves_the_file(shared_audit_store, store_dsn, tmp_path):
