@@ -32,7 +32,8 @@ WRITER_INSERT_TABLES = ("interactions",)
 WRITER_SELECT_TABLES = ("schema_migrations",)
 CONTENT_COLUMNS = ("full_prompt_text", "full_response_text", "response_preview")
 METADATA_COLUMNS = (*(c for c in COLUMNS if c not in CONTENT_COLUMNS), "ingested_at")
-AUDITOR_VIEWS = ("llm_interaction_audit",)
+AUDITOR_VIEWS = ("llm_interaction_audit", "audit_daily_activity", "audit_pii_interactions",
+                 "audit_cost_monthly", "audit_control_failures", "audit_phi_interactions")
 AUDITOR_TABLES = ("subject_erasures", "access_log", "schema_migrations")
 TENANT_TABLES = ("interactions", "subject_erasures", "access_log")  # row policies
 ADMIN_PRIVILEGES = ("SELECT", "INSERT", "SHOW TABLES", "CREATE TABLE", "CREATE VIEW",
