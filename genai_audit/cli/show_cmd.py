@@ -12,7 +12,6 @@ import click
 from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_store, store_options
 from genai_audit.cli.disclosures_cmd import utc as _utc
 from genai_audit.cli.erase_cmd import read_user
-from genai_audit.cli.formats import plain
 from genai_audit.clickhouse.disclosure import (
     DisclosedRecord,
     DisclosureRefused,
@@ -20,6 +19,7 @@ from genai_audit.clickhouse.disclosure import (
     disclose,
     subject_record_ids,
 )
+from genai_audit.clickhouse.reports.render.common import plain
 from genai_audit.config import Settings
 from genai_audit.keystore import open_keystore
 from genai_audit.processor.pseudonym import pseudonym_of

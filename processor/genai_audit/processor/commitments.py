@@ -14,7 +14,7 @@ import hmac
 from collections.abc import Sequence
 
 from genai_audit.keystore import KeyStore, SubjectKey
-from genai_audit.processor.record import AuditRecord, ContentState, Flag
+from genai_audit.processor.record import AuditRecord, Flag
 
 PURPOSE = "commitment"
 
@@ -57,9 +57,7 @@ class CommitmentStage:
 
     def process(self, records: Sequence[AuditRecord]) -> None:
         key_of = BatchKeys(self.keys)
-        for record in records:
-            if record.content_state is ContentState.WITHHELD:
-                continue  # nothing stored, nothing to commit to
+        for record in records:  # withheld records too: a commitment to the empty content
             secret = commitment_key(key_of(record))
             record.prompt_hash = commit(secret, record.prompt_text)
             record.response_hash = commit(secret, record.response_text)
