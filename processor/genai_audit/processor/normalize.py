@@ -37,6 +37,7 @@ DEFAULT_TOOL = "unspecified"
 _GENAI_MARKERS = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system",
                   "gen_ai.request.model")
 _STATUS_RE = re.compile(r"(?:Error code|status(?: code)?)[:= ]+(\d{3})\b", re.IGNORECASE)
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _INDEXED_RE = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(role|content|finish_reason)$")
 
 
@@ -131,7 +132,7 @@ def _clean(value: str, flags: set[Flag]) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         flags.add(Flag.INVALID_UTF8)
-        value = value.encode("utf-8", "replace").decode("utf-8")
+        value = _SURROGATE_RE.sub("\ufffd", value)
     return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
@@ -216,7 +217,18 @@ def _messages(raw: str | None, default_role: str, bad: Flag, flags: set[Flag]) -
     if not isinstance(parsed, list) or not all(isinstance(m, dict) for m in parsed):
         flags.add(bad)
         return [_text_message(default_role, raw)]
-    return parsed
+    return [_clean_tree(m, flags) for m in parsed]
+
+
+def _clean_tree(value: Any, flags: set[Flag]) -> Any:
+    """JSON escapes (``\\udcff``) can smuggle lone surrogates past the attribute check."""
+    if isinstance(value, str):
+        return _clean(value, flags)
+    if isinstance(value, list):
+        return [_clean_tree(v, flags) for v in value]
+    if isinstance(value, dict):
+        return {_clean(str(k), flags): _clean_tree(v, flags) for k, v in value.items()}
+    return value
 
 
 def _text_message(role: str, content: str, finish_reason: str | None = None) -> dict[str, Any]:
@@ -235,7 +247,8 @@ def _indexed_messages(attrs: Mapping[str, Any], text: _TextReader) -> tuple[
         if match:
             kind, index, field = match.group(1), int(match.group(2)), match.group(3)
             found.setdefault((kind, index), {})[field] = text.content(key) or ""
-    prompts, completions = [], []
+    prompts: list[dict[str, Any]] = []
+    completions: list[dict[str, Any]] = []
     for (kind, _index), fields in sorted(found.items()):
         role = fields.get("role") or ("user" if kind == "prompt" else "assistant")
         message = _text_message(role, fields.get("content", ""), fields.get("finish_reason"))
