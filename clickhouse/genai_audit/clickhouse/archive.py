@@ -137,7 +137,7 @@ def _run(store: Store, keys: KeyStore, location: ArchiveLocation, run: ArchiveRu
     server_now = store.scalar("SELECT now64(6)")
     through = _aware(server_now) - timedelta(seconds=settle_seconds)
     groups = store.rows(
-        f"SELECT tenant_id, toStartOfMonth(event_timestamp) AS m, max(ingested_at) FROM {SOURCE} "
+        f"SELECT tenant_id, toStartOfMonth(event_timestamp) AS m, max(ingested_at) FROM {SOURCE} "  # noqa: S608
         "WHERE event_timestamp < {cutoff:DateTime64(6, 'UTC')} "
         "AND ingested_at <= {through:DateTime64(6, 'UTC')} "
         f"AND {_NOT_EXPIRED} GROUP BY tenant_id, m ORDER BY tenant_id, m",
@@ -177,13 +177,13 @@ def _write_object(store: Store, location: ArchiveLocation, columns: list[list[st
     params: dict[str, Any] = {"tenant": tenant_id, "month": month_day, "after": after,
                               "through": through}
     expected = store.rows(
-        f"SELECT count(), {rows_digest_sql(columns)}, min(event_timestamp), max(event_timestamp),"
+        f"SELECT count(), {rows_digest_sql(columns)}, min(event_timestamp), max(event_timestamp),"  # noqa: S608
         " max(toDateTime(event_timestamp) + toIntervalDay(retention_days)),"
         " max(toDateTime(event_timestamp) + toIntervalDay(content_retention_days)) "
         f"FROM {SOURCE} WHERE {where}", params)[0]
     fn, fn_params = location.function(key, "Parquet")
     with location.guarded(f"cannot write {key}"):
-        store.command(f"INSERT INTO FUNCTION {fn} SELECT {cols} FROM {SOURCE} WHERE {where} "
+        store.command(f"INSERT INTO FUNCTION {fn} SELECT {cols} FROM {SOURCE} WHERE {where} "  # noqa: S608
                       "ORDER BY event_timestamp, id", {**params, **fn_params},
                       settings=location.write_settings)
     sha, size = location.object_digest(store, key)
@@ -205,7 +205,7 @@ def read_back(store: Store, location: ArchiveLocation, key: str,
     """Row count and ``rows_sha256`` of an archived object, read through ClickHouse."""
     fn, params = location.function(key, "Parquet", structure(columns))
     with location.guarded(f"cannot read {key}"):
-        count, digest = store.rows(f"SELECT count(), {rows_digest_sql(columns)} FROM {fn}",
+        count, digest = store.rows(f"SELECT count(), {rows_digest_sql(columns)} FROM {fn}",  # noqa: S608
                                    params)[0]
     return int(count), str(digest)
 

@@ -102,7 +102,7 @@ def release_hold(store: Store, hold_id: str, *, actor: str, reason: str) -> Hold
 def list_holds(store: Store, tenant_id: str | None = None, *,
                include_released: bool = False) -> list[Hold]:
     rows = store.rows(
-        "SELECT hold_id, any(tenant_id), any(user_key), any(from_ts), any(to_ts), "
+        "SELECT hold_id, any(tenant_id), any(user_key), any(from_ts), any(to_ts), "  # noqa: S608
         "argMinIf(reason, at, event = 'placed'), argMinIf(actor, at, event = 'placed'), "
         "minIf(at, event = 'placed'), countIf(event = 'released') > 0, "
         "maxIf(at, event = 'released'), argMaxIf(actor, at, event = 'released'), "
@@ -110,7 +110,7 @@ def list_holds(store: Store, tenant_id: str | None = None, *,
         f"FROM {HOLDS} WHERE {{all:Bool}} OR tenant_id = {{tenant:String}} "
         "GROUP BY hold_id ORDER BY 8, hold_id",
         {"all": tenant_id is None, "tenant": tenant_id or ""})
-    counts = dict(store.rows(f"SELECT hold_id, uniqExact(id) FROM {HELD} GROUP BY hold_id"))
+    counts = dict(store.rows(f"SELECT hold_id, uniqExact(id) FROM {HELD} GROUP BY hold_id"))  # noqa: S608
     holds = [Hold(str(h), str(t), str(u), _utc(f), _utc(to), str(why), str(by), placed,
                   placed_rel if released else None, str(rel_by) if released else "",
                   str(rel_why) if released else "", int(counts.get(h, 0)))
@@ -137,7 +137,7 @@ def sweep_holds(store: Store) -> int:
 
 def held_ids(store: Store, tenant_id: str | None = None) -> set[str]:
     """Ids of records currently held by at least one active hold."""
-    rows = store.rows(f"SELECT DISTINCT toString(id) FROM {HELD} "
+    rows = store.rows(f"SELECT DISTINCT toString(id) FROM {HELD} "  # noqa: S608
                       "WHERE {all:Bool} OR tenant_id = {tenant:String}",
                       {"all": tenant_id is None, "tenant": tenant_id or ""})
     return {str(r[0]) for r in rows}
@@ -148,14 +148,14 @@ def _copy_covered(store: Store, hold: Hold) -> int:
     column_list = ", ".join(quote_identifier(c) for c in columns)
     params = {"hold": hold.hold_id, "tenant": hold.tenant_id, "user_key": hold.user_key,
               "from": hold.from_ts or _MIN_TS, "to": hold.to_ts or _MAX_TS}
-    where = ("tenant_id = {tenant:String} "
+    where = ("tenant_id = {tenant:String} "  # noqa: S608
              "AND ({user_key:String} = '' OR gdpr_pseudonymized_user_key = {user_key:String}) "
              "AND event_timestamp >= {from:DateTime64(6, 'UTC')} "
              "AND event_timestamp < {to:DateTime64(6, 'UTC')} "
              f"AND id NOT IN (SELECT id FROM {HELD} WHERE hold_id = {{hold:String}})")
-    missing = int(store.scalar(f"SELECT count() FROM {SOURCE} WHERE {where}", params) or 0)
+    missing = int(store.scalar(f"SELECT count() FROM {SOURCE} WHERE {where}", params) or 0)  # noqa: S608
     if missing:
-        store.command(f"INSERT INTO {HELD} (hold_id, {column_list}) "
+        store.command(f"INSERT INTO {HELD} (hold_id, {column_list}) "  # noqa: S608
                       f"SELECT {{hold:String}}, {column_list} FROM {SOURCE} WHERE {where}", params)
     return missing
 

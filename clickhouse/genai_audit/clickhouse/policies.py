@@ -24,9 +24,9 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_TENANT = "*"
 TABLE = "retention_policies"
-_CURRENT_SQL = f"""
+_CURRENT_SQL = """
 SELECT tenant_id, argMax(retention_days, changed_at), argMax(content_retention_days, changed_at)
-FROM {TABLE} GROUP BY tenant_id
+FROM retention_policies GROUP BY tenant_id
 """
 
 
@@ -48,8 +48,8 @@ def current_policies(store: Store) -> dict[str, RetentionPolicy]:
 def policy_history(store: Store, tenant_id: str | None = None) -> list[PolicyChange]:
     """Every recorded change, oldest first (one tenant's, or all)."""
     rows = store.rows(
-        f"SELECT tenant_id, retention_days, content_retention_days, previous_retention_days, "
-        f"previous_content_retention_days, changed_by, reason, changed_at FROM {TABLE} "
+        "SELECT tenant_id, retention_days, content_retention_days, previous_retention_days, "
+        "previous_content_retention_days, changed_by, reason, changed_at FROM retention_policies "
         "WHERE {all:Bool} OR tenant_id = {tenant:String} ORDER BY changed_at, tenant_id",
         {"all": tenant_id is None, "tenant": tenant_id or ""})
     return [PolicyChange(str(t), RetentionPolicy(int(d), int(c)),

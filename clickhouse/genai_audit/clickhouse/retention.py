@@ -40,7 +40,7 @@ class EnforcementResult:
 def overdue(store: Store, now: datetime | None = None) -> list[tuple[str, int, int]]:
     """``(partition id, rows past due, contents past due)`` for each partition with any."""
     return [(str(p), int(r), int(c)) for p, r, c in store.rows(
-        f"SELECT _partition_id, countIf({_ROW_EXPIRY} <= toDateTime({{now:UInt32}})), "
+        f"SELECT _partition_id, countIf({_ROW_EXPIRY} <= toDateTime({{now:UInt32}})), "  # noqa: S608
         f"countIf({_CONTENT_EXPIRY} <= toDateTime({{now:UInt32}}) AND {_HAS_CONTENT}) "
         f"FROM {SOURCE} GROUP BY _partition_id HAVING count() > 0 AND "
         f"(countIf({_ROW_EXPIRY} <= toDateTime({{now:UInt32}})) > 0 OR "
@@ -97,20 +97,21 @@ def retention_summary(store: Store, tenant: str | None = None, *,
                               "now": _now(store, now)}
     scope = "({all:Bool} OR tenant_id = {tenant:String})"
     records, oldest, due, content_due, late = store.rows(
-        f"SELECT count(), min(event_timestamp), "
+        f"SELECT count(), min(event_timestamp), "  # noqa: S608
         f"countIf({_ROW_EXPIRY} <= toDateTime({{now:UInt32}}) + INTERVAL 30 DAY), "
-        f"countIf({_CONTENT_EXPIRY} <= toDateTime({{now:UInt32}}) + INTERVAL 30 DAY AND {_HAS_CONTENT}), "
-        f"countIf({_ROW_EXPIRY} <= toDateTime({{now:UInt32}})) FROM {SOURCE} WHERE {scope}", params)[0]
+        f"countIf({_CONTENT_EXPIRY} <= toDateTime({{now:UInt32}}) + INTERVAL 30 DAY "
+        f"AND {_HAS_CONTENT}), countIf({_ROW_EXPIRY} <= toDateTime({{now:UInt32}})) "
+        f"FROM {SOURCE} WHERE {scope}", params)[0]
     policies = current_policies(store)
     fallback = default_policy or RetentionPolicy(365)
     longer = 0
     for tenant_id, days, count in store.rows(
-            f"SELECT tenant_id, retention_days, count() FROM {SOURCE} WHERE {scope} "
+            f"SELECT tenant_id, retention_days, count() FROM {SOURCE} WHERE {scope} "  # noqa: S608
             "GROUP BY tenant_id, retention_days", params):
         if int(days) > resolve(policies, str(tenant_id), fallback).days:
             longer += int(count)
     shown = policies if tenant is None else {tenant: resolve(policies, tenant, fallback)}
-    held = int(store.scalar(f"SELECT uniqExact(id) FROM {HELD} WHERE {scope}", params) or 0)
+    held = int(store.scalar(f"SELECT uniqExact(id) FROM {HELD} WHERE {scope}", params) or 0)  # noqa: S608
     return RetentionSummary(
         tenant_id=tenant, records=int(records), oldest_record=oldest if int(records) else None,
         due_in_30_days=int(due), content_due_in_30_days=int(content_due), overdue=int(late),
@@ -121,7 +122,7 @@ def retention_summary(store: Store, tenant: str | None = None, *,
 
 def last_run(store: Store, kind: str) -> RunInfo | None:
     rows = store.rows(
-        f"SELECT run_id, toString(kind), destination, started_at, finished_at, ok, "
+        f"SELECT run_id, toString(kind), destination, started_at, finished_at, ok, "  # noqa: S608
         f"objects_written, rows, problems FROM {RUNS} WHERE kind = {{kind:String}} "
         "ORDER BY finished_at DESC LIMIT 1", {"kind": kind})
     if not rows:
