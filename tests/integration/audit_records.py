@@ -12,6 +12,9 @@ from genai_audit.config import Settings
 from genai_audit.keystore import KeyStore
 from genai_audit.processor.factory import default_pipeline, default_policy
 
+# Credentials of the test S3 server (moto accepts any): tests check they never leak.
+KEY_ID, SECRET = "AKIATESTARCHIVE", "s3cr3t-never-printed"
+
 
 def write_records(store: Store, keystore: KeyStore, make_span: Callable[..., object],
                   at: datetime | Sequence[datetime], count: int = 1,

@@ -7,15 +7,12 @@ embedded ClickHouse engine's s3()/file() table functions, as in production.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import boto3
 import pytest
-from audit_records import write_records
-from moto.server import ThreadedMotoServer
+from audit_records import KEY_ID, SECRET, write_records
 
 from genai_audit.clickhouse.archive import archive, load_manifest
 from genai_audit.clickhouse.archive_location import ArchiveAccessError, ArchiveLocation
@@ -25,26 +22,9 @@ from genai_audit.clickhouse.retention import retention_summary
 
 pytestmark = pytest.mark.integration
 
-KEY_ID, SECRET = "AKIATESTARCHIVE", "s3cr3t-never-printed"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def s3(s3_endpoint):
-    client = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id=KEY_ID,
-                          aws_secret_access_key=SECRET, region_name="us-east-1")
-    bucket = f"audit-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=bucket)
+def s3(s3_endpoint, s3_bucket):
+    client, bucket = s3_bucket
     location = ArchiveLocation.parse(f"s3://{bucket}/prod", endpoint_url=s3_endpoint,
                                      access_key_id=KEY_ID, secret_access_key=SECRET)
     return client, bucket, location
@@ -80,7 +60,6 @@ def test_archive_list_query_verify(store, keystore, make_span, s3):
     manifest = load_manifest(store, location, keystore)
     assert manifest is not None and sorted(o.key for o in manifest.objects) == keys
     body = client.get_object(Bucket=bucket, Key=f"prod/{keys[0]}")["Body"].read()
-    import hashlib
     first = next(o for o in manifest.objects if o.key == keys[0])
     assert hashlib.sha256(body).hexdigest() == first.sha256 and len(body) == first.bytes
     assert body[:4] == b"PAR1"
