@@ -57,6 +57,26 @@ def test_policy_changes_are_recorded_and_stamped_per_tenant(store, keystore, mak
     assert rows == [("acme", 730, 30), ("globex", 365, 365)]  # globex: configured default
 
 
+def test_the_exporter_stamps_the_stored_policy(store, make_span):
+    from genai_audit.config import Settings
+    from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
+
+    set_policy(store, "clinic", RetentionPolicy(2190, 30), changed_by="dpo", reason="HIPAA")
+    set_policy(store, "*", RetentionPolicy(400), changed_by="dpo", reason="default")
+    settings = Settings.load({"keystore_dir": str(store_keys(store))}, env={})
+    exporter = ClickHouseSpanExporter(settings, store=store)  # builds its own pipeline
+    exporter.export([make_span(**{"tenant.id": "clinic"}), make_span()])
+    assert store.rows("SELECT tenant_id, retention_days, content_retention_days "
+                      "FROM interactions ORDER BY tenant_id") == [("acme", 400, 400),
+                                                                  ("clinic", 2190, 30)]
+
+
+def store_keys(store):
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="keys-")
+
+
 def test_invalid_policies_are_refused(store):
     with pytest.raises(ValueError, match="content retention"):
         RetentionPolicy(30, 60)

@@ -3,11 +3,12 @@
 ClickHouse writes each object itself (``INSERT INTO FUNCTION s3(...)/file(...)``), then reads
 it back to check it: SHA-256 of its bytes, its row count and an order-independent digest of
 its rows (``rows_sha256``) must match what the store holds. Only then is the object entered
-in the signed manifest, which is rewritten after every object. So a run is
+in the signed manifest (saved every few seconds and when the run ends). So a run is
 
 * idempotent: a (tenant, month) whose records are all in the manifest is skipped;
-* resumable: an interrupted run leaves a valid manifest of what is done; a half-written
-  object that never made it into the manifest is overwritten by the next run.
+* resumable: an interrupted run leaves a valid manifest of what is done (saved every few
+  seconds and on the way out); an object that never made it into the manifest is
+  overwritten by the next run.
 
 Months are archived whole: ``before`` is rounded down to the first day of its month. Records
 that arrive late for an archived month (ingested after the month's object) go into the next
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,14 +114,18 @@ def load_manifest(store: Store, location: ArchiveLocation, keys: KeyStore) -> Ma
 
 
 def archive(store: Store, keys: KeyStore, location: ArchiveLocation, *, before: datetime,
-            settle_seconds: int = 60,
+            settle_seconds: int = 60, checkpoint_seconds: float = 10.0,
             on_object: Callable[[ArchivedObject], None] | None = None,
             on_group: Callable[[int, int], None] | None = None) -> ArchiveRun:
-    """Archive every whole month before ``before``. See the module docstring."""
+    """Archive every whole month before ``before``. See the module docstring.
+
+    The manifest is saved at most every ``checkpoint_seconds`` and when the run ends (also
+    when it is interrupted); 0 saves it after every object."""
     started = _utcnow()
     run = ArchiveRun(str(uuid.uuid4()), month_start(before))
     try:
-        _run(store, keys, location, run, settle_seconds, on_object, on_group)
+        _run(store, keys, location, run, settle_seconds, checkpoint_seconds, on_object,
+             on_group)
     except Exception as exc:
         with contextlib.suppress(StoreError):  # never mask the real failure
             _record(store, run, location, started, ok=False, problems=[_describe(exc)])
@@ -129,7 +135,8 @@ def archive(store: Store, keys: KeyStore, location: ArchiveLocation, *, before: 
 
 
 def _run(store: Store, keys: KeyStore, location: ArchiveLocation, run: ArchiveRun,
-         settle_seconds: int, on_object: Callable[[ArchivedObject], None] | None,
+         settle_seconds: int, checkpoint_seconds: float,
+         on_object: Callable[[ArchivedObject], None] | None,
          on_group: Callable[[int, int], None] | None) -> None:
     manifest = load_manifest(store, location, keys) or Manifest(database=store.database)
     columns = table_columns(store)
@@ -142,28 +149,57 @@ def _run(store: Store, keys: KeyStore, location: ArchiveLocation, run: ArchiveRu
         "AND ingested_at <= {through:DateTime64(6, 'UTC')} "
         f"AND {_NOT_EXPIRED} GROUP BY tenant_id, m ORDER BY tenant_id, m",
         {"cutoff": run.cutoff, "through": through})
-    for index, (tenant_id, month_day, newest) in enumerate(groups):
-        if on_group:
-            on_group(index, len(groups))
-        month = _month_label(month_day)
-        done = manifest.objects_for(str(tenant_id), month)
-        after = max((_parse(o.ingested_through) for o in done), default=_EPOCH)
-        if _aware(newest) <= after:
-            run.skipped += 1
-            continue
-        obj = _write_object(store, location, columns, schema_id, str(tenant_id), month_day,
-                            month, len(done) + 1, after, through)
-        manifest.objects.append(obj)
-        manifest.updated_at = _iso(_utcnow())
-        document = sign(manifest, keys.signing_key())
-        location.write_text(store, MANIFEST_KEY, document)
-        run.written.append(obj)
-        run.manifest_sha256 = hashlib.sha256(document.encode()).hexdigest()
-        if on_object:
-            on_object(obj)
-    if not run.manifest_sha256 and manifest.objects:
-        run.manifest_sha256 = hashlib.sha256(
-            sign(manifest, keys.signing_key()).encode()).hexdigest()
+    saver = _ManifestSaver(store, location, keys, manifest, run, checkpoint_seconds)
+    try:
+        for index, (tenant_id, month_day, newest) in enumerate(groups):
+            if on_group:
+                on_group(index, len(groups))
+            month = _month_label(month_day)
+            done = manifest.objects_for(str(tenant_id), month)
+            after = max((_parse(o.ingested_through) for o in done), default=_EPOCH)
+            if _aware(newest) <= after:
+                run.skipped += 1
+                continue
+            obj = _write_object(store, location, columns, schema_id, str(tenant_id),
+                                month_day, month, len(done) + 1, after, through)
+            manifest.objects.append(obj)  # verified: safe to record
+            run.written.append(obj)
+            saver.maybe_save()
+            if on_object:
+                on_object(obj)
+    finally:  # also on an interruption: what is verified gets recorded
+        saver.save()
+
+
+class _ManifestSaver:
+    """Writes the signed manifest at most every ``interval_s`` and at the end of a run.
+
+    Objects written after the last save are not lost on a crash: the next run finds their
+    (tenant, month) unrecorded and overwrites them under the same names."""
+
+    def __init__(self, store: Store, location: ArchiveLocation, keys: KeyStore,
+                 manifest: Manifest, run: ArchiveRun, interval_s: float) -> None:
+        self.store, self.location, self.keys = store, location, keys
+        self.manifest, self.run, self.interval_s = manifest, run, interval_s
+        self.saved_count = len(manifest.objects)
+        self.saved_at = time.monotonic()
+
+    def maybe_save(self) -> None:
+        if time.monotonic() - self.saved_at >= self.interval_s:
+            self.save()
+
+    def save(self) -> None:
+        if len(self.manifest.objects) == self.saved_count:
+            if not self.run.manifest_sha256 and self.manifest.objects:
+                document = sign(self.manifest, self.keys.signing_key())
+                self.run.manifest_sha256 = hashlib.sha256(document.encode()).hexdigest()
+            return
+        self.manifest.updated_at = _iso(_utcnow())
+        document = sign(self.manifest, self.keys.signing_key())
+        self.location.write_text(self.store, MANIFEST_KEY, document)
+        self.run.manifest_sha256 = hashlib.sha256(document.encode()).hexdigest()
+        self.saved_count = len(self.manifest.objects)
+        self.saved_at = time.monotonic()
 
 
 def _write_object(store: Store, location: ArchiveLocation, columns: list[list[str]],
