@@ -83,6 +83,23 @@ def test_archive_list_query_verify(store, keystore, make_span, s3):
     assert again.written == [] and again.skipped == 3
 
 
+def test_a_prefix_belongs_to_one_database(store, store_dsn, keystore, make_span, s3):
+    from genai_audit.clickhouse.archive import ArchiveError
+    from genai_audit.clickhouse.migrate import migrate
+    from genai_audit.clickhouse.store import Store
+
+    _, _, location = s3
+    write_records(store, keystore, make_span, datetime.now(UTC) - timedelta(days=90))
+    archive(store, keystore, location, before=_cutoff(), settle_seconds=0)
+    other = Store.open(store_dsn, store.database + "_other")
+    try:
+        migrate(other)
+        with pytest.raises(ArchiveError, match="another prefix"):
+            archive(other, keystore, location, before=_cutoff(), settle_seconds=0)
+    finally:
+        other.command(f"DROP DATABASE IF EXISTS `{other.database}`")
+
+
 class Interrupted(Exception):
     pass
 

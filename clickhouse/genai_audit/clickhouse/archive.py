@@ -139,6 +139,9 @@ def _run(store: Store, keys: KeyStore, location: ArchiveLocation, run: ArchiveRu
          on_object: Callable[[ArchivedObject], None] | None,
          on_group: Callable[[int, int], None] | None) -> None:
     manifest = load_manifest(store, location, keys) or Manifest(database=store.database)
+    if manifest.database != store.database:
+        raise ArchiveError(f"{location.url} holds the archive of database "
+                           f"{manifest.database!r}, not {store.database!r}: use another prefix")
     columns = table_columns(store)
     schema_id = manifest.add_schema(columns)
     server_now = store.scalar("SELECT now64(6)")
