@@ -83,6 +83,22 @@ def test_archive_list_query_verify(store, keystore, make_span, s3):
     assert again.written == [] and again.skipped == 3
 
 
+def test_the_ledger_hook_fills_the_signed_checkpoint(store, keystore, make_span, s3):
+    _, _, location = s3
+    write_records(store, keystore, make_span, datetime.now(UTC) - timedelta(days=90), count=2)
+    seen = []
+
+    def checkpoint(st, objects):
+        seen.append([o.key for o in objects])
+        return {"origin": "genai-audit/acme", "size": sum(o.rows for o in objects)}
+
+    archive(store, keystore, location, before=_cutoff(), settle_seconds=0,
+            ledger_checkpoint=checkpoint)
+    manifest = load_manifest(store, location, keystore)  # signature checked
+    assert manifest.ledger_checkpoint == {"origin": "genai-audit/acme", "size": 2}
+    assert seen == [[o.key for o in manifest.objects]]
+
+
 def test_a_prefix_belongs_to_one_database(store, store_dsn, keystore, make_span, s3):
     from genai_audit.clickhouse.archive import ArchiveError
     from genai_audit.clickhouse.migrate import migrate

@@ -94,3 +94,25 @@ def test_help_teaches():
         assert result.exit_code == 0
     assert "Examples:" in CliRunner().invoke(cli, ["hold", "add", "--help"]).output
     assert "CronJob" in CliRunner().invoke(cli, ["maintain", "--help"]).output
+
+
+def test_maintain_as_cron_runs_it(tmp_path, s3_endpoint, s3_bucket):
+    """A separate process, configured only through the environment, as cron would run it."""
+    import os
+    import subprocess
+    import sys
+
+    _, bucket = s3_bucket
+    env = {**os.environ, "GENAI_AUDIT_DSN": str(tmp_path / "data"),
+           "GENAI_AUDIT_ARCHIVE_URL": f"s3://{bucket}/cron",
+           "GENAI_AUDIT_S3_ENDPOINT_URL": s3_endpoint,
+           "GENAI_AUDIT_S3_ACCESS_KEY_ID": KEY_ID, "GENAI_AUDIT_S3_SECRET_ACCESS_KEY": SECRET}
+    script = ("import sys\nfrom genai_audit.cli.main import main\n"
+              "codes = [main(['maintain']), main(['retention', 'status'])]\n"
+              "sys.exit(max(codes))\n")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "archive:   0 objects written" in done.stdout
+    assert "last archive run:        " in done.stdout and f"s3://{bucket}/cron" in done.stdout
+    assert SECRET not in done.stdout + done.stderr
