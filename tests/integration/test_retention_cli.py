@@ -116,3 +116,13 @@ def test_maintain_as_cron_runs_it(tmp_path, s3_endpoint, s3_bucket):
     assert "archive:   0 objects written" in done.stdout
     assert "last archive run:        " in done.stdout and f"s3://{bucket}/cron" in done.stdout
     assert SECRET not in done.stdout + done.stderr
+
+
+def test_settings_show_archive_settings_but_never_the_secret(cli_env, capsys):
+    code = main(["settings", "--format", "json"])
+    out, err = capsys.readouterr()
+    assert SECRET not in out + err  # the key id is an identifier and may be shown
+    shown = {row["setting"]: row for row in json.loads(out)}
+    assert code == 0 and shown["s3_secret_access_key"]["value"] == "***"
+    assert shown["archive_hot_days"]["value"] == "60"
+    assert shown["s3_endpoint_url"]["source"] == "env GENAI_AUDIT_S3_ENDPOINT_URL"
