@@ -16,6 +16,7 @@ from audit_records import write_records
 from genai_audit.clickhouse.holds import (
     HoldError,
     add_hold,
+    held_ids,
     list_holds,
     release_hold,
     sweep_holds,
@@ -149,6 +150,7 @@ def test_held_records_survive_their_ttl_until_released(store, keystore, make_spa
     assert _ids(store) == set()  # the TTL did its job on interactions...
     assert _ids(store, "held_interactions") == set(alice)  # ...and the held copies survive
     assert set(bob).isdisjoint(_ids(store, "held_interactions"))
+    assert held_ids(store, "acme") == set(alice) and held_ids(store, "globex") == set()
     summary = retention_summary(store, "acme")
     assert summary.held_records == 2 and [h.hold_id for h in summary.active_holds] == [
         hold.hold_id]

@@ -108,10 +108,6 @@ class StorePolicies:
                 self._refresh(now)
             return resolve(self._policies, tenant_id, self.fallback)
 
-    def invalidate(self) -> None:
-        with self._lock:
-            self._loaded_at = None
-
     def _refresh(self, now: float) -> None:
         try:
             self._policies = current_policies(self.store)
