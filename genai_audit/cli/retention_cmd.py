@@ -28,7 +28,7 @@ def command() -> None:
 
 @command.command("set")
 @click.option("--tenant", required=True, help=f"Tenant id, or '{DEFAULT_TENANT}' for the default.")
-@click.option("--days", type=int, required=True, help="Keep records this many days (1-65535).")
+@click.option("--days", type=int, required=True, help="Keep records this many days (1-10950).")
 @click.option("--content-days", type=int, default=0, show_default=True,
               help="Blank prompt/response content after this many days (0: same as --days).")
 @click.option("--reason", required=True, help="Why (recorded with the change).")

@@ -60,7 +60,8 @@ def test_policy_and_hold_commands(cli_env, store, keystore, make_span, capsys):
     assert code == 0 and "released" in out
 
 
-def test_archive_commands_and_maintain(cli_env, store, keystore, make_span, s3_bucket, capsys):
+def test_archive_commands_and_maintain(cli_env, store, keystore, make_span, s3_bucket, capsys,
+                                      tmp_path):
     client, bucket = s3_bucket
     url = f"s3://{bucket}/audit"
     write_records(store, keystore, make_span, datetime.now(UTC) - timedelta(days=90), count=3)
@@ -77,6 +78,17 @@ def test_archive_commands_and_maintain(cli_env, store, keystore, make_span, s3_b
     assert code == 0 and json.loads(out) == [{"n": 3, "t": 1}]
     code, out, _ = _run(capsys, "archive", "verify", url)
     assert code == 0 and "intact: 1 objects, 3 records" in out
+    # an auditor checks with the public key they were given, without the keystore
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    (tmp_path / "store.pem").write_bytes(keystore.public_key_pem())
+    code, out, _ = _run(capsys, "archive", "verify", url, "--pubkey", str(tmp_path / "store.pem"))
+    assert code == 0 and "intact" in out
+    (tmp_path / "other.pem").write_bytes(Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    code, out, _ = _run(capsys, "archive", "verify", url, "--pubkey", str(tmp_path / "other.pem"))
+    assert code == 1 and "different key" in out
     key = next(o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]
                if o["Key"].endswith(".parquet"))
     client.put_object(Bucket=bucket, Key=key, Body=b"PAR1 tampered")

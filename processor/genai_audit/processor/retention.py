@@ -13,9 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from genai_audit.config import MAX_RETENTION_DAYS as MAX_DAYS  # 30 years; columns are UInt16
 from genai_audit.processor.record import AuditRecord, Flag
-
-MAX_DAYS = 65_535  # the columns are UInt16
 
 
 class PolicyError(ValueError):
