@@ -31,7 +31,9 @@ SOURCE = "interactions"
 RUNS = "archive_runs"
 _ROW_EXPIRY = "toDateTime(event_timestamp) + toIntervalDay(retention_days)"
 _CONTENT_EXPIRY = "toDateTime(event_timestamp) + toIntervalDay(content_retention_days)"
-_HAS_CONTENT = "content_state NOT IN ('expired', 'not_captured', 'withheld')"
+# '' too: ClickHouse documents the data type's default as what a column TTL writes back
+# (26.x writes the column's DEFAULT, 'expired'); both mean the content is gone.
+_HAS_CONTENT = "content_state NOT IN ('expired', '', 'not_captured', 'withheld')"
 
 
 @dataclass
