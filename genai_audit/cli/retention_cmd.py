@@ -106,25 +106,25 @@ def format_history(changes: list[PolicyChange], default: RetentionPolicy) -> str
 
 def format_summary(s: RetentionSummary) -> str:
     lines = [f"Retention{' for ' + s.tenant_id if s.tenant_id else ''}",
-             f"  records:                 {s.records}",
-             f"  oldest record:           {_when(s.oldest_record)}",
-             f"  expire within 30 days:   {s.due_in_30_days}",
-             f"  content within 30 days:  {s.content_due_in_30_days}",
-             f"  past due (run maintain): {s.overdue}",
-             f"  kept longer than today's policy: {s.kept_longer_than_policy}",
-             "  policies:                " + (", ".join(
+             f"  records:                  {s.records}",
+             f"  oldest record:            {_when(s.oldest_record)}",
+             f"  expire within 30 days:    {s.due_in_30_days}",
+             f"  content within 30 days:   {s.content_due_in_30_days}",
+             f"  past due (run maintain):  {s.overdue}",
+             f"  kept past today's policy: {s.kept_longer_than_policy}",
+             "  policies:                 " + (", ".join(
                  f"{t}={_policy(p)}" for t, p in sorted(s.policies.items())) or "default only"),
-             f"  active legal holds:      {len(s.active_holds)} ({s.held_records} records held)"]
+             f"  active legal holds:       {len(s.active_holds)} ({s.held_records} records held)"]
     for hold in s.active_holds:
         lines.append(f"    {hold.hold_id}  {hold.tenant_id}  {hold.rows_held} records  "
                      f"since {_when(hold.placed_at)}  {hold.reason}")
     for label, run in (("last archive run", s.last_archive),
                        ("last verification", s.last_verification)):
         if run is None:
-            lines.append(f"  {label + ':':<25}never")
+            lines.append(f"  {label + ':':<26}never")
         else:
             state = "ok" if run.ok else "FAILED: " + "; ".join(run.problems[:3])
-            lines.append(f"  {label + ':':<25}{_when(run.finished_at)} {run.destination} "
+            lines.append(f"  {label + ':':<26}{_when(run.finished_at)} {run.destination} "
                          f"({run.objects_written} objects, {run.rows} rows) {state}")
     return "\n".join(lines)
 

@@ -51,7 +51,7 @@ def test_policy_and_hold_commands(cli_env, store, keystore, make_span, capsys):
     code, out, _ = _run(capsys, "hold", "list", "--tenant", "acme")
     assert code == 0 and hold_id in out and "tester" in out and "active" in out
     code, out, _ = _run(capsys, "retention", "status", "--tenant", "acme")
-    assert code == 0 and "active legal holds:      1 (2 records held)" in out
+    assert code == 0 and "active legal holds:       1 (2 records held)" in out
     code, out, _ = _run(capsys, "hold", "release", hold_id, "--reason", "closed")
     assert code == 0 and "released by tester" in out
     code, _, err = _run(capsys, "hold", "release", hold_id, "--reason", "closed")
@@ -126,7 +126,7 @@ def test_maintain_as_cron_runs_it(tmp_path, s3_endpoint, s3_bucket):
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "archive:   0 objects written" in done.stdout
-    assert "last archive run:        " in done.stdout and f"s3://{bucket}/cron" in done.stdout
+    assert "last archive run:         " in done.stdout and f"s3://{bucket}/cron" in done.stdout
     assert SECRET not in done.stdout + done.stderr
 
 
