@@ -166,6 +166,27 @@ def test_late_records_go_to_a_new_part(store, keystore, make_span, s3):
         "SELECT toString(id) FROM archived_interactions")}
 
 
+def test_a_large_month_is_split_into_parts(store, keystore, make_span, s3):
+    _, _, location = s3
+    old = datetime.now(UTC) - timedelta(days=100)
+    ids = write_records(store, keystore, make_span, old, count=20)
+    run = archive(store, keystore, location, before=_cutoff(), settle_seconds=0,
+                  max_rows_per_object=6)
+    keys = sorted(o.key for o in run.written)
+    assert {o.seq for o in run.written} == {1} and 2 <= len(keys) <= 4
+    assert all(k.endswith("of004.parquet") for k in keys) and run.rows == 20
+    late = write_records(store, keystore, make_span, old)
+    again = archive(store, keystore, location, before=_cutoff(), settle_seconds=0,
+                    max_rows_per_object=6)
+    assert [(o.seq, o.rows) for o in again.written] == [(2, 1)]
+    public = keystore.signing_key().public_key()
+    result = verify_archive(store, location, public)
+    assert result.ok and result.rows == 21
+    attach_archive(store, location, public)
+    assert {r[0] for r in store.rows("SELECT toString(id) FROM archived_interactions")} == set(
+        ids + late)
+
+
 def test_tampering_is_detected(store, keystore, make_span, s3):
     client, bucket, location = s3
     _populate(store, keystore, make_span)

@@ -48,6 +48,8 @@ from genai_audit.keystore import KeyStore
 SOURCE = "interactions"
 RUNS = "archive_runs"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Objects are hashed by reading them back whole: keep them to a few hundred MB.
+MAX_ROWS_PER_OBJECT = 1_000_000
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 # Records past their retention are never archived, even if the TTL has not dropped them yet.
 _NOT_EXPIRED = ("toDateTime(event_timestamp) + toIntervalDay(retention_days) "
@@ -90,11 +92,14 @@ def default_cutoff(now: datetime, hot_days: int) -> datetime:
     return now - timedelta(days=hot_days)
 
 
-def object_key(tenant_id: str, month: str, seq: int) -> str:
+def object_key(tenant_id: str, month: str, seq: int, bucket: tuple[int, int] | None = None
+               ) -> str:
+    """``tenant=T/month=YYYY-MM/part-NNNNN[-bBBBofKKK].parquet``."""
     safe = _SAFE.sub("_", tenant_id) or "_"
     if safe != tenant_id:  # keep distinct tenants distinct after sanitizing
         safe += "-" + hashlib.sha256(tenant_id.encode()).hexdigest()[:8]
-    return f"tenant={safe}/month={month}/part-{seq:05d}.parquet"
+    split = f"-b{bucket[0] + 1:03d}of{bucket[1]:03d}" if bucket else ""
+    return f"tenant={safe}/month={month}/part-{seq:05d}{split}.parquet"
 
 
 def table_columns(store: Store) -> list[list[str]]:
@@ -123,20 +128,25 @@ def load_manifest(store: Store, location: ArchiveLocation, keys: KeyStore) -> Ma
 
 def archive(store: Store, keys: KeyStore, location: ArchiveLocation, *, before: datetime,
             settle_seconds: int = 60, checkpoint_seconds: float = 10.0,
+            max_rows_per_object: int = MAX_ROWS_PER_OBJECT,
             ledger_checkpoint: LedgerCheckpoint | None = None,
             on_object: Callable[[ArchivedObject], None] | None = None,
             on_group: Callable[[int, int], None] | None = None) -> ArchiveRun:
     """Archive every whole month before ``before``. See the module docstring.
 
     The manifest is saved at most every ``checkpoint_seconds`` and when the run ends (also
-    when it is interrupted); 0 saves it after every object. ``ledger_checkpoint``, when
-    given, is asked at every save for the ledger's signed checkpoint covering the archived
-    objects; its answer goes into the manifest's ``ledger_checkpoint`` (the ledger's hook)."""
+    when it is interrupted); 0 saves it after every object. A month with more than
+    ``max_rows_per_object`` new records is split into several objects (by record id hash).
+    ``ledger_checkpoint``, when given, is asked at every save for the ledger's signed
+    checkpoint covering the archived objects; its answer goes into the manifest's
+    ``ledger_checkpoint`` (the ledger's hook)."""
+    if max_rows_per_object < 1:
+        raise ValueError("max_rows_per_object must be >= 1")
     started = _utcnow()
     run = ArchiveRun(str(uuid.uuid4()), month_start(before))
     try:
         _run(store, keys, location, run, settle_seconds, checkpoint_seconds,
-             ledger_checkpoint, on_object, on_group)
+             max_rows_per_object, ledger_checkpoint, on_object, on_group)
     except Exception as exc:
         with contextlib.suppress(StoreError):  # never mask the real failure
             _record(store, run, location, started, ok=False, problems=[_describe(exc)])
@@ -146,7 +156,7 @@ def archive(store: Store, keys: KeyStore, location: ArchiveLocation, *, before: 
 
 
 def _run(store: Store, keys: KeyStore, location: ArchiveLocation, run: ArchiveRun,
-         settle_seconds: int, checkpoint_seconds: float,
+         settle_seconds: int, checkpoint_seconds: float, max_rows_per_object: int,
          ledger_checkpoint: LedgerCheckpoint | None,
          on_object: Callable[[ArchivedObject], None] | None,
          on_group: Callable[[int, int], None] | None) -> None:
@@ -176,13 +186,25 @@ def _run(store: Store, keys: KeyStore, location: ArchiveLocation, run: ArchiveRu
             if _aware(newest) <= after:
                 run.skipped += 1
                 continue
-            obj = _write_object(store, location, columns, schema_id, str(tenant_id),
-                                month_day, month, len(done) + 1, after, through)
-            manifest.objects.append(obj)  # verified: safe to record
-            run.written.append(obj)
+            seq = max((o.seq for o in done), default=0) + 1
+            where, params = _selection(str(tenant_id), month_day, after, through, None)
+            pending = int(store.scalar(f"SELECT count() FROM {SOURCE} WHERE {where}", params))  # noqa: S608
+            count = max(1, -(-pending // max_rows_per_object))  # ceil
+            objects = []
+            for b in range(count):
+                obj = _write_object(store, location, columns, schema_id, str(tenant_id),
+                                    month_day, month, seq, after, through,
+                                    (b, count) if count > 1 else None)
+                if obj is not None:
+                    objects.append(obj)
+            # all parts of this (tenant, month, seq) are verified: record them together, so
+            # a crash halfway through never marks the month as archived
+            manifest.objects.extend(objects)
+            run.written.extend(objects)
             saver.maybe_save()
             if on_object:
-                on_object(obj)
+                for obj in objects:
+                    on_object(obj)
     finally:  # also on an interruption: what is verified gets recorded
         saver.save()
 
@@ -223,21 +245,35 @@ class _ManifestSaver:
         self.saved_at = time.monotonic()
 
 
-def _write_object(store: Store, location: ArchiveLocation, columns: list[list[str]],
-                  schema_id: str, tenant_id: str, month_day: date, month: str, seq: int,
-                  after: datetime, through: datetime) -> ArchivedObject:
-    key = object_key(tenant_id, month, seq)
-    cols = ", ".join(quote_identifier(n) for n, _ in columns)
+def _selection(tenant_id: str, month_day: date, after: datetime, through: datetime,
+               bucket: tuple[int, int] | None) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause (and its parameters) of one object's records."""
     where = ("tenant_id = {tenant:String} AND toStartOfMonth(event_timestamp) = {month:Date} "
              "AND ingested_at > {after:DateTime64(6, 'UTC')} "
              "AND ingested_at <= {through:DateTime64(6, 'UTC')} AND " + _NOT_EXPIRED)
     params: dict[str, Any] = {"tenant": tenant_id, "month": month_day, "after": after,
                               "through": through}
+    if bucket is not None:  # a stable split of a large month: by a hash of the record id
+        where += " AND cityHash64(id) % {buckets:UInt64} = {bucket:UInt64}"
+        params.update(bucket=bucket[0], buckets=bucket[1])
+    return where, params
+
+
+def _write_object(store: Store, location: ArchiveLocation, columns: list[list[str]],
+                  schema_id: str, tenant_id: str, month_day: date, month: str, seq: int,
+                  after: datetime, through: datetime, bucket: tuple[int, int] | None
+                  ) -> ArchivedObject | None:
+    """Write, read back and check one object; None when its selection is empty."""
+    key = object_key(tenant_id, month, seq, bucket)
+    cols = ", ".join(quote_identifier(n) for n, _ in columns)
+    where, params = _selection(tenant_id, month_day, after, through, bucket)
     expected = store.rows(
         f"SELECT count(), {rows_digest_sql(columns)}, min(event_timestamp), max(event_timestamp),"  # noqa: S608
         " max(toDateTime(event_timestamp) + toIntervalDay(retention_days)),"
         " max(toDateTime(event_timestamp) + toIntervalDay(content_retention_days)) "
         f"FROM {SOURCE} WHERE {where}", params)[0]
+    if int(expected[0]) == 0:
+        return None
     fn, fn_params = location.function(key, "Parquet")
     with location.guarded(f"cannot write {key}"):
         store.command(f"INSERT INTO FUNCTION {fn} SELECT {cols} FROM {SOURCE} WHERE {where} "  # noqa: S608
