@@ -1,6 +1,6 @@
 """The archive manifest: what was archived, where, and proof that it is unchanged.
 
-One JSON object, ``manifest.json`` at the archive's root, written after every object so an
+One JSON object, ``manifest.json`` at the archive's root, saved during and after a run so an
 interrupted run resumes from it::
 
     {"manifest": {
