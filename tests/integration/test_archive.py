@@ -81,6 +81,18 @@ def test_archive_list_query_verify(store, keystore, make_span, s3):
     # idempotent: nothing new to write
     again = archive(store, keystore, location, before=_cutoff(), settle_seconds=0)
     assert again.written == [] and again.skipped == 3
+    # the auditor report's retention section shows the run and its verification
+    from genai_audit.clickhouse.reports import build_report
+    from genai_audit.clickhouse.retention import report_facts
+
+    report = build_report(store, tenant=None, start=datetime.now(UTC) - timedelta(days=365),
+                          end=datetime.now(UTC), retention=report_facts)
+    figures = {f.label: f.value for f in report.section("retention").figures}
+    assert figures["Active legal holds"] == "0"
+    assert location.url in figures["Last archive run"]
+    assert "0 objects" in figures["Last archive run"]  # the latest run: the idempotent one
+    assert "manifest signature, object hashes and 7 records OK" in figures[
+        "Archive verification"]
 
 
 def test_the_ledger_hook_fills_the_signed_checkpoint(store, keystore, make_span, s3):

@@ -24,6 +24,8 @@ from clickhouse_connect.driver.binding import format_str
 
 from genai_audit.clickhouse.holds import HELD, Hold, list_holds
 from genai_audit.clickhouse.policies import current_policies, resolve
+from genai_audit.clickhouse.reports.retention import RetentionFacts
+from genai_audit.clickhouse.reports.scope import Scope
 from genai_audit.clickhouse.store import Store
 from genai_audit.processor.retention import RetentionPolicy
 
@@ -143,3 +145,24 @@ def _now(store: Store, now: datetime | None) -> int:
     if now is not None:
         return int(now.timestamp())
     return int(store.scalar("SELECT toUnixTimestamp(now())"))
+
+
+def report_facts(store: Store, scope: Scope) -> RetentionFacts:
+    """The report's retention provider (``build_report(retention=report_facts)``)."""
+    summary = retention_summary(store, scope.tenant)
+    return RetentionFacts(
+        active_holds=len(summary.active_holds), held_records=summary.held_records,
+        last_archive=_describe_run(summary.last_archive, "never archived"),
+        archive_verified=_describe_run(summary.last_verification, "never verified"))
+
+
+def _describe_run(run: RunInfo | None, never: str) -> str:
+    if run is None:
+        return never
+    when = f"{run.finished_at:%Y-%m-%d %H:%M}Z {run.destination}"
+    if run.kind == "archive":
+        state = "ok" if run.ok else "FAILED"
+        return f"{when}, {run.objects_written} objects, {run.rows} records written, {state}"
+    if run.ok:
+        return f"{when}: manifest signature, object hashes and {run.rows} records OK"
+    return f"{when}: FAILED: " + "; ".join(run.problems[:3])
