@@ -7,9 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from audit_records import write_records
+from audit_records import KEY_ID, SECRET, write_records
 from click.testing import CliRunner
-from conftest import KEY_ID, SECRET
 
 from genai_audit.cli.main import cli, main
 
