@@ -8,7 +8,10 @@ through; ``main`` maps them.
 from __future__ import annotations
 
 import functools
+import getpass
+import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
@@ -55,3 +58,18 @@ def open_store(settings: Settings, *, migrate_schema: bool = True) -> Store:
     if migrate_schema:
         migrate(store)
     return store
+
+
+def actor_option(func: F) -> F:
+    """``--actor``: who does this (recorded with policy changes and holds)."""
+    return click.option(
+        "--actor", default=lambda: os.environ.get("USER") or getpass.getuser(),
+        show_default="$USER", help="Who is making this change (recorded).")(func)  # type: ignore[return-value]
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """A click.DateTime value (naive) read as UTC."""
+    return None if moment is None else moment.replace(tzinfo=UTC)
+
+
+WHEN = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"])

@@ -30,6 +30,10 @@ def format_result(result: ErasureResult) -> str:
         return (f"already erased: tenant {result.tenant_id}, at {result.erased_at} "
                 f"(erasure {result.erasure_id}, request {result.request_id}, "
                 f"{result.records_affected} record(s)); nothing to do")
+    if result.status is ErasureStatus.HELD:
+        return (f"not erased: tenant {result.tenant_id}, pseudonym {result.user_key} is under "
+                f"legal hold {', '.join(result.held_by)} (GDPR Art. 17(3)(e)); release the "
+                "hold, then erase")
     return (f"unknown subject: tenant {result.tenant_id} has no data subject with this user "
             "id (never seen, or a different tenant); nothing was erased")
 
@@ -91,8 +95,9 @@ def command(ctx: click.Context, tenant: str, user: str, reason: str, request_id:
                                "erasure_id": result.erasure_id,
                                "request_id": result.request_id, "user_key": result.user_key,
                                "records_affected": result.records_affected,
-                               "erased_at": result.erased_at}))
+                               "erased_at": result.erased_at,
+                               "held_by": list(result.held_by)}))
     else:
         click.echo(format_result(result))
-    if result.status is ErasureStatus.UNKNOWN:
+    if result.status in (ErasureStatus.UNKNOWN, ErasureStatus.HELD):
         ctx.exit(EXIT_PROBLEM)

@@ -7,15 +7,19 @@ import sys
 import click
 
 from genai_audit.cli import (
+    archive_cmd,
     demo_cmd,
     disclosures_cmd,
     erase_cmd,
+    hold_cmd,
     init_cmd,
     keys_cmd,
+    maintain_cmd,
     pseudonym_cmd,
     query_cmd,
     rbac_cmd,
     report_cmd,
+    retention_cmd,
     settings_cmd,
     show_cmd,
 )
@@ -24,8 +28,9 @@ from genai_audit.clickhouse.errors import StoreError
 from genai_audit.config import SettingsError
 from genai_audit.keystore import KeyStoreError
 
-COMMANDS = [init_cmd, demo_cmd, query_cmd, report_cmd, pseudonym_cmd, settings_cmd, erase_cmd,
-            show_cmd, disclosures_cmd, rbac_cmd, keys_cmd]
+COMMANDS = [init_cmd, demo_cmd, query_cmd, report_cmd, pseudonym_cmd, settings_cmd,
+            retention_cmd, hold_cmd, archive_cmd, maintain_cmd, erase_cmd, show_cmd,
+            disclosures_cmd, rbac_cmd, keys_cmd]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

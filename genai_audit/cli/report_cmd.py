@@ -13,6 +13,7 @@ from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_store, store
 from genai_audit.clickhouse.reports import STEPS, Status, build_report
 from genai_audit.clickhouse.reports.render import FORMATS, render
 from genai_audit.clickhouse.reports.scope import has_table
+from genai_audit.clickhouse.retention import report_facts
 from genai_audit.config import Settings
 
 DEFAULT_DAYS = 365
@@ -89,7 +90,7 @@ def command(tenant: str | None, start: str | None, end: str | None, fmt: str,
         with click.progressbar(length=len(STEPS), label="Building report", file=sys.stderr,
                                show_eta=False, item_show_func=lambda s: s) as bar:
             report = build_report(store, tenant=tenant, start=start_at, end=end_at,
-                                  max_rows=max_rows,
+                                  max_rows=max_rows, retention=report_facts,
                                   progress=lambda step: bar.update(1, step))
     finally:
         store.close()

@@ -179,3 +179,17 @@ def test_readers_never_create_a_keystore_where_there_is_none(store, tmp_path, mo
     assert "no keystore at" in capsys.readouterr().err
     assert main(["disclosures", *db, "--tenant", "acme", "--user", "alice"]) == 2
     assert not (tmp_path / "wrong-place").exists()
+
+
+def test_a_legal_hold_defers_the_erasure(store, keystore, ingested):
+    from genai_audit.clickhouse.holds import add_hold, release_hold
+
+    hold = add_hold(store, keystore, tenant_id="acme", user_id="alice", reason="litigation",
+                    actor="counsel")
+    held = _erase(store, keystore)
+    assert held.status is ErasureStatus.HELD and held.held_by == (hold.hold_id,)
+    assert keystore.find_subject("acme", "alice") is not None  # nothing destroyed
+    assert store.scalar("SELECT count() FROM subject_erasures") == 0
+    assert _erase(store, keystore, user="bob").status is ErasureStatus.ERASED  # not held
+    release_hold(store, hold.hold_id, actor="counsel", reason="settled")
+    assert _erase(store, keystore).status is ErasureStatus.ERASED

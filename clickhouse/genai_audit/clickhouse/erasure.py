@@ -9,6 +9,8 @@ stored ciphertext, still verify.
 
 Order, chosen so a crash at any point is repaired by running the erasure again:
 
+0. refuse while a legal hold covers the subject (GDPR Art. 17(3)(e): data kept for legal
+   claims; the held copies are encrypted under the same key);
 1. count the subject's records;
 2. append a PII-free tombstone to ``subject_erasures`` (reused if a crashed run left one);
 3. destroy the subject in the keystore (and remember, without the pseudonym, that the
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 
+from genai_audit.clickhouse.holds import list_holds
 from genai_audit.clickhouse.store import Store
 from genai_audit.keystore import ErasureMarker, KeyStore
 
@@ -62,6 +65,7 @@ class ErasureStatus(enum.StrEnum):
     ERASED = "erased"
     ALREADY_ERASED = "already_erased"
     UNKNOWN = "unknown"  # no such subject in this tenant: nothing was erased
+    HELD = "held"  # under a legal hold (Art. 17(3)(e)): nothing was erased
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class ErasureResult:
     user_key: str = ""  # the (now unlinkable) pseudonym; "" when unknown / already erased
     records_affected: int = 0
     erased_at: str = ""
+    held_by: tuple[str, ...] = ()  # ids of the active legal holds that block the erasure
 
 
 @functools.cache
@@ -104,6 +109,11 @@ def erase_subject(store: Store, keys: KeyStore, *, tenant_id: str, user_id: str,
         return ErasureResult(ErasureStatus.ALREADY_ERASED, tenant_id, marker.erasure_id,
                              marker.request_id, records_affected=_recorded_count(store, marker),
                              erased_at=marker.erased_at)
+    holds = tuple(h.hold_id for h in list_holds(store, tenant_id)
+                  if h.user_key in ("", subject.pseudonym))
+    if holds:  # the held copies are encrypted under this key: destroying it would void them
+        return ErasureResult(ErasureStatus.HELD, tenant_id, user_key=subject.pseudonym,
+                             held_by=holds)
     records = int(store.scalar(COUNT_SQL, {"t": tenant_id, "p": subject.pseudonym}) or 0)
     tombstone = _existing_tombstone(store, tenant_id, subject.pseudonym)
     if tombstone is None:
