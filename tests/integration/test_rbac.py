@@ -30,7 +30,8 @@ def test_roles_are_least_privilege():
     statements = rbac_statements("audit", ["acme"])
     writer = [s for s in statements if s.endswith("TO genai_audit_writer")]
     assert writer == ["GRANT INSERT ON `audit`.`interactions` TO genai_audit_writer",
-                      "GRANT SELECT ON `audit`.`schema_migrations` TO genai_audit_writer"]
+                      "GRANT SELECT ON `audit`.`schema_migrations` TO genai_audit_writer",
+                      "GRANT SELECT ON `audit`.`retention_policies` TO genai_audit_writer"]
     [columns] = [s for s in statements if s.startswith("GRANT SELECT(")]
     assert "`tenant_id`" in columns and "`total_cost`" in columns
     assert not any(f"`{c}`" in columns for c in CONTENT_COLUMNS)  # no ciphertext for auditors
@@ -39,7 +40,7 @@ def test_roles_are_least_privilege():
     for forbidden in ("ALTER UPDATE", "ALTER DELETE", "TRUNCATE", "DROP TABLE", "ALL"):
         assert forbidden not in admin
     policies = [s for s in statements if "ROW POLICY" in s and "acme" in s]
-    assert len(policies) == 3 and all("USING tenant_id = 'acme'" in p for p in policies)
+    assert len(policies) == 4 and all("USING tenant_id = 'acme'" in p for p in policies)
     assert not any("auditor_all" in s for s in statements)  # no cross-tenant role asked for
 
 

@@ -1,7 +1,8 @@
 """Least-privilege ClickHouse roles for the audit database, as SQL to review and apply.
 
 * ``genai_audit_writer``: the exporter and the gateway. INSERT on the tables records go
-  to, SELECT on ``schema_migrations`` only (to check the schema is current). It cannot
+  to, SELECT on ``schema_migrations`` (to check the schema is current) and
+  ``retention_policies`` (to stamp each record's retention) only. It cannot
   read content, update, delete, alter or drop anything.
 * ``genai_audit_auditor``: SELECT on the views and audit tables, and column-level SELECT
   on ``interactions`` *without* the ciphertext columns. It sees rows only through a row
@@ -29,15 +30,17 @@ AUDITOR_ALL = "genai_audit_auditor_all"
 
 # What the pipeline inserts into. (The ledger's tables join here when the ledger lands.)
 WRITER_INSERT_TABLES = ("interactions",)
-WRITER_SELECT_TABLES = ("schema_migrations",)
+WRITER_SELECT_TABLES = ("schema_migrations", "retention_policies")  # schema check, policies
 CONTENT_COLUMNS = ("full_prompt_text", "full_response_text", "response_preview")
 METADATA_COLUMNS = (*(c for c in COLUMNS if c not in CONTENT_COLUMNS), "ingested_at")
 AUDITOR_VIEWS = ("llm_interaction_audit", "audit_daily_activity", "audit_pii_interactions",
                  "audit_cost_monthly", "audit_control_failures", "audit_phi_interactions")
-AUDITOR_TABLES = ("subject_erasures", "access_log", "schema_migrations")
-TENANT_TABLES = ("interactions", "subject_erasures", "access_log")  # row policies
+AUDITOR_TABLES = ("subject_erasures", "access_log", "schema_migrations", "retention_policies",
+                  "legal_holds", "archive_runs")
+TENANT_TABLES = ("interactions", "subject_erasures", "access_log", "legal_holds")  # row policies
 ADMIN_PRIVILEGES = ("SELECT", "INSERT", "SHOW TABLES", "CREATE TABLE", "CREATE VIEW",
-                    "DROP VIEW", "ALTER ADD COLUMN", "ALTER ADD INDEX", "ALTER ADD PROJECTION")
+                    "DROP VIEW", "ALTER ADD COLUMN", "ALTER MODIFY COLUMN", "ALTER ADD INDEX",
+                    "ALTER ADD PROJECTION", "ALTER MODIFY SETTING")
 _TENANT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
