@@ -135,12 +135,13 @@ class ClickHouseSpanExporter(SpanExporter):
         if not records:
             return "stored"
         with self._write_lock:
-            if self.spool.pending() and not self.drain_spool():
+            after_outage = bool(self.spool.pending())
+            if after_outage and not self.drain_spool():
                 self.spool.append(records)  # keep order behind what is already spooled
                 self.stats["spooled"] += len(records)
                 return "spooled"
             try:
-                self._insert(records)
+                self._insert(records, replay=after_outage)
             except StoreError as exc:
                 if not (isinstance(exc, StoreUnavailable) or _is_transient(exc)):
                     raise
@@ -183,13 +184,13 @@ class ClickHouseSpanExporter(SpanExporter):
     def _insert_replayed(self, records: Sequence[AuditRecord]) -> None:
         self._insert_once(records, replay=True)
 
-    def _insert(self, records: Sequence[AuditRecord]) -> None:
+    def _insert(self, records: Sequence[AuditRecord], *, replay: bool = False) -> None:
         """Insert, retrying transient failures within the export deadline."""
         deadline = time.monotonic() + self.settings.export_timeout_ms / 1000
         attempt = 0
         while True:
             try:
-                self._insert_once(records)
+                self._insert_once(records, replay=replay)
                 return
             except StoreError as exc:
                 attempt += 1
