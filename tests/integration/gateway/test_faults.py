@@ -10,10 +10,9 @@ import urllib.error
 import urllib.request
 
 import pytest
+from gateway_harness import TOKENS, Gateway, free_port, query
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-
-from conftest import TOKENS, Gateway, free_port, query  # type: ignore[import-not-found]
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from opentelemetry import baggage, context
+from gateway_harness import TOKENS, Gateway, query
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
     OTLPSpanExporter as GrpcExporter,
@@ -25,7 +25,6 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from conftest import TOKENS, Gateway, query  # type: ignore[import-not-found]
 from genai_audit.instrumentation.context import audit_context, stamp_baggage
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -5,10 +5,9 @@ from __future__ import annotations
 import concurrent.futures
 
 import pytest
+from gateway_harness import Gateway, query
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-
-from conftest import Gateway, query  # type: ignore[import-not-found]
-from test_faults import post  # type: ignore[import-not-found]
+from test_faults import post
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -185,7 +185,7 @@ def run(settings: Settings, *, announce: Callable[[dict[str, Any]], None] | None
             for leftover in Path(sockdir).iterdir():
                 leftover.unlink()
             os.rmdir(sockdir)
-        sink.stop_drainer()
+        sink.close()
         sink.exporter.shutdown()
         _log.info("gateway stopped")
 

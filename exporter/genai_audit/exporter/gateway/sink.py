@@ -13,10 +13,12 @@ writer, so exactly one process of a gateway writes: the *store owner*. It holds 
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from multiprocessing.connection import Client, Connection, Listener
 from typing import Any, Protocol
 
@@ -30,6 +32,7 @@ _log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 5
 _READY_FILL = 0.9  # not ready once the spool is this full
+_GROUP_MAX_RECORDS = 5000  # one group commit writes at most this many records
 _EXPORTER_COUNTS = {"exported": "stored_records", "spooled": "spooled_records",
                     "drained": "drained_records", "duplicates": "duplicate_records"}
 
@@ -41,6 +44,14 @@ class Unavailable(Exception):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+
+
+@dataclass
+class _Pending:
+    records: list[AuditRecord]
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: str = ""
+    error: Unavailable | None = None
 
 
 class Sink(Protocol):
@@ -59,27 +70,79 @@ class LocalSink:
         self._seen_lock = threading.Lock()
         self._stop = threading.Event()
         self._drainer: threading.Thread | None = None
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._wake = threading.Condition()
+        self._closing = False
+        self._committer = threading.Thread(target=self._commit_loop, daemon=True,
+                                           name="genai-audit-commit")
+        self._committer.start()
 
     def submit(self, records: Sequence[AuditRecord]) -> str:
+        """Block until ``records`` are stored or spooled (group commit with concurrent callers).
+
+        Batches submitted while a write is in progress are written together in the next
+        one: one insert (one dedup check, one token) for many requests, each caller
+        answered with the outcome of the write that carried its records.
+        """
         if not records:
             return "stored"
+        pending = _Pending(list(records))
+        with self._wake:
+            self._queue.append(pending)
+            self._wake.notify()
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        return pending.outcome
+
+    def _commit_loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queue and not self._closing:
+                    self._wake.wait()
+                if not self._queue:
+                    return
+                group: list[_Pending] = []
+                size = 0
+                while self._queue and (not group or size + len(self._queue[0].records)
+                                       <= _GROUP_MAX_RECORDS):
+                    item = self._queue.popleft()
+                    group.append(item)
+                    size += len(item.records)
+            self._commit(group)
+
+    def _commit(self, group: list[_Pending]) -> None:
+        records = [r for item in group for r in item.records]
         started = time.monotonic()
+        outcome, error = "stored", None
         try:
             outcome = self.exporter.write_records(records)
-        except SpoolFull as exc:
+        except SpoolFull:
             self.metrics.reject("unavailable", len(records))
-            raise Unavailable("store unreachable and spool full") from exc
+            error = Unavailable("store unreachable and spool full")
         except StoreError as exc:
             # Not a connectivity problem retrying fixes (schema, permissions...): keep the
             # data with the sender (retryable answer) and alarm.
             self.metrics.reject("store_error", len(records))
             _log.error("store refused a batch of %d record(s): %s", len(records),
                        type(exc).__name__)
-            raise Unavailable("store error") from exc
-        finally:
-            self.metrics.observe("store_latency_seconds", time.monotonic() - started)
+            error = Unavailable("store error")
+        except Exception as exc:  # answer every waiter; never log record content
+            _log.error("store owner failed on a batch: %s", type(exc).__name__)
+            error = Unavailable(type(exc).__name__)
+        self.metrics.observe("store_latency_seconds", time.monotonic() - started)
         self.update_gauges()
-        return outcome
+        for item in group:
+            item.outcome, item.error = outcome, error
+            item.done.set()
+
+    def close(self) -> None:
+        """Finish queued commits, then stop the committer and the drainer."""
+        with self._wake:
+            self._closing = True
+            self._wake.notify_all()
+        self._committer.join(timeout=60)
+        self.stop_drainer()
 
     def ready(self) -> bool:
         stats = self.exporter.spool.stats()
