@@ -66,9 +66,8 @@ class Spool:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._seq = itertools.count()
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        (self.directory / "quarantine").mkdir(exist_ok=True, mode=0o700)
-        self._release_dead_claims()
+        if self.directory.is_dir():  # created on the first append, not before
+            self._release_dead_claims()
 
     # -- writing ------------------------------------------------------------------------
     def append(self, records: Sequence[AuditRecord]) -> None:
@@ -79,6 +78,7 @@ class Spool:
                            "records": [encode_record(r) for r in records]},
                           separators=(",", ":")).encode()
         with self._lock:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             if self.stats().bytes + len(body) > self.max_bytes:
                 raise SpoolFull(f"spool {self.directory} is full ({self.max_bytes} bytes)")
             name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._seq):08d}"
@@ -95,10 +95,14 @@ class Spool:
     # -- reading ------------------------------------------------------------------------
     def pending(self) -> list[Path]:
         """Unclaimed batch files, oldest first."""
+        if not self.directory.is_dir():
+            return []
         return sorted(self.directory.glob("*" + _SUFFIX))
 
     def stats(self) -> SpoolStats:
         batches = records = size = 0
+        if not self.directory.is_dir():
+            return SpoolStats(0, 0, 0)
         for path in self.directory.iterdir():
             if path.is_file() and (path.suffix == _SUFFIX or _CLAIM in path.name):
                 batches += 1
@@ -125,6 +129,7 @@ class Spool:
             try:
                 records = self._read(claimed)
             except SpoolCorrupt:
+                (self.directory / "quarantine").mkdir(exist_ok=True, mode=0o700)
                 os.replace(claimed, self.directory / "quarantine" / path.name)
                 _log.error("spool file %s is unreadable; moved to quarantine/", path.name)
                 continue
@@ -150,6 +155,8 @@ class Spool:
 
     def _release_dead_claims(self) -> None:
         for path in self.directory.iterdir():
+            if path.is_dir():
+                continue
             if path.name.endswith(".tmp"):
                 path.unlink()  # never renamed: its append was not acknowledged
                 continue

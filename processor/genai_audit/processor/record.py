@@ -18,7 +18,7 @@ RECORD_SCHEMA_VERSION = 1
 UNATTRIBUTED_TENANT = "_unattributed"
 
 
-class Flag(str, enum.Enum):
+class Flag(enum.StrEnum):
     """What was wrong or notable about a record. Stored in the ``flags`` column."""
 
     UNATTRIBUTED = "unattributed"  # no tenant in baggage: a control failure
@@ -36,7 +36,7 @@ class Flag(str, enum.Enum):
     TENANT_REATTRIBUTED = "tenant_reattributed"  # gateway: span claimed another tenant
 
 
-class ContentState(str, enum.Enum):
+class ContentState(enum.StrEnum):
     """How the content columns of a row are to be read."""
 
     PLAINTEXT = "plaintext"  # redacted text as stored (no encryption stage ran)
