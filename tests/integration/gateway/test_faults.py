@@ -183,3 +183,40 @@ def test_sigkill_mid_load_loses_no_acknowledged_span(tmp_path, tokens_file, gate
     assert acked_before <= set(stored), "an acknowledged span was lost"
     assert set(stored.values()) == {1}, "a span was stored twice"
     assert set(stored) == {i for ids, _ in load.sent for i in ids}
+
+
+def test_spool_full_answers_retryable_on_both_protocols(tmp_path, tokens_file, gateways,
+                                                        make_span):
+    import grpc
+    from google.rpc import error_details_pb2, status_pb2
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+    gw = Gateway(tmp_path, f"http://writer:pw@127.0.0.1:{free_port()}",
+                 tokens_file=tokens_file, extra=["--spool-max-mb", "1"]).start()
+    gateways.append(gw)
+    big = "y" * 20_000
+    statuses = []
+    for _ in range(80):  # ~20 KB per record: the 1 MB spool fills within ~50 records
+        status, _, headers = post(gw, encode_spans(
+            [make_span(gen_ai__input__messages=big)]).SerializeToString())
+        statuses.append(status)
+        if status != 200:
+            break
+    assert statuses[0] == 200 and statuses[-1] == 503
+    assert int(headers["Retry-After"]) > 0
+    with grpc.insecure_channel(gw.grpc) as channel:
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as rpc:
+            stub.Export(encode_spans([make_span(gen_ai__input__messages=big)]), timeout=30,
+                        metadata=(("authorization", AUTH["Authorization"]),))
+    assert rpc.value.code() is grpc.StatusCode.UNAVAILABLE
+    trailers = dict(rpc.value.trailing_metadata())
+    status = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
+    retry = error_details_pb2.RetryInfo()
+    assert status.details[0].Unpack(retry) and retry.retry_delay.seconds > 0
+    urllib.request.urlopen(gw.http + "/healthz", timeout=10)
+    with pytest.raises(urllib.error.HTTPError) as ready:
+        urllib.request.urlopen(gw.http + "/readyz", timeout=10)
+    assert ready.value.code == 503
+    assert gw.metrics()['rejected_spans_total{reason="unavailable"}'] == 2
+    assert gw.stop() == 0

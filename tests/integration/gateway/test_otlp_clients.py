@@ -135,3 +135,73 @@ def test_node_otlp_grpc_exporter_with_baggage(tmp_path, tokens_file, gateways):
         ("globex", "node_support_bot", "node-svc"), ("globex", "node_unattributed", "node-svc")]
     assert rows[0]["model"] == "gpt-4o-mini" and rows[0]["prompt_tokens"] == 12
     assert "unattributed" not in rows[1]["flags"]  # its token attributes it
+
+
+def _tls_files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1: (ca, cert, key) PEM paths."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def build(subject: str, issuer: x509.Name | None, issuer_key, public_key, ca: bool):
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer or name)
+                   .public_key(public_key).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(hours=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if ca:
+            builder = builder.add_extension(x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True,
+                content_commitment=False, key_encipherment=False, data_encipherment=False,
+                key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        else:
+            builder = builder.add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                 x509.DNSName("localhost")]), critical=False).add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(
+        ec.SECP256R1())
+    ca = build("genai-audit test CA", None, ca_key, ca_key.public_key(), True)
+    cert = build("127.0.0.1", ca.subject, ca_key, key.public_key(), False)
+    paths = tmp_path / "ca.pem", tmp_path / "gw.crt", tmp_path / "gw.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+def test_tls_on_both_listeners(tmp_path, tokens_file, gateways, monkeypatch):
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # would override certificate_file
+        monkeypatch.delenv(name, raising=False)
+    ca, cert, key = _tls_files(tmp_path)
+    dsn = f"chdb://{tmp_path / 'store'}"
+    gw = Gateway(tmp_path, dsn, tokens_file=tokens_file,
+                 extra=["--tls-cert", str(cert), "--tls-key", str(key)]).start()
+    gateways.append(gw)
+    auth = {"authorization": f"Bearer {TOKENS['acme']}"}
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca.read_bytes())
+    for exporter, tool in (
+            (GrpcExporter(endpoint=gw.grpc, credentials=credentials, headers=auth), "tls_grpc"),
+            (HttpExporter(endpoint=f"https://127.0.0.1:{gw.http_port}/v1/traces",
+                          certificate_file=str(ca), headers=auth), "tls_http")):
+        provider = _provider(exporter)
+        with audit_context(tenant_id="acme", tool_name=tool):
+            with provider.get_tracer("app").start_as_current_span("chat", attributes=GENAI):
+                pass
+        provider.shutdown()
+    with pytest.raises(OSError):  # plaintext HTTP to the TLS listener gets no OTLP answer
+        urllib.request.urlopen(gw.http + "/healthz", timeout=5)
+    assert gw.stop() == 0
+    rows = query(dsn, "SELECT tool_name FROM interactions ORDER BY tool_name")
+    assert [r["tool_name"] for r in rows] == ["tls_grpc", "tls_http"]
