@@ -42,6 +42,7 @@ def test_mixed_good_and_bad_input(tmp_path, tokens_file, gateways, make_span):
     request = encode_spans([good, utf8, big, spoof, broken])
     request.resource_spans[0].scope_spans[0].spans[4].span_id = b"\x00" * 8
     body = request.SerializeToString().replace(b"bob-MARK", b"bob\xff\xfeARK")
+    body += b"\xf8\x07\x01"  # an unknown field (a newer OTLP): ignored, counted
     status, payload, _ = post(gw, body)
     assert status == 200
     response = trace_service_pb2.ExportTraceServiceResponse.FromString(payload)
@@ -74,6 +75,7 @@ def test_mixed_good_and_bad_input(tmp_path, tokens_file, gateways, make_span):
     assert metrics['rejected_spans_total{reason="malformed"}'] == 3
     assert metrics['rejected_spans_total{reason="too_large"}'] == 2
     assert metrics["invalid_utf8_requests_total"] == 1
+    assert metrics["unknown_field_requests_total"] == 1
     assert metrics["truncated_spans_total"] == 1
     assert gw.stop() == 0
     rows = {r["tool_name"]: r for r in query(

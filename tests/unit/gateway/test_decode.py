@@ -54,6 +54,14 @@ def test_json_with_hex_ids_and_unknown_fields(make_span):
     assert decoded.span.attributes["gen_ai.request.model"] == "gpt-4o"
 
 
+def test_unknown_protobuf_fields_are_ignored_but_noticed(make_span):
+    body = encode_spans([make_span()]).SerializeToString()
+    assert not decode_protobuf(body, 10_000).unknown_fields
+    future = body + b"\xf8\x07\x01"  # field 127 (varint) on the request: a newer schema
+    result = decode_protobuf(future, 10_000)
+    assert result.unknown_fields and len(result.spans) == 1
+
+
 def test_invalid_utf8_is_repaired_and_flagged_not_dropped(make_span):
     body = encode_spans([make_span(enduser__id="bob-MARK")]).SerializeToString()
     bad = body.replace(b"bob-MARK", b"bob\xff\xfeARK")

@@ -94,6 +94,8 @@ class GatewayCore:
         self.metrics.inc("received_spans", decoded.total)
         if decoded.invalid_utf8:
             self.metrics.inc("invalid_utf8_requests")
+        if decoded.unknown_fields:
+            self.metrics.inc("unknown_field_requests")
         rejected = Counter(decoded.rejected)
         plain: list[AuditRecord] = []
         processed: list[AuditRecord] = []

@@ -28,7 +28,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    json_format,
+    message_factory,
+    unknown_fields,
+)
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
@@ -64,6 +70,7 @@ class DecodeResult:
     spans: list[DecodedSpan] = field(default_factory=list)
     rejected: Counter[str] = field(default_factory=Counter)  # reason -> span count
     invalid_utf8: bool = False  # the lenient parser was needed
+    unknown_fields: bool = False  # fields this schema version does not know (ignored)
 
     @property
     def total(self) -> int:
@@ -118,22 +125,30 @@ def encode_response(rejected: int, message: str, *, as_json: bool) -> bytes:
 
 # -- message -> spans ----------------------------------------------------------------------
 def _convert(message: Any, max_chars: int) -> DecodeResult:
-    result = DecodeResult()
+    result = DecodeResult(unknown_fields=_has_unknown(message))
     for resource_spans in message.resource_spans:
+        result.unknown_fields |= _has_unknown(resource_spans)
         resource_attrs, _ = _attributes(resource_spans.resource.attributes, max_chars)
         resource = Resource(resource_attrs, _text(resource_spans.schema_url) or None)
         context = {k: resource_attrs[k] for k in BAGGAGE_KEYS if k in resource_attrs}
         for scope_spans in resource_spans.scope_spans:
+            result.unknown_fields |= _has_unknown(scope_spans)
             scope = InstrumentationScope(_text(scope_spans.scope.name) or "unknown",
                                          _text(scope_spans.scope.version) or None,
                                          _text(scope_spans.schema_url) or None)
             for span in scope_spans.spans:
+                result.unknown_fields |= _has_unknown(span)
                 reason = _invalid(span)
                 if reason:
                     result.rejected[reason] += 1
                     continue
                 result.spans.append(_span(span, resource, scope, context, max_chars))
     return result
+
+
+def _has_unknown(message: Any) -> bool:
+    """Fields from a newer OTLP schema: ignored, as receivers must, but counted."""
+    return len(unknown_fields.UnknownFieldSet(message)) > 0
 
 
 def _invalid(span: Any) -> str:

@@ -22,6 +22,8 @@ COUNTERS: dict[str, str] = {
     "duplicate_records": "records already stored (a replay or retry), not written again",
     "truncated_spans": "spans with an attribute truncated to the size limit",
     "invalid_utf8_requests": "requests with strings that were not UTF-8 (repaired, flagged)",
+    "unknown_field_requests": "protobuf requests with fields unknown to this OTLP version "
+                              "(ignored)",
 }
 REJECT_REASONS: tuple[str, ...] = (
     "unauthenticated", "tenant_mismatch", "invalid_trace_id", "invalid_span_id",
