@@ -155,3 +155,38 @@ def test_spool_full_is_a_retryable_unavailable(keystore, tmp_path, make_span):
     assert caught.value.retry_after > 0
     assert metrics.rejected("unavailable") == 1 and metrics.value("spooled_records") >= 1
     assert not core.ready()
+
+
+class _ToyRedact:
+    """A real text rewrite under the redaction stage's name (issue 3 supplies the real one)."""
+
+    name = "redact"
+    failure_flag = None
+
+    def process(self, records) -> None:
+        for record in records:
+            for message in record.content.input_messages:
+                for part in message.get("parts", []):
+                    part["content"] = part["content"].replace("alice@example.com", "<EMAIL>")
+
+
+def test_in_process_redaction_marks_spans_and_the_gateway_does_not_redact_again(
+        store, keystore, tmp_path, make_span):
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from genai_audit.exporter.preprocess import ProcessedSpanExporter
+
+    sent = InMemorySpanExporter()
+    service = ProcessedSpanExporter(sent, RecordPipeline([_ToyRedact()]))
+    email = '[{"role":"user","parts":[{"type":"text","content":"mail alice@example.com"}]}]'
+    span = make_span(gen_ai__input__messages=email, gen_ai__prompt__0__content="alice@example.com")
+    service.export([span])
+    [copy] = sent.get_finished_spans()
+    assert copy.attributes["genai_audit.processed"] == "redact"
+    assert "alice@example.com" not in str(dict(copy.attributes))  # legacy key dropped too
+    core, gateway_redact = _core(store, keystore, tmp_path)
+    trusted = Principal(tenant="acme", trust_processed=True)
+    core.export(trusted, encode_spans([copy]).SerializeToString(), as_json=False)
+    assert gateway_redact.seen == []
+    [(prompt,)] = store.rows("SELECT full_prompt_text FROM interactions")
+    assert "<EMAIL>" in prompt and "alice@example.com" not in prompt
