@@ -23,16 +23,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import PROMPT, median, scratch_dsn  # noqa: E402
+import openai
+from _common import PROMPT, median, scratch_dsn
+from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
 
-import openai  # noqa: E402
-from opentelemetry.instrumentation.openai import OpenAIInstrumentor  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-
-from genai_audit.config import Settings  # noqa: E402
-from genai_audit.exporter.span_exporter import ClickHouseSpanExporter  # noqa: E402
-from genai_audit.instrumentation import audit_context  # noqa: E402
-from genai_audit.processor.span_processor import ComplianceSpanProcessor  # noqa: E402
+from genai_audit.config import Settings
+from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
+from genai_audit.instrumentation import audit_context
+from genai_audit.processor.span_processor import ComplianceSpanProcessor
 
 
 def start_stub() -> tuple[subprocess.Popen[str], str]:
