@@ -97,3 +97,19 @@ def test_corrupt_file_is_quarantined_not_deleted(make_span, tmp_path):
     spool.pending()[0].write_text("garbage")
     assert spool.drain(lambda rs: None) == 0
     assert len(list((tmp_path / "quarantine").iterdir())) == 1
+
+
+def test_two_spools_on_one_directory_never_write_a_batch_twice(make_span, tmp_path):
+    first, second = Spool(tmp_path, 10**6), Spool(tmp_path, 10**6)
+    first.append(_records(make_span, 1))
+    first.append(_records(make_span, 1))
+    written: list[str] = []
+
+    def write_while_the_other_drains(records):
+        written.extend(r.id for r in records)
+        if len(written) == 1:  # while this batch is claimed, the other spool drains too
+            assert second.drain(lambda rs: written.extend(r.id for r in rs)) == 1
+
+    assert first.drain(write_while_the_other_drains) == 1
+    assert len(written) == 2 and len(set(written)) == 2
+    assert first.pending() == [] and second._scan().batches == 0

@@ -41,6 +41,7 @@ SPOOL_FORMAT = 1
 _NOT_SPOOLED = frozenset({"content", "extra", "user_id"})  # never written to disk
 _SUFFIX = ".json"
 _CLAIM = ".claim-"
+_RESCAN_S = 5.0
 
 
 class SpoolFull(Exception):
@@ -66,6 +67,8 @@ class Spool:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._seq = itertools.count()
+        self._cached: SpoolStats | None = None
+        self._scanned_at = 0.0
         if self.directory.is_dir():  # created on the first append, not before
             self._release_dead_claims()
 
@@ -91,6 +94,7 @@ class Spool:
                 os.close(fd)
             os.replace(tmp, self.directory / (name + _SUFFIX))
             self._fsync_dir()
+            self._adjust(1, len(records), len(body))
 
     # -- reading ------------------------------------------------------------------------
     def pending(self) -> list[Path]:
@@ -100,6 +104,13 @@ class Spool:
         return sorted(self.directory.glob("*" + _SUFFIX))
 
     def stats(self) -> SpoolStats:
+        """Batches, records and bytes spooled: counted as this process appends and drains,
+        rescanned from disk every few seconds (other processes may share the directory)."""
+        if self._cached is None or time.monotonic() - self._scanned_at > _RESCAN_S:
+            self._cached, self._scanned_at = self._scan(), time.monotonic()
+        return self._cached
+
+    def _scan(self) -> SpoolStats:
         batches = records = size = 0
         if not self.directory.is_dir():
             return SpoolStats(0, 0, 0)
@@ -109,6 +120,12 @@ class Spool:
                 size += path.stat().st_size
                 records += _count_hint(path)
         return SpoolStats(batches, records, size)
+
+    def _adjust(self, batches: int, records: int, size: int) -> None:
+        if self._cached is not None:
+            c = self._cached
+            self._cached = SpoolStats(max(0, c.batches + batches), max(0, c.records + records),
+                                      max(0, c.bytes + size))
 
     def drain(self, write: Callable[[list[AuditRecord]], None],
               max_batches: int | None = None) -> int:
@@ -131,6 +148,7 @@ class Spool:
             except SpoolCorrupt:
                 (self.directory / "quarantine").mkdir(exist_ok=True, mode=0o700)
                 os.replace(claimed, self.directory / "quarantine" / path.name)
+                self._cached = None  # recount
                 _log.error("spool file %s is unreadable; moved to quarantine/", path.name)
                 continue
             try:
@@ -138,8 +156,10 @@ class Spool:
             except BaseException:
                 os.rename(claimed, path)
                 raise
+            size = claimed.stat().st_size
             claimed.unlink()
             self._fsync_dir()
+            self._adjust(-1, -len(records), -size)
             drained += len(records)
         return drained
 
