@@ -189,11 +189,12 @@ class ClickHouseSpanExporter(SpanExporter):
             return not self.spool.pending()
 
     def _insert_once(self, records: Sequence[AuditRecord], *, replay: bool = False) -> None:
-        fresh = list(records)
+        fresh = list({r.id: r for r in records}.values())  # a span twice in a batch: once
+        self.stats["duplicates"] += len(records) - len(fresh)
         if replay or self._skip_stored:
-            seen = already_stored(self._get_store(), records)
+            seen = already_stored(self._get_store(), fresh)
             self.stats["duplicates"] += len(seen)
-            fresh = [r for r in records if r.id not in seen]
+            fresh = [r for r in fresh if r.id not in seen]
         if fresh:
             self._get_writer().write(fresh)
             self.stats["exported"] += len(fresh)

@@ -111,8 +111,10 @@ def test_replayed_and_rebatched_spans_are_stored_once(store, keystore, tmp_path,
     core.export(ACME, encode_spans([a, b]).SerializeToString(), as_json=False)
     core.export(ACME, encode_spans([b, c]).SerializeToString(), as_json=False)  # new batch
     core.export(ACME, encode_spans([a, b]).SerializeToString(), as_json=False)  # replay
-    assert len(_rows(store)) == 3
-    assert core.metrics.value("duplicate_records") == 3
+    d = make_span()
+    core.export(ACME, encode_spans([d, d]).SerializeToString(), as_json=False)  # twice in one
+    assert len(_rows(store)) == 4
+    assert core.metrics.value("duplicate_records") == 4
 
 
 def _closed_port() -> int:
