@@ -220,5 +220,15 @@ def test_spool_full_answers_retryable_on_both_protocols(tmp_path, tokens_file, g
     with pytest.raises(urllib.error.HTTPError) as ready:
         urllib.request.urlopen(gw.http + "/readyz", timeout=10)
     assert ready.value.code == 503
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    deadline = time.monotonic() + 10
+    with grpc.insecure_channel(gw.grpc) as channel:
+        checker = health_pb2_grpc.HealthStub(channel)
+        while True:  # the health status follows readiness within a couple of seconds
+            answer = checker.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+            if answer.status == health_pb2.HealthCheckResponse.NOT_SERVING:
+                break
+            assert time.monotonic() < deadline, "gRPC health never reported NOT_SERVING"
+            time.sleep(0.5)
     assert gw.metrics()['rejected_spans_total{reason="unavailable"}'] == 2
     assert gw.stop() == 0

@@ -15,8 +15,10 @@ opaque INTERNAL. Status codes follow the OTLP specification:
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -92,8 +94,25 @@ class GrpcListener:
     server: grpc.Server
     port: int
     health: health.HealthServicer
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def track_readiness(self, ready: Callable[[], bool], interval_s: float = 2.0) -> None:
+        """Keep gRPC health in step with readiness (NOT_SERVING while the spool is full)."""
+        def loop() -> None:
+            while not self.stopping.wait(interval_s):
+                try:
+                    state = ready()
+                except Exception:
+                    state = False
+                serving = (health_pb2.HealthCheckResponse.SERVING if state
+                           else health_pb2.HealthCheckResponse.NOT_SERVING)
+                for name in ("", SERVICE):
+                    self.health.set(name, serving)
+
+        threading.Thread(target=loop, name="genai-audit-health", daemon=True).start()
 
     def stop(self, grace_s: float) -> None:
+        self.stopping.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace_s).wait()
 
@@ -122,4 +141,6 @@ def start_grpc(core: GatewayCore, endpoint: str, *, max_message_bytes: int,
     server.start()
     for name in ("", SERVICE):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return GrpcListener(server, port, health_servicer)
+    listener = GrpcListener(server, port, health_servicer)
+    listener.track_readiness(core.ready)
+    return listener
