@@ -14,6 +14,7 @@ gateway's keys (pseudonyms, commitments, encryption).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -70,6 +71,9 @@ class GatewayCore:
         self.metrics = metrics
         self.tenant_mismatch = tenant_mismatch
         self.max_attribute_chars = max_attribute_chars
+        # One pipeline run at a time per process (threads would not run it in parallel
+        # anyway: it is CPU-bound Python). CPU parallelism comes from worker processes.
+        self._pipeline_lock = threading.Lock()
 
     def authenticate(self, authorization: str | None) -> Principal:
         try:
@@ -110,8 +114,9 @@ class GatewayCore:
             (processed if skip & SKIPPABLE_WHEN_PROCESSED else plain).append(record)
         for reason, count in rejected.items():
             self.metrics.reject(reason, count)
-        self.pipeline.run(plain)
-        self.processed_pipeline.run(processed)
+        with self._pipeline_lock:  # stages are thread-compatible, not thread-safe
+            self.pipeline.run(plain)
+            self.processed_pipeline.run(processed)
         records = plain + processed
         durability = self.sink.submit(records) if records else "none"
         return ExportOutcome(decoded.total - sum(rejected.values()), rejected, durability)
