@@ -13,7 +13,6 @@ gateway's keys (pseudonyms, commitments, encryption).
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import Counter
@@ -34,8 +33,6 @@ from genai_audit.instrumentation.keys import ATTR_PROCESSED, ATTR_TENANT
 from genai_audit.processor.normalize import is_genai_span, normalize
 from genai_audit.processor.pipeline import RecordPipeline
 from genai_audit.processor.record import AuditRecord, Flag
-
-_log = logging.getLogger(__name__)
 
 #: stages a trusted sender may have run in-process already (by Stage.name)
 SKIPPABLE_WHEN_PROCESSED = frozenset({"redact"})

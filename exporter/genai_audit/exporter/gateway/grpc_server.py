@@ -14,7 +14,6 @@ opaque INTERNAL. Status codes follow the OTLP specification:
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,8 +33,6 @@ from genai_audit.exporter.gateway.core import (
     timed,
 )
 from genai_audit.exporter.gateway.decode import encode_response
-
-_log = logging.getLogger(__name__)
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
