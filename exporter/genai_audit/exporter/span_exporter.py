@@ -25,7 +25,7 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach,
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from genai_audit.clickhouse.dedup import already_stored
+from genai_audit.clickhouse.dedup import RecentIds
 from genai_audit.clickhouse.dsn import embedded_path, resolve_dsn
 from genai_audit.clickhouse.errors import StoreError, StoreUnavailable
 from genai_audit.clickhouse.migrate import migrate
@@ -77,7 +77,8 @@ class ClickHouseSpanExporter(SpanExporter):
         self._lock = threading.Lock()
         self._write_lock = threading.RLock()
         self._spool = spool
-        self._skip_stored = skip_stored  # gateway: drop records a re-batched replay resends
+        # gateway: drop records a re-batched replay resends (memory first, then the store)
+        self._recent = RecentIds() if skip_stored else None
         self._last_drain = 0.0
         self._shutdown = False
         self.stats = {"exported": 0, "failed_batches": 0, "retries": 0, "spooled": 0,
@@ -189,15 +190,18 @@ class ClickHouseSpanExporter(SpanExporter):
             return not self.spool.pending()
 
     def _insert_once(self, records: Sequence[AuditRecord], *, replay: bool = False) -> None:
-        fresh = list({r.id: r for r in records}.values())  # a span twice in a batch: once
+        if self._recent is not None:
+            fresh = self._recent.fresh(self._get_store(), records, replay=replay)
+        elif replay:
+            fresh = RecentIds(capacity=0).fresh(self._get_store(), records, replay=True)
+        else:
+            fresh = list({r.id: r for r in records}.values())  # a span twice in a batch: once
         self.stats["duplicates"] += len(records) - len(fresh)
-        if replay or self._skip_stored:
-            seen = already_stored(self._get_store(), fresh)
-            self.stats["duplicates"] += len(seen)
-            fresh = [r for r in fresh if r.id not in seen]
         if fresh:
             self._get_writer().write(fresh)
             self.stats["exported"] += len(fresh)
+            if self._recent is not None:
+                self._recent.remember(fresh)
 
     def _insert_replayed(self, records: Sequence[AuditRecord]) -> None:
         self._insert_once(records, replay=True)

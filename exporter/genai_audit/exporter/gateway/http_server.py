@@ -42,6 +42,7 @@ _log = logging.getLogger(__name__)
 TRACES_PATH = "/v1/traces"
 _PROTOBUF = "application/x-protobuf"
 _JSON = "application/json"
+_DISCARD_FACTOR = 4  # an oversized body up to this many times the limit is read and dropped
 
 
 class GatewayHTTPServer(ThreadingHTTPServer):
@@ -125,6 +126,7 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         if length < 0 or length > limit:
             metrics.reject("too_large")
+            self._discard(min(length, _DISCARD_FACTOR * limit))  # so the client reads the 413
             self._status(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, code_pb2.INVALID_ARGUMENT,
                          f"body above the {limit}-byte limit", as_json, close=True)
             return None
@@ -151,6 +153,13 @@ class _Handler(BaseHTTPRequestHandler):
                          f"gunzipped body above the {limit}-byte limit", as_json)
             return None
         return plain
+
+    def _discard(self, length: int) -> None:
+        while length > 0:
+            chunk = self.rfile.read(min(length, 1 << 16))
+            if not chunk:
+                return
+            length -= len(chunk)
 
     # -- operations -----------------------------------------------------------------------
     def do_GET(self) -> None:
