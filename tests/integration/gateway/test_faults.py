@@ -128,8 +128,9 @@ class Load:
 def test_store_unavailable_under_load_then_back(tmp_path, tokens_file, gateways, make_span):
     """Phase 1: the store DSN points at a closed loopback port (a real connection failure
     in clickhouse-connect): every batch is acknowledged from the spool. Phase 2: the same
-    gateway config restarted against a reachable store: the spool drains while new load
-    arrives, and every span is stored exactly once."""
+    spool, the gateway restarted against a reachable store (the embedded engine: there is
+    no ClickHouse server here to take down and bring back within one run): it drains the
+    spool, takes new load, and every span is stored exactly once."""
     spool = tmp_path / "spool"
     down = Gateway(tmp_path, f"http://writer:pw@127.0.0.1:{free_port()}",
                    tokens_file=tokens_file, spool_dir=spool).start()
