@@ -33,6 +33,7 @@ class Flag(enum.StrEnum):
     REDACTION_FAILED = "redaction_failed"
     ENCRYPTION_FAILED = "encryption_failed"
     NO_USER = "no_user"
+    TENANT_REATTRIBUTED = "tenant_reattributed"  # gateway: span claimed another tenant
 
 
 class ContentState(enum.StrEnum):
