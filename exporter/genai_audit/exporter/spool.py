@@ -69,6 +69,7 @@ class Spool:
         self._seq = itertools.count()
         self._cached: SpoolStats | None = None
         self._scanned_at = 0.0
+        self.refused = False  # a batch did not fit; cleared once a batch drains
         if self.directory.is_dir():  # created on the first append, not before
             self._release_dead_claims()
 
@@ -83,6 +84,7 @@ class Spool:
         with self._lock:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             if self.stats().bytes + len(body) > self.max_bytes:
+                self.refused = True
                 raise SpoolFull(f"spool {self.directory} is full ({self.max_bytes} bytes)")
             name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._seq):08d}"
             tmp = self.directory / (name + ".tmp")
@@ -122,6 +124,8 @@ class Spool:
         return SpoolStats(batches, records, size)
 
     def _adjust(self, batches: int, records: int, size: int) -> None:
+        if batches < 0:
+            self.refused = False
         if self._cached is not None:
             c = self._cached
             self._cached = SpoolStats(max(0, c.batches + batches), max(0, c.records + records),

@@ -145,8 +145,9 @@ class LocalSink:
         self.stop_drainer()
 
     def ready(self) -> bool:
-        stats = self.exporter.spool.stats()
-        return stats.bytes < self.exporter.spool.max_bytes * _READY_FILL
+        """Not ready once the spool refused a batch (until one drains) or is 90% full."""
+        spool = self.exporter.spool
+        return not spool.refused and spool.stats().bytes < spool.max_bytes * _READY_FILL
 
     def update_gauges(self) -> None:
         stats = self.exporter.spool.stats()
