@@ -10,6 +10,7 @@ from genai_audit.cli.common import store_options
 from genai_audit.cli.formats import FORMATTERS
 from genai_audit.clickhouse.dsn import redact_dsn, resolve_database, resolve_dsn
 from genai_audit.config import Settings
+from genai_audit.exporter.span_exporter import default_spool_dir
 from genai_audit.keystore import default_keystore_dir
 from genai_audit.masterkey import ENV_MASTER_KEY, MASTER_KEY_FILE
 
@@ -27,6 +28,8 @@ def settings_rows(settings: Settings) -> list[tuple[str, str, str]]:
         elif name == "master_key_file":  # where the key comes from, never the key itself
             value = (f"(unused: {ENV_MASTER_KEY} is set)" if os.environ.get(ENV_MASTER_KEY)
                      else str(value or default_keystore_dir(settings) / MASTER_KEY_FILE))
+        elif name == "spool_dir":
+            value = str(default_spool_dir(settings))
         elif isinstance(value, frozenset):
             value = ",".join(sorted(value)) or "(none)"
         rows.append((name, str(value), source))

@@ -35,6 +35,7 @@ class Flag(enum.StrEnum):
     PSEUDONYMIZATION_FAILED = "pseudonymization_failed"  # keystore failed: no user key
     SUBJECT_ERASED = "subject_erased"  # started before its user's GDPR erasure: no content
     NO_USER = "no_user"
+    TENANT_REATTRIBUTED = "tenant_reattributed"  # gateway: span claimed another tenant
 
 
 class ContentState(enum.StrEnum):
