@@ -34,7 +34,7 @@ from genai_audit.clickhouse.store import Store
 from genai_audit.clickhouse.writer import InteractionWriter
 from genai_audit.config import Settings
 from genai_audit.exporter.spool import Spool
-from genai_audit.keystore import LocalKeyStore
+from genai_audit.keystore import open_keystore
 from genai_audit.processor.factory import default_pipeline, default_policy
 from genai_audit.processor.pipeline import RecordPipeline
 from genai_audit.processor.record import AuditRecord
@@ -44,14 +44,6 @@ _log = logging.getLogger(__name__)
 _BACKOFF_BASE_S = 0.05
 _BACKOFF_MAX_S = 2.0
 _DRAIN_INTERVAL_S = 1.0  # while spooling, retry the store at most this often
-
-
-def default_keystore_dir(settings: Settings) -> Path:
-    """``<store dir>-keys`` beside an embedded store; ``./genai-audit-keys`` for a server."""
-    if settings.keystore_dir:
-        return Path(settings.keystore_dir).expanduser().resolve()
-    path = embedded_path(resolve_dsn(settings.dsn))
-    return Path(str(path) + "-keys") if path else Path("genai-audit-keys").resolve()
 
 
 def default_spool_dir(settings: Settings) -> Path:
@@ -244,9 +236,9 @@ class ClickHouseSpanExporter(SpanExporter):
 
     def _get_pipeline(self) -> RecordPipeline:
         if self._pipeline is None:
-            keys = LocalKeyStore(default_keystore_dir(self.settings))
             policies = StorePolicies(self._get_store(), default_policy(self.settings))
-            self._pipeline = default_pipeline(self.settings, keys, policies)
+            self._pipeline = default_pipeline(self.settings, open_keystore(self.settings),
+                                              policies)
         return self._pipeline
 
 
