@@ -33,6 +33,8 @@ class Flag(str, enum.Enum):
     REDACTION_FAILED = "redaction_failed"
     ENCRYPTION_FAILED = "encryption_failed"
     NO_USER = "no_user"
+    ROUTE_REROUTED = "route_rerouted"  # the guard sent the call to the region's endpoint
+    ROUTE_REFUSED = "route_refused"  # the guard refused a call its region may not make
 
 
 class ContentState(str, enum.Enum):

@@ -1,0 +1,146 @@
+"""``RedactionStage``: every text slot of every record, redacted before render and commit.
+
+A slot is any string in the record's structured content: message text parts, the older
+``content`` strings, system instructions, tool-call arguments (objects or JSON strings),
+tool results, and participant names; only structural keys (role, type, ids, finish
+reason) are left as they are. All slots of a batch go through the engine in one call, so
+the NER model sees them as one ``nlp.pipe`` stream.
+
+Fails closed: if the engine raises, the pipeline retries record by record and withholds
+what still fails (``Flag.REDACTION_FAILED``); if it runs past the policy's ``timeout_ms``
+the whole batch is withheld here at once. Metadata always lands.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from genai_audit.keystore import KeyStore
+from genai_audit.processor.record import AuditRecord, Content, ContentState, Flag
+from genai_audit.processor.redaction.engine import RedactionEngine, shared_engine
+from genai_audit.processor.redaction.operators import OperatorContext
+from genai_audit.processor.redaction.placeholders import Placeholders
+from genai_audit.processor.redaction.policy import PolicySet, load_policy
+from genai_audit.processor.redaction.recognizers import Finding
+from genai_audit.processor.redaction.redact import apply_findings
+
+_log = logging.getLogger(__name__)
+
+PURPOSE = "redaction"  # keystore purpose of the hmac operator's tenant secret
+STRUCTURAL_KEYS = frozenset({"role", "type", "finish_reason", "id", "tool_call_id",
+                             "mime_type", "modality"})
+
+Slot = tuple[Any, Any]  # (container, key or index) holding a str
+
+
+def text_slots(content: Content) -> list[Slot]:
+    slots: list[Slot] = []
+    for messages in (content.system_instructions, content.input_messages,
+                     content.output_messages):
+        slots.extend(_walk(messages))
+    return slots
+
+
+def _walk(node: Any) -> Iterator[Slot]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, str):
+                if key not in STRUCTURAL_KEYS:
+                    yield node, key
+            else:
+                yield from _walk(value)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            if isinstance(value, str):
+                yield node, index
+            else:
+                yield from _walk(value)
+
+
+class RedactionTimeout(TimeoutError):
+    pass
+
+
+class RedactionStage:
+    name = "redact"
+    failure_flag = Flag.REDACTION_FAILED
+
+    def __init__(self, keys: KeyStore, policies: PolicySet | None = None,
+                 engine: RedactionEngine | None = None) -> None:
+        self.keys = keys
+        self.policies = policies if policies is not None else load_policy()
+        self._engine = engine
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    @property
+    def engine(self) -> RedactionEngine:
+        if self._engine is None:  # first batch, on the worker thread
+            self._engine = shared_engine(self.policies.model)
+        return self._engine
+
+    def process(self, records: Sequence[AuditRecord]) -> None:
+        work: list[tuple[AuditRecord, list[Slot]]] = []
+        timeout_ms = 0
+        for record in records:
+            if record.content_state is ContentState.WITHHELD or record.content.is_empty():
+                continue
+            policy = self.policies.for_call(record.tenant_id, record.tool_name)
+            if not policy.capture_content:
+                record.content = Content()
+                record.content_state = ContentState.NOT_CAPTURED
+                record.flag(Flag.CONTENT_NOT_CAPTURED)
+                continue
+            if policy.enabled:
+                work.append((record, text_slots(record.content)))
+                timeout_ms = max(timeout_ms, policy.timeout_ms)
+        texts = [container[key] for _, slots in work for container, key in slots]
+        if not texts:
+            return
+        try:
+            findings = self._analyze(texts, timeout_ms)
+        except RedactionTimeout:
+            _log.error("redaction of %d record(s) timed out after %d ms; content withheld",
+                       len(work), timeout_ms)
+            for record, _ in work:
+                record.withhold_content(Flag.REDACTION_FAILED)
+            return
+        position = 0
+        for record, slots in work:
+            self._apply(record, slots, findings[position:position + len(slots)])
+            position += len(slots)
+
+    def _apply(self, record: AuditRecord, slots: list[Slot],
+               findings: list[list[Finding]]) -> None:
+        policy = self.policies.for_call(record.tenant_id, record.tool_name)
+        placeholders = Placeholders()
+        for container, key in slots:
+            placeholders.reserve(container[key])
+        ctx = OperatorContext(placeholders, self._secret(record.tenant_id))
+        counts: dict[str, int] = dict(record.pii_entity_counts)
+        for (container, key), found in zip(slots, findings, strict=True):
+            result = apply_findings(container[key], found, policy, ctx)
+            container[key] = result.text
+            for entity, count in result.counts.items():
+                counts[entity] = counts.get(entity, 0) + count
+        record.pii_entity_counts = counts
+        record.has_pii_detected = bool(counts)
+
+    def _secret(self, tenant: str) -> Callable[[], bytes]:
+        return lambda: self.keys.tenant_secret(tenant, PURPOSE)
+
+    def _analyze(self, texts: list[str], timeout_ms: int) -> list[list[Finding]]:
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="genai-audit-redact")
+        engine = self.engine.warm()  # model load is not part of the time-out
+        future = self._executor.submit(engine.analyze_batch, texts)
+        try:
+            return future.result(timeout=timeout_ms / 1000)
+        except concurrent.futures.TimeoutError:
+            # The stuck call cannot be killed; abandon its thread, start afresh next batch.
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+            raise RedactionTimeout from None
