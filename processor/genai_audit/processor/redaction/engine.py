@@ -37,6 +37,7 @@ NER_LABELS: dict[str, str] = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCAT
                               "LOC": "LOCATION", "FAC": "LOCATION"}
 NER_SCORE = 0.85
 NER_BATCH = 64
+SKIP_SCORE = 0.5  # a pattern finding this sure is not re-examined by the model
 
 # Words that open English sentences and are not names: a sentence whose only capitals
 # are these (and "I") cannot hold a PERSON or LOCATION, so the model never sees it.
@@ -49,6 +50,15 @@ write draft explain tell give show list check make help find create update send 
 let after before because since while although though however also today tomorrow yesterday
 in on at for from with without about as by of to all any each every some many most more
 one two three first next last new our good great sorry dear best regards kind
+deposit transfer charge pull verify ship pay use open see login member employee claim case
+postal patient driver's driver device pacemaker schedule forward keep translate draft
+contact call fax email reach print read review compare describe summarise rewrite add
+remove fix set get put run call cc attach export authorization here's there's it's
+""".split())
+# Capitalized words that name a kind of identifier, not a person or place.
+IDENTIFIER_WORDS = frozenset("""
+mrn ssn dob iban vin ip id dea npi url api aws pin visa mastercard amex medicare medicaid
+acct dl imei mac sn s/n tel fax zip po rn md phd usd eur gbp json http https jwt otp
 """.split())
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -82,14 +92,15 @@ def load_ner(model: str = DEFAULT_MODEL) -> Any:
     return nlp
 
 
-def ner_segments(text: str) -> list[tuple[int, int]]:
+def ner_segments(text: str, skip: Sequence[Finding] = ()) -> list[tuple[int, int]]:
     """Spans of ``text`` worth sending to the NER model: runs of sentences that hold a
-    capitalized word which is not a common sentence opener."""
+    capitalized word which is not a common sentence opener, not an identifier's label and
+    not inside a pattern finding (``skip``)."""
     segments: list[tuple[int, int]] = []
     start = 0
     bounds = [m.span() for m in _SENTENCE_END.finditer(text)] + [(len(text), len(text))]
     for sep_start, sep_end in bounds:
-        if sep_start > start and _may_name(text, start, sep_start):
+        if sep_start > start and _may_name(text, start, sep_start, skip):
             if segments and segments[-1][1] >= start - 2:
                 segments[-1] = (segments[-1][0], sep_start)
             else:
@@ -98,11 +109,18 @@ def ner_segments(text: str) -> list[tuple[int, int]]:
     return segments
 
 
-def _may_name(text: str, start: int, end: int) -> bool:
+def _may_name(text: str, start: int, end: int, skip: Sequence[Finding]) -> bool:
     for match in _WORD.finditer(text, start, end):
         word = match.group()
-        if word[0].isupper() and word.lower() not in SENTENCE_OPENERS:
-            return True
+        if not word[0].isupper():
+            continue
+        lowered = word.lower()
+        if lowered in SENTENCE_OPENERS or lowered in IDENTIFIER_WORDS:
+            continue
+        if any(f.start <= match.start() < f.end for f in skip
+               if f.score >= SKIP_SCORE and f.source != "titled_name"):
+            continue
+        return True
     return False
 
 
@@ -140,7 +158,7 @@ class RedactionEngine:
         jobs: list[tuple[int, int]] = []  # (text index, segment offset)
         pieces: list[str] = []
         for index, text in enumerate(texts):
-            for start, end in ner_segments(text):
+            for start, end in ner_segments(text, results[index]):
                 jobs.append((index, start))
                 pieces.append(text[start:end])
         if pieces:

@@ -128,8 +128,7 @@ SPECS: tuple[PatternSpec, ...] = (
         r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)"
         r"(?:/\d{1,2})?(?![\d.]*\d)"), 0.8, ("ip", "address", "host", "server")),
     PatternSpec("ip_v6", "IP_ADDRESS", _c(
-        r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){2,7}(?::|[0-9A-Fa-f]{1,4})(?::[0-9A-Fa-f]{1,4})*"
-        r"(?![\w:])|(?<![\w:])::(?:[0-9A-Fa-f]{1,4}:){0,6}[0-9A-Fa-f]{1,4}(?![\w:])"), 0.8,
+        r"(?<![\w:.])(?=[0-9A-Fa-f]*:[0-9A-Fa-f]*:)[0-9A-Fa-f:]{3,39}(?:%\w+)?(?![\w:])"), 0.8,
         ("ip",), v.ip_address, needs=":"),
     PatternSpec("mac", "DEVICE_ID", _c(r"\b[0-9A-Fa-f]{2}(?:[:\-][0-9A-Fa-f]{2}){5}\b"), 0.8),
     # -- money -------------------------------------------------------------------------
@@ -182,7 +181,7 @@ SPECS: tuple[PatternSpec, ...] = (
     PatternSpec("zip_state", "ZIP_CODE", _c(
         r"\b(?:A[KLRZ]|C[AOT]|D[CE]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|O[HKR]|"
         r"PA|RI|S[CD]|T[NX]|UT|V[AT]|W[AIVY])\s+(\d{5}(?:-\d{4})?)\b"), 0.9, group=1),
-    PatternSpec("zip_context", "ZIP_CODE", _c(r"(?<![\d\-])\d{5}(?:-\d{4})?(?![\d\-])"), 0.1,
+    PatternSpec("zip_context", "ZIP_CODE", _c(r"(?<![\d\-])\d{5}(?:-\d{4})?(?![\d\-])"), 0.2,
                 ("zip", "postal", "postcode", "post code")),
     PatternSpec("uk_postcode", "ZIP_CODE", _c(
         r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[ABD-HJLNP-UW-Z]{2}\b"), 0.7, ("postcode", "post code")),
