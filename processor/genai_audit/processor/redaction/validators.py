@@ -50,7 +50,9 @@ def _card_brand_ok(number: str) -> bool:
         return 16 <= n <= 19
     if two in (50, 56, 57, 58, 63, 67) or number.startswith("6759"):  # Maestro
         return 12 <= n <= 19
-    return number.startswith("2200") or number.startswith("2204")  # Mir
+    if number.startswith(("606282", "3841")):  # Hipercard
+        return n in (13, 16, 19)
+    return number.startswith(("2200", "2201", "2202", "2203", "2204"))  # Mir
 
 
 def credit_card(text: str) -> bool:
