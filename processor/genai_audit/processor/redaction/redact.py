@@ -42,7 +42,8 @@ def redact(text: str, *, engine: Analyzer, policy: RedactionPolicy,
     if not policy.enabled or not text:
         return Redaction(text, ())
     return apply_findings(text, engine.analyze(text), policy,
-                          OperatorContext(placeholders or Placeholders(), secret))
+                          OperatorContext(placeholders if placeholders is not None else Placeholders(),
+                                          secret))
 
 
 def apply_findings(text: str, findings: Sequence[Finding], policy: RedactionPolicy,
