@@ -63,6 +63,7 @@ mrn ssn dob iban vin ip id dea npi url api aws pin visa mastercard amex medicare
 acct dl imei mac sn s/n tel fax zip po rn md phd usd eur gbp json http https jwt otp
 """.split())
 
+_POSSESSIVE = ("'s", "\u2019s")  # "Maria Novak's" is Maria Novak: one placeholder
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _WORD = re.compile(r"[^\W\d_][\w'\u2019\-]*")
 
@@ -176,7 +177,8 @@ def _ner_findings(ents: Iterable[Any], offset: int) -> Iterable[Finding]:
     for ent in ents:
         entity = NER_LABELS.get(ent.label_)
         if entity is not None and ent.text.lower() not in IDENTIFIER_WORDS:
-            yield Finding(entity, offset + ent.start_char, offset + ent.end_char, NER_SCORE, "ner")
+            end = ent.end_char - 2 if ent.text.endswith(_POSSESSIVE) else ent.end_char
+            yield Finding(entity, offset + ent.start_char, offset + end, NER_SCORE, "ner")
 
 
 _shared: dict[str, RedactionEngine] = {}
