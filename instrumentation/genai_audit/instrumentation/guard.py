@@ -32,7 +32,7 @@ from dataclasses import replace
 from typing import Any
 
 from opentelemetry import context, trace
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import Status, StatusCode, TracerProvider
 
 from genai_audit.instrumentation.context import GUARD_ATTRIBUTES_KEY, current_audit_context
 from genai_audit.instrumentation.keys import (
@@ -76,9 +76,11 @@ class Guard:
     """Redaction and routing shared by the client wrappers. Thread-safe."""
 
     def __init__(self, policies: PolicySet | None = None,
-                 engine: RedactionEngine | None = None) -> None:
+                 engine: RedactionEngine | None = None,
+                 tracer_provider: TracerProvider | None = None) -> None:
         self.policies = policies if policies is not None else load_policy()
         self.engine = (engine or shared_engine(self.policies.model)).warm()
+        self.tracer = trace.get_tracer("genai_audit.guard", tracer_provider=tracer_provider)
 
     def _policy(self) -> tuple[RedactionPolicy, dict[str, str]]:
         ctx = current_audit_context()
@@ -106,10 +108,9 @@ class Guard:
 
     def refuse(self, call: _Call, model: str) -> RouteRefused:
         """Record the refusal as a GenAI span (metadata only) and return the error to raise."""
-        tracer = trace.get_tracer("genai_audit.guard")
         token = context.attach(context.set_value(GUARD_ATTRIBUTES_KEY, call.span_attributes()))
         try:
-            with tracer.start_as_current_span(f"chat {model}", attributes={
+            with self.tracer.start_as_current_span(f"chat {model}", attributes={
                     "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
                     "gen_ai.request.model": model, "error.type": "RouteRefused"}) as span:
                 span.set_status(Status(StatusCode.ERROR, "route refused by region policy"))
@@ -292,17 +293,20 @@ class GuardedClient:
 
 
 def guard(client: Any, *, policies: PolicySet | None = None,
-          engine: RedactionEngine | None = None) -> GuardedClient:
-    """Wrap an ``openai.OpenAI`` or ``openai.AsyncOpenAI`` client (loads the model now)."""
-    return GuardedClient(client, Guard(policies, engine))
+          engine: RedactionEngine | None = None,
+          tracer_provider: TracerProvider | None = None) -> GuardedClient:
+    """Wrap an ``openai.OpenAI`` or ``openai.AsyncOpenAI`` client (loads the model now).
+    ``tracer_provider`` receives the record of a refused call (default: the global one)."""
+    return GuardedClient(client, Guard(policies, engine, tracer_provider))
 
 
 def guard_callable(fn: Callable[..., str], *, endpoint: str = "local:callable",
                    policies: PolicySet | None = None,
-                   engine: RedactionEngine | None = None) -> Callable[..., str]:
+                   engine: RedactionEngine | None = None,
+                   tracer_provider: TracerProvider | None = None) -> Callable[..., str]:
     """Wrap ``fn(messages, **kwargs) -> str``: ``fn`` sees redacted messages, the caller
     gets the re-filled answer. Region rules apply to ``endpoint``."""
-    shared = Guard(policies, engine)
+    shared = Guard(policies, engine, tracer_provider)
 
     def guarded(messages: list[Mapping[str, Any]], **kwargs: Any) -> str:
         redacted, call = shared.prepare(messages, endpoint)
