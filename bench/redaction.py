@@ -25,15 +25,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import redaction_corpus as corpus  # noqa: E402
+import redaction_corpus as corpus
 
-from genai_audit.processor.redaction.engine import (  # noqa: E402
+from genai_audit.processor.redaction.engine import (
     DEFAULT_MODEL,
     RedactionEngine,
     presidio_default_engines,
 )
-from genai_audit.processor.redaction.policy import RedactionPolicy  # noqa: E402
-from genai_audit.processor.redaction.redact import redact, select  # noqa: E402
+from genai_audit.processor.redaction.policy import RedactionPolicy
+from genai_audit.processor.redaction.redact import redact, select
 
 # Presidio's types under the names this project uses (for precision per type).
 PRESIDIO_TYPES = {"US_BANK_NUMBER": "ACCOUNT_NUMBER", "US_DRIVER_LICENSE": "LICENSE_NUMBER",

@@ -44,12 +44,15 @@ class PatternSpec:
     score: float
     context: tuple[str, ...] = ()
     validate: Callable[[str], bool] | None = None
-    needs: str = "digit"  # prefilter: "digit", "" (always), or a substring the text must hold
+    needs: str | tuple[str, ...] = "digit"  # prefilter: "digit", "" (always), or
+    # substrings of which the lowercased text must hold one
     group: int = 0  # regex group that is the identifier (context keyword groups excluded)
 
     def applies(self, text: str, lowered: str, has_digit: bool) -> bool:
         if self.needs == "digit":
             return has_digit
+        if isinstance(self.needs, tuple):
+            return any(word in lowered for word in self.needs)
         return not self.needs or self.needs in lowered
 
     def find(self, text: str, lowered: str) -> Iterator[Finding]:
@@ -108,13 +111,15 @@ SPECS: tuple[PatternSpec, ...] = (
                                        r"[A-Za-z0-9_\-]{8,}"), 0.95, needs="eyj"),
     PatternSpec("bearer_secret", "API_KEY", _c(
         r"(?:api[_\- ]?key|secret|token|password|passwd|pwd|bearer)[\"']?\s*[:=]?\s*[\"']?"
-        r"([A-Za-z0-9_\-+/=.]{16,})", _I), 0.6, validate=v.has_digit_and_letter, needs="", group=1),
+        r"([A-Za-z0-9_\-+/=.]{16,})", _I), 0.6, validate=v.has_digit_and_letter, group=1,
+        needs=("key", "secret", "token", "passw", "pwd", "bearer")),
     # -- contact -----------------------------------------------------------------------
     PatternSpec("email", "EMAIL_ADDRESS", _c(
         r"\b[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+)*"
         r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\b"), 1.0, needs="@"),
     PatternSpec("url", "URL", _c(
-        r"\b(?:https?://|ftp://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]", _I), 0.9, needs=""),
+        r"\b(?:https?://|ftp://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]", _I), 0.9,
+        needs=("http", "ftp:", "www.")),
     PatternSpec("phone_intl", "PHONE_NUMBER", _c(
         r"(?<![\w+])(?:\+|00)[1-9]\d{0,3}(?:[ \-.]?\(?\d{1,5}\)?){2,6}(?!\w)"), 0.75,
         _PHONE_CTX, v.phone),
@@ -139,31 +144,38 @@ SPECS: tuple[PatternSpec, ...] = (
         r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), 1.0, ("iban",), v.iban),
     PatternSpec("account_number", "ACCOUNT_NUMBER", _c(
         r"\b(?:account|acct|a/c|routing|aba|bank)" + _LABEL_GAP + r"(\d[\d\- ]{4,18}\d)\b", _I),
-        0.7, validate=lambda s: v.has_digits(s, 6), group=1),
+        0.7, validate=lambda s: v.has_digits(s, 6), group=1,
+        needs=("account", "acct", "a/c", "routing", "aba", "bank")),
     # -- government and health identifiers ---------------------------------------------
     PatternSpec("us_ssn", "US_SSN", _c(r"(?<![\d\-])\d{3}([ \-.]?)\d{2}\1\d{4}(?![\d\-])"), 0.5,
                 ("ssn", "social security", "social sec"), v.us_ssn),
     PatternSpec("medical_record", "MEDICAL_RECORD_NUMBER", _c(
-        r"\b(?:MRN|medical record|med rec|chart|patient)" + _LABEL_GAP + _ID, _I), 0.85, group=1),
+        r"\b(?:MRN|medical record|med rec|chart|patient)" + _LABEL_GAP + _ID, _I), 0.85, group=1,
+        needs=("mrn", "medical record", "med rec", "chart", "patient")),
     PatternSpec("health_plan", "HEALTH_PLAN_ID", _c(
         r"\b(?:member|subscriber|beneficiary|policy|insurance|health plan|medicaid|medicare|"
-        r"insurer|plan|group)" + _LABEL_GAP + _ID, _I), 0.75, group=1),
+        r"insurer|plan|group)" + _LABEL_GAP + _ID, _I), 0.75, group=1,
+        needs=("member", "subscriber", "beneficiary", "policy", "insur", "plan", "medica",
+               "group")),
     PatternSpec("medicare_mbi", "HEALTH_PLAN_ID", _c(
         r"\b[1-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d-?[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d-?"
         r"[AC-HJKMNP-RT-Y]{2}\d\d\b"), 0.6, ("medicare", "mbi", "beneficiary")),
     PatternSpec("license", "LICENSE_NUMBER", _c(
         r"\b(?:licen[cs]e|certificate|certification|permit|DEA|NPI|registration|passport|"
-        r"driver'?s?|DL)" + _LABEL_GAP + _ID, _I), 0.8, group=1),
+        r"driver'?s?|DL)" + _LABEL_GAP + _ID, _I), 0.8, group=1,
+        needs=("licen", "certific", "permit", "dea", "npi", "registration", "passport",
+               "driver", "dl")),
     PatternSpec("dea", "LICENSE_NUMBER", _c(r"\b[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}\b"), 0.3,
                 ("dea", "prescriber", "licen")),
     PatternSpec("vin", "VEHICLE_ID", _c(r"\b[A-HJ-NPR-Z0-9]{17}\b"), 0.6,
                 ("vin", "vehicle", "car", "chassis"), v.vin),
     PatternSpec("plate", "VEHICLE_ID", _c(
         r"\b(?:license plate|licence plate|plate|registration plate|tag)" + _LABEL_GAP +
-        r"([A-Z0-9][A-Z0-9\- ]{1,8}[A-Z0-9])\b", _I), 0.75, group=1, needs=""),
+        r"([A-Z0-9][A-Z0-9\- ]{1,8}[A-Z0-9])\b", _I), 0.75, group=1, needs=("plate", "tag")),
     PatternSpec("device", "DEVICE_ID", _c(
         r"\b(?:serial|device|IMEI|UDID|implant|pacemaker|pump|meid|s/n|sn)" + _LABEL_GAP + _ID,
-        _I), 0.75, group=1),
+        _I), 0.75, group=1, needs=("serial", "device", "imei", "udid", "implant", "pacemaker",
+                                   "pump", "meid", "s/n", "sn")),
     PatternSpec("imei", "DEVICE_ID", _c(
         r"(?<![\d\-])\d{2}[ \-]?\d{6}[ \-]?\d{6}[ \-]?\d(?![\d\-])"), 0.3,
         ("imei", "device", "phone"), v.imei),
