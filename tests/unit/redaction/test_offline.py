@@ -33,7 +33,7 @@ def test_presidio_and_ours_work_with_sockets_blocked(
     caplog.set_level(logging.DEBUG)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        analyzer, anonymizer = presidio_default_engines()
+        analyzer, _anonymizer = presidio_default_engines()
         found = analyzer.analyze("write to maria@clinic.co.uk today", language="en")
         ours = RedactionEngine().warm().analyze("write to maria@clinic.co.uk today")
     assert [r.entity_type for r in found if r.entity_type == "EMAIL_ADDRESS"]

@@ -41,9 +41,8 @@ def redact(text: str, *, engine: Analyzer, policy: RedactionPolicy,
     same value gets the same ``<TYPE_N>`` everywhere."""
     if not policy.enabled or not text:
         return Redaction(text, ())
-    return apply_findings(text, engine.analyze(text), policy,
-                          OperatorContext(placeholders if placeholders is not None else Placeholders(),
-                                          secret))
+    shared = placeholders if placeholders is not None else Placeholders()
+    return apply_findings(text, engine.analyze(text), policy, OperatorContext(shared, secret))
 
 
 def apply_findings(text: str, findings: Sequence[Finding], policy: RedactionPolicy,
