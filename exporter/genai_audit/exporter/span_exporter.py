@@ -60,6 +60,9 @@ class ClickHouseSpanExporter(SpanExporter):
         self._lock = threading.Lock()
         self._shutdown = False
         self.stats = {"exported": 0, "failed_batches": 0, "retries": 0}
+        if pipeline is None:  # build it and load models now, off the request thread
+            threading.Thread(target=self._warm_up, name="genai-audit-warmup",
+                             daemon=True).start()
 
     # -- SDK contract ---------------------------------------------------------------
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -141,6 +144,19 @@ class ClickHouseSpanExporter(SpanExporter):
         if self._writer is None:
             self._writer = InteractionWriter(self._get_store())
         return self._writer
+
+    def _warm_up(self) -> None:
+        """Build the pipeline and let stages that load models (redaction) load them, so the
+        first batch, and a synchronous tool's first write, does not pay for it."""
+        try:
+            with self._lock:
+                pipeline = self._get_pipeline()
+            for stage in pipeline.stages:
+                warm = getattr(stage, "warm", None)
+                if callable(warm):
+                    warm()
+        except Exception as exc:  # export() builds again and reports the error
+            _log.debug("genai-audit warm-up failed: %s", type(exc).__name__)
 
     def _get_pipeline(self) -> RecordPipeline:
         if self._pipeline is None:

@@ -14,7 +14,7 @@ from genai_audit.keystore import LocalKeyStore
 from genai_audit.processor.normalize import normalize
 from genai_audit.processor.pipeline import RecordPipeline
 from genai_audit.processor.record import AuditRecord, ContentState, Flag
-from genai_audit.processor.redaction.engine import RedactionEngine
+from genai_audit.processor.redaction.engine import RedactionEngine, RedactionTimeout
 from genai_audit.processor.redaction.policy import PolicySet
 from genai_audit.processor.redaction.recognizers import Finding
 from genai_audit.processor.redaction.stage import RedactionStage
@@ -110,25 +110,33 @@ class BrokenEngine:
     def warm(self) -> BrokenEngine:
         return self
 
-    def analyze_batch(self, texts: Sequence[str]) -> list[list[Finding]]:
+    def analyze_batch(self, texts: Sequence[str], deadline: float | None = None
+                      ) -> list[list[Finding]]:
         raise ValueError("boom: " + texts[0])  # quotes content: must never be logged
 
 
-class SlowEngine(BrokenEngine):
-    def analyze_batch(self, texts: Sequence[str]) -> list[list[Finding]]:
-        time.sleep(0.5)
-        return [[] for _ in texts]
+class SlowEngine(RedactionEngine):
+    """The real engine, on a machine so slow every text takes 0.2 s."""
+
+    def __init__(self, real: RedactionEngine) -> None:
+        super().__init__(nlp=real.nlp)
+
+    def analyze_batch(self, texts: Sequence[str], deadline: float | None = None
+                      ) -> list[list[Finding]]:
+        time.sleep(0.2)
+        return super().analyze_batch(list(texts) * 50, deadline)
 
 
-@pytest.mark.parametrize(("engine_cls", "policies"), [
-    (BrokenEngine, PolicySet()),
-    (SlowEngine, PolicySet(base={"timeout_ms": 50})),
-])
+@pytest.mark.parametrize("slow", [False, True])
 def test_failure_or_timeout_withholds_content_and_keeps_metadata(
         make_span: Callable[..., ReadableSpan], keystore: LocalKeyStore,
-        caplog: pytest.LogCaptureFixture, engine_cls: type, policies: PolicySet) -> None:
+        caplog: pytest.LogCaptureFixture, engine: RedactionEngine, slow: bool) -> None:
     records = [normalize(pii_span(make_span)), normalize(pii_span(make_span))]
-    run(records, RedactionStage(keystore, policies, engine_cls()))  # type: ignore[arg-type]
+    if slow:
+        stage = RedactionStage(keystore, PolicySet(base={"timeout_ms": 100}), SlowEngine(engine))
+    else:
+        stage = RedactionStage(keystore, PolicySet(), BrokenEngine())  # type: ignore[arg-type]
+    run(records, stage)
     for record in records:
         assert record.content_state is ContentState.WITHHELD
         assert {Flag.REDACTION_FAILED, Flag.CONTENT_WITHHELD} <= record.flags
@@ -137,3 +145,8 @@ def test_failure_or_timeout_withholds_content_and_keeps_metadata(
         assert (record.tenant_id, record.prompt_tokens, record.model) == ("acme", 10, "gpt-4o")
     for value in PII:
         assert value not in caplog.text
+
+
+def test_engine_deadline_is_checked(engine: RedactionEngine) -> None:
+    with pytest.raises(RedactionTimeout):
+        engine.analyze_batch(["Maria Novak called."], deadline=time.monotonic() - 1)

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from genai_audit.processor.redaction.recognizers import (
@@ -39,6 +40,7 @@ NER_LABELS: dict[str, str] = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCAT
                               "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION"}
 NER_SCORE = 0.85
 NER_BATCH = 64
+MAX_SEGMENT_CHARS = 20_000  # longer runs are cut (the model's cost grows with length)
 SKIP_SCORE = 0.5  # a pattern finding this sure is not re-examined by the model
 
 # Words that open English sentences and are not names: a sentence whose only capitals
@@ -96,6 +98,23 @@ def load_ner(model: str = DEFAULT_MODEL) -> Any:
 
 
 def ner_segments(text: str, skip: Sequence[Finding] = ()) -> list[tuple[int, int]]:
+    segments = _candidate_segments(text, skip)
+    if all(end - start <= MAX_SEGMENT_CHARS for start, end in segments):
+        return segments
+    return [piece for start, end in segments for piece in _split_long(text, start, end)]
+
+
+def _split_long(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """Cut a long run (no sentence breaks) at whitespace into model-sized pieces."""
+    while end - start > MAX_SEGMENT_CHARS:
+        cut = text.rfind(" ", start + MAX_SEGMENT_CHARS // 2, start + MAX_SEGMENT_CHARS)
+        cut = cut if cut > start else start + MAX_SEGMENT_CHARS
+        yield start, cut
+        start = cut
+    yield start, end
+
+
+def _candidate_segments(text: str, skip: Sequence[Finding]) -> list[tuple[int, int]]:
     """Spans of ``text`` worth sending to the NER model: runs of sentences that hold a
     capitalized word which is not a common sentence opener, not an identifier's label and
     not inside a pattern finding (``skip``)."""
@@ -155,9 +174,15 @@ class RedactionEngine:
     def analyze(self, text: str) -> list[Finding]:
         return self.analyze_batch([text])[0]
 
-    def analyze_batch(self, texts: Sequence[str]) -> list[list[Finding]]:
-        """Findings per text (overlapping, unfiltered: policy and merge come after)."""
-        results = [find_patterns(text, self.specs) for text in texts]
+    def analyze_batch(self, texts: Sequence[str], deadline: float | None = None
+                      ) -> list[list[Finding]]:
+        """Findings per text (overlapping, unfiltered: policy and merge come after).
+        Raises ``RedactionTimeout`` once ``time.monotonic()`` passes ``deadline`` (checked
+        after each text's patterns and each NER segment)."""
+        results: list[list[Finding]] = []
+        for text in texts:
+            results.append(find_patterns(text, self.specs))
+            _check(deadline)
         jobs: list[tuple[int, int]] = []  # (text index, segment offset)
         pieces: list[str] = []
         for index, text in enumerate(texts):
@@ -167,10 +192,20 @@ class RedactionEngine:
         if pieces:
             nlp = self.nlp
             with self._pipe_lock:  # one spaCy pass at a time: the worker and the guard share it
-                docs = list(nlp.pipe(pieces, batch_size=NER_BATCH))
-            for (index, offset), doc in zip(jobs, docs, strict=True):
-                results[index].extend(_ner_findings(doc.ents, offset))
+                docs = nlp.pipe(pieces, batch_size=NER_BATCH)
+                for (index, offset), doc in zip(jobs, docs, strict=True):
+                    results[index].extend(_ner_findings(doc.ents, offset))
+                    _check(deadline)
         return results
+
+
+class RedactionTimeout(TimeoutError):
+    """The engine ran past its deadline."""
+
+
+def _check(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise RedactionTimeout
 
 
 def _ner_findings(ents: Iterable[Any], offset: int) -> Iterable[Finding]:

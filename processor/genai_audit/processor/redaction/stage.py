@@ -13,14 +13,19 @@ the whole batch is withheld here at once. Metadata always lands.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from genai_audit.keystore import KeyStore
 from genai_audit.processor.record import AuditRecord, Content, ContentState, Flag
-from genai_audit.processor.redaction.engine import RedactionEngine, shared_engine
+from genai_audit.processor.redaction.engine import (
+    RedactionEngine,
+    RedactionTimeout,
+    shared_engine,
+)
 from genai_audit.processor.redaction.operators import OperatorContext
 from genai_audit.processor.redaction.placeholders import Placeholders
 from genai_audit.processor.redaction.policy import PolicySet, load_policy
@@ -60,10 +65,6 @@ def _walk(node: Any) -> Iterator[Slot]:
                 yield from _walk(value)
 
 
-class RedactionTimeout(TimeoutError):
-    pass
-
-
 class RedactionStage:
     name = "redact"
     failure_flag = Flag.REDACTION_FAILED
@@ -73,7 +74,6 @@ class RedactionStage:
         self.keys = keys
         self.policies = policies if policies is not None else load_policy()
         self._engine = engine
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
 
     @property
     def engine(self) -> RedactionEngine:
@@ -132,15 +132,21 @@ class RedactionStage:
         return lambda: self.keys.tenant_secret(tenant, PURPOSE)
 
     def _analyze(self, texts: list[str], timeout_ms: int) -> list[list[Finding]]:
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                1, thread_name_prefix="genai-audit-redact")
         engine = self.engine.warm()  # model load is not part of the time-out
-        future = self._executor.submit(engine.analyze_batch, texts)
+        return engine.analyze_batch(texts, deadline=time.monotonic() + timeout_ms / 1000)
+
+    def warm(self) -> None:
+        """Load the model now (idempotent)."""
+        self.engine.warm()
+
+    def warm_in_background(self) -> None:
+        """Start loading the model on a daemon thread, so the first batch (and a synchronous
+        tool's first write) does not wait for all of it."""
+        threading.Thread(target=self._warm_quietly, name="genai-audit-redaction-warmup",
+                         daemon=True).start()
+
+    def _warm_quietly(self) -> None:
         try:
-            return future.result(timeout=timeout_ms / 1000)
-        except concurrent.futures.TimeoutError:
-            # The stuck call cannot be killed; abandon its thread, start afresh next batch.
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
-            raise RedactionTimeout from None
+            self.warm()
+        except Exception:  # the first batch raises it again and fails closed
+            _log.warning("redaction model could not be loaded in the background")
