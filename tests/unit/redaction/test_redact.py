@@ -100,3 +100,10 @@ def test_stream_refiller_handles_split_placeholders() -> None:
     chunks = ["Hello <PER", "SON_1>, mail <", "EMAIL_ADD", "RESS_1> or <b>. 3 < 4", " <PERSON_"]
     out = "".join(refill.feed(c) for c in chunks) + refill.flush()
     assert out == "Hello Maria Novak, mail m@x.org or <b>. 3 < 4 <PERSON_"
+
+
+def test_existing_placeholders_are_not_redacted_again(engine: RedactionEngine) -> None:
+    text = "<PERSON_1> asked <ORGANIZATION_2> to call <PHONE_NUMBER_1> about Omar Haddad"
+    result = redact(text, engine=engine, policy=RedactionPolicy())
+    assert result.text.startswith("<PERSON_1> asked <ORGANIZATION_2> to call <PHONE_NUMBER_1>")
+    assert result.text.endswith("about <PERSON_2>")

@@ -134,8 +134,8 @@ def _candidate_segments(text: str, skip: Sequence[Finding]) -> list[tuple[int, i
 def _may_name(text: str, start: int, end: int, skip: Sequence[Finding]) -> bool:
     for match in _WORD.finditer(text, start, end):
         word = match.group()
-        if not word[0].isupper():
-            continue
+        if not word[0].isupper() or (match.start() and text[match.start() - 1] == "<"):
+            continue  # lower case, or a placeholder such as <PERSON_1>
         lowered = word.lower()
         if lowered in SENTENCE_OPENERS or lowered in IDENTIFIER_WORDS:
             continue

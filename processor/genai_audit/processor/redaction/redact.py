@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from genai_audit.processor.redaction.operators import OperatorContext, get_operator
-from genai_audit.processor.redaction.placeholders import Placeholders
+from genai_audit.processor.redaction.placeholders import PLACEHOLDER_RE, Placeholders
 from genai_audit.processor.redaction.policy import RedactionPolicy
 from genai_audit.processor.redaction.recognizers import Finding
 
@@ -42,6 +42,7 @@ def redact(text: str, *, engine: Analyzer, policy: RedactionPolicy,
     if not policy.enabled or not text:
         return Redaction(text, ())
     shared = placeholders if placeholders is not None else Placeholders()
+    shared.reserve(text)  # number after placeholders already in the text
     return apply_findings(text, engine.analyze(text), policy, OperatorContext(shared, secret))
 
 
@@ -62,9 +63,12 @@ def apply_findings(text: str, findings: Sequence[Finding], policy: RedactionPoli
 
 
 def select(text: str, findings: Sequence[Finding], policy: RedactionPolicy) -> list[Finding]:
-    """The policy's findings, overlaps merged, in text order."""
+    """The policy's findings, overlaps merged, in text order. A finding inside an existing
+    placeholder (``<PERSON_1>``, put there by the guard) is not redacted again."""
+    kept = [(m.start(), m.end()) for m in PLACEHOLDER_RE.finditer(text)] if "<" in text else []
     wanted = sorted((f for f in findings if policy.wants(f.entity, f.score)
-                     and not policy.allowed(text[f.start:f.end])),
+                     and not policy.allowed(text[f.start:f.end])
+                     and not any(a <= f.start and f.end <= b for a, b in kept)),
                     key=lambda f: (f.start, -f.end))
     merged: list[Finding] = []
     for finding in wanted:

@@ -14,6 +14,7 @@ the whole batch is withheld here at once. Metadata always lands.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -74,6 +75,7 @@ class RedactionStage:
         self.keys = keys
         self.policies = policies if policies is not None else load_policy()
         self._engine = engine
+        self._runner: _Runner | None = None
 
     @property
     def engine(self) -> RedactionEngine:
@@ -133,7 +135,9 @@ class RedactionStage:
 
     def _analyze(self, texts: list[str], timeout_ms: int) -> list[list[Finding]]:
         engine = self.engine.warm()  # model load is not part of the time-out
-        return engine.analyze_batch(texts, deadline=time.monotonic() + timeout_ms / 1000)
+        if self._runner is None:
+            self._runner = _Runner()
+        return self._runner.run(engine, texts, timeout_ms / 1000)
 
     def warm(self) -> None:
         """Load the model now (idempotent)."""
@@ -150,3 +154,46 @@ class RedactionStage:
             self.warm()
         except Exception:  # the first batch raises it again and fails closed
             _log.warning("redaction model could not be loaded in the background")
+
+
+class _Runner:
+    """A thread of its own for the model's work. Not the caller's thread: the pipeline's
+    worker also runs the embedded store's queries, and chDB's per-thread query profiler
+    timers can leave signals aimed at that thread that stall long native work on it.
+    Also gives a hard time-out: a call that overruns is abandoned (its result dropped)."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="genai-audit-redaction", daemon=True).start()
+
+    def run(self, engine: RedactionEngine, texts: list[str], timeout_s: float
+            ) -> list[list[Finding]]:
+        job = _Job(engine, texts, time.monotonic() + timeout_s)
+        self._jobs.put(job)
+        if not job.done.wait(timeout_s + _GRACE_S):
+            raise RedactionTimeout
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def _serve(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                job.result = job.engine.analyze_batch(job.texts, deadline=job.deadline)
+            except BaseException as exc:  # handed to the waiting caller
+                job.error = exc
+            finally:
+                job.done.set()
+
+
+_GRACE_S = 1.0  # past the cooperative deadline, how long to wait for the engine to notice
+
+
+class _Job:
+    def __init__(self, engine: RedactionEngine, texts: list[str], deadline: float) -> None:
+        self.engine, self.texts, self.deadline = engine, texts, deadline
+        self.done = threading.Event()
+        self.result: list[list[Finding]] | None = None
+        self.error: BaseException | None = None
