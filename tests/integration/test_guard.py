@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from opentelemetry.instrumentation.openai import OpenAIInstrumentor
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -42,19 +41,13 @@ def engine() -> RedactionEngine:
     return shared_engine().warm()
 
 
-PROVIDER = TracerProvider()
-
-
 @pytest.fixture(scope="module")
-def spans() -> Iterator[InMemorySpanExporter]:
+def spans(openai_tracing: Any) -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
-    provider = PROVIDER
-    provider.add_span_processor(BaggageStampingProcessor())
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    instrumentor = OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
+    targets = [BaggageStampingProcessor(), SimpleSpanProcessor(exporter)]
+    openai_tracing.forwarder.targets[:] = targets
     yield exporter
-    instrumentor.uninstrument()
+    openai_tracing.forwarder.targets.clear()
 
 
 class Wire:
@@ -214,11 +207,12 @@ def test_allowed_and_unrestricted_regions_go_where_asked(stub_llm: StubLLM,
 
 def test_eu_user_is_refused_when_no_reroute_exists(stub_llm: StubLLM,
                                                    spans: InMemorySpanExporter,
-                                                   engine: RedactionEngine) -> None:
+                                                   engine: RedactionEngine,
+                                                   openai_tracing: Any) -> None:
     wire = Wire()
     policies = PolicySet(regions={"EU": RegionRule("EU", ("http://127.0.0.1:11434/v1",))})
     client = guard(sync_client(stub_llm.base_url, wire), policies=policies, engine=engine,
-                   tracer_provider=PROVIDER)
+                   tracer_provider=openai_tracing.provider)
     with audit_context(tenant_id="acme", user_id="u-eu", region="EU"), \
             pytest.raises(RouteRefused, match="region policy forbids"):
         client.chat.completions.create(model="gpt-4o",

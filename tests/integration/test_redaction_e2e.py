@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import pytest
-from opentelemetry.instrumentation.openai import OpenAIInstrumentor
-from opentelemetry.sdk.trace import TracerProvider
 
 from genai_audit.clickhouse.dsn import validate_identifier
 from genai_audit.clickhouse.store import Store
@@ -49,21 +48,19 @@ PROMPT = (f"Patient {VALUES['PERSON']} (MRN {VALUES['MEDICAL_RECORD_NUMBER']}, D
 
 
 @pytest.fixture
-def audited(store: Store, keystore: LocalKeyStore) -> Iterator[ComplianceSpanProcessor]:
+def audited(store: Store, keystore: LocalKeyStore, openai_tracing: Any
+            ) -> Iterator[ComplianceSpanProcessor]:
     shared_engine().warm()  # as an application would at start; not on the request thread
     settings = Settings(schedule_delay_ms=50)
     exporter = ClickHouseSpanExporter(settings, store=store,
                                       pipeline=default_pipeline(settings, keystore))
     processor = ComplianceSpanProcessor(exporter, settings)
-    provider = TracerProvider()
-    provider.add_span_processor(processor)
-    instrumentor = OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
+    openai_tracing.forwarder.targets[:] = [processor]
     try:
         yield processor
     finally:
-        instrumentor.uninstrument()
-        provider.shutdown()
+        openai_tracing.forwarder.targets.clear()
+        processor.shutdown()
 
 
 def every_stored_value(store: Store) -> str:
