@@ -60,9 +60,6 @@ class ClickHouseSpanExporter(SpanExporter):
         self._lock = threading.Lock()
         self._shutdown = False
         self.stats = {"exported": 0, "failed_batches": 0, "retries": 0}
-        if pipeline is None:  # build it and load models now, off the request thread
-            threading.Thread(target=self._warm_up, name="genai-audit-warmup",
-                             daemon=True).start()
 
     # -- SDK contract ---------------------------------------------------------------
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -95,7 +92,8 @@ class ClickHouseSpanExporter(SpanExporter):
         try:
             with self._lock:
                 self._get_store()
-                self._get_pipeline()
+                pipeline = self._get_pipeline()
+            self._warm_stages(pipeline)
             return True
         except Exception as exc:
             _log.error("genai-audit: store not ready at start-up (%s: %s); will retry on export",
@@ -145,18 +143,19 @@ class ClickHouseSpanExporter(SpanExporter):
             self._writer = InteractionWriter(self._get_store())
         return self._writer
 
-    def _warm_up(self) -> None:
-        """Build the pipeline and let stages that load models (redaction) load them, so the
-        first batch, and a synchronous tool's first write, does not pay for it."""
-        try:
-            with self._lock:
-                pipeline = self._get_pipeline()
+    def _warm_stages(self, pipeline: RecordPipeline) -> None:
+        """Let stages that load models (redaction) load them now, on a daemon thread, so
+        neither the first batch nor a synchronous tool's first write waits for all of it."""
+        def warm() -> None:
             for stage in pipeline.stages:
-                warm = getattr(stage, "warm", None)
-                if callable(warm):
-                    warm()
-        except Exception as exc:  # export() builds again and reports the error
-            _log.debug("genai-audit warm-up failed: %s", type(exc).__name__)
+                method = getattr(stage, "warm", None)
+                if callable(method):
+                    try:
+                        method()
+                    except Exception as exc:  # the first batch meets it again, fails closed
+                        _log.warning("genai-audit: stage %s could not warm up (%s)",
+                                     getattr(stage, "name", "?"), type(exc).__name__)
+        threading.Thread(target=warm, name="genai-audit-warmup", daemon=True).start()
 
     def _get_pipeline(self) -> RecordPipeline:
         if self._pipeline is None:

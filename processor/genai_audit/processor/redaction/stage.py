@@ -143,24 +143,10 @@ class RedactionStage:
         """Load the model now (idempotent)."""
         self.engine.warm()
 
-    def warm_in_background(self) -> None:
-        """Start loading the model on a daemon thread, so the first batch (and a synchronous
-        tool's first write) does not wait for all of it."""
-        threading.Thread(target=self._warm_quietly, name="genai-audit-redaction-warmup",
-                         daemon=True).start()
-
-    def _warm_quietly(self) -> None:
-        try:
-            self.warm()
-        except Exception:  # the first batch raises it again and fails closed
-            _log.warning("redaction model could not be loaded in the background")
-
 
 class _Runner:
-    """A thread of its own for the model's work. Not the caller's thread: the pipeline's
-    worker also runs the embedded store's queries, and chDB's per-thread query profiler
-    timers can leave signals aimed at that thread that stall long native work on it.
-    Also gives a hard time-out: a call that overruns is abandoned (its result dropped)."""
+    """A thread of its own for the model's work, which gives a hard time-out: a call that
+    overruns is abandoned (its result dropped) and the record fails closed."""
 
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
