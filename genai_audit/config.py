@@ -98,7 +98,13 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "schedule_delay_ms": _positive_int,
     "export_timeout_ms": _positive_int,
     "max_retries": _non_negative_int,
+    "archive_url": _optional_str,
+    "archive_hot_days": _positive_int,
+    "s3_endpoint_url": _optional_str,
+    "s3_access_key_id": _optional_str,
+    "s3_secret_access_key": _optional_str,
 }
+_SECRETS = frozenset({"s3_secret_access_key"})  # never shown by describe()
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,11 @@ class Settings:
     schedule_delay_ms: int = 200
     export_timeout_ms: int = 30_000
     max_retries: int = 3
+    archive_url: str | None = None  # s3://bucket/prefix or file:///dir, for archive/maintain
+    archive_hot_days: int = 60  # records younger than this stay out of the archive
+    s3_endpoint_url: str | None = None  # S3-compatible endpoint (MinIO, moto...); None: AWS
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = field(default=None, repr=False)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -144,7 +155,8 @@ class Settings:
 
     def describe(self) -> dict[str, tuple[Any, str]]:
         """Each setting with its value and where it came from (for ``--help``-style output)."""
-        return {f.name: (getattr(self, f.name), self.sources.get(f.name, "default"))
+        return {f.name: ("***" if f.name in _SECRETS and getattr(self, f.name) else
+                         getattr(self, f.name), self.sources.get(f.name, "default"))
                 for f in fields(self) if f.name != "sources"}
 
 

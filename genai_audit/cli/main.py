@@ -6,13 +6,25 @@ import sys
 
 import click
 
-from genai_audit.cli import demo_cmd, init_cmd, query_cmd
+from genai_audit.cli import (
+    archive_cmd,
+    demo_cmd,
+    hold_cmd,
+    init_cmd,
+    maintain_cmd,
+    pseudonym_cmd,
+    query_cmd,
+    report_cmd,
+    retention_cmd,
+    settings_cmd,
+)
 from genai_audit.cli.common import EXIT_ERROR
 from genai_audit.clickhouse.errors import StoreError
 from genai_audit.config import SettingsError
 from genai_audit.keystore import KeyStoreError
 
-COMMANDS = [init_cmd, demo_cmd, query_cmd]
+COMMANDS = [init_cmd, demo_cmd, query_cmd, report_cmd, pseudonym_cmd, settings_cmd,
+            retention_cmd, hold_cmd, archive_cmd, maintain_cmd]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -70,9 +70,10 @@ def test_retries_are_bounded_and_failure_is_reported_not_raised(store, keystore,
     assert store.scalar("SELECT count() FROM interactions") == 0
 
 
-def test_unreachable_store_fails_cleanly(keystore, make_span):
+def test_unreachable_store_fails_cleanly(tmp_path, make_span):
     exporter = ClickHouseSpanExporter(
         Settings.load({"dsn": "http://127.0.0.1:9/", "max_retries": 1,
+                       "keystore_dir": str(tmp_path / "keys"),
                        "export_timeout_ms": 2000}, env={}), sleep=lambda _s: None)
     assert exporter.export([make_span()]) is SpanExportResult.FAILURE
     assert exporter.warm_up() is False

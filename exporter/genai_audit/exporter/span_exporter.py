@@ -23,11 +23,12 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from genai_audit.clickhouse.dsn import embedded_path, resolve_dsn
 from genai_audit.clickhouse.errors import StoreError, StoreUnavailable
 from genai_audit.clickhouse.migrate import migrate
+from genai_audit.clickhouse.policies import StorePolicies
 from genai_audit.clickhouse.store import Store
 from genai_audit.clickhouse.writer import InteractionWriter
 from genai_audit.config import Settings
 from genai_audit.keystore import LocalKeyStore
-from genai_audit.processor.factory import default_pipeline
+from genai_audit.processor.factory import default_pipeline, default_policy
 from genai_audit.processor.pipeline import RecordPipeline
 from genai_audit.processor.record import AuditRecord
 
@@ -160,7 +161,8 @@ class ClickHouseSpanExporter(SpanExporter):
     def _get_pipeline(self) -> RecordPipeline:
         if self._pipeline is None:
             keys = LocalKeyStore(default_keystore_dir(self.settings))
-            self._pipeline = default_pipeline(self.settings, keys)
+            policies = StorePolicies(self._get_store(), default_policy(self.settings))
+            self._pipeline = default_pipeline(self.settings, keys, policies)
         return self._pipeline
 
 

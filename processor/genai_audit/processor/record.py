@@ -44,6 +44,7 @@ class ContentState(enum.StrEnum):
     ENCRYPTED = "encrypted"
     WITHHELD = "withheld"  # fail-closed: content dropped, metadata kept
     NOT_CAPTURED = "not_captured"  # capture off, or the span carried no content
+    EXPIRED = "expired"  # content retention passed: the column TTL blanked the content
 
 
 @dataclass
@@ -63,7 +64,7 @@ class Content:
         return not (self.input_messages or self.output_messages or self.system_instructions)
 
 
-@dataclass
+@dataclass(slots=True)
 class AuditRecord:
     """One LLM call, as the audit trail will hold it."""
 
@@ -107,6 +108,7 @@ class AuditRecord:
     pii_entity_counts: dict[str, int] = field(default_factory=dict)
     hipaa_compliant_route: bool = False
     retention_days: int = 365
+    content_retention_days: int = 365  # content columns expire after this (<= retention_days)
     flags: set[Flag] = field(default_factory=set)
     extra: dict[str, Any] = field(default_factory=dict)  # stage-private values
     schema_version: int = RECORD_SCHEMA_VERSION
