@@ -28,7 +28,7 @@ def default_pipeline(settings: Settings, keys: KeyStore,
     """``policies``: per-tenant retention (the store's, from the exporter); default: static."""
     stages: list[Stage] = [
         PseudonymStage(keys),
-        RedactionStage(keys),  # policy validated here; the model loads on the first batch
+        RedactionStage(keys),  # policy validated here; the model loads off the request thread
         RenderStage(capture_content=settings.capture_content),
         CommitmentStage(keys),
         PricingStage(load_price_table(settings.pricing_file)),
