@@ -112,6 +112,25 @@ def main() -> None:
     print(f"{'macro recall':24} {total_o:>11.3f} {total_t:>9.3f}")
     print("recall below presidio for: " + (", ".join(worse) if worse else "none"))
 
+    held = corpus.held_out()
+    ours_held = [[(f.start, f.end) for f in select(s.text, found, policy)]
+                 for s, found in zip(held, ours.analyze_batch([s.text for s in held]),
+                                     strict=True)]
+    theirs_held = [[(r.start, r.end) for r in analyzer.analyze(s.text, language="en")]
+                   for s in held]
+    labels = sum(len(s.labels) for s in held)
+    caught_o = sum(not corpus.leaked(s.text, lab, f) for s, f in zip(held, ours_held)
+                   for lab in s.labels)
+    caught_t = sum(not corpus.leaked(s.text, lab, f) for s, f in zip(held, theirs_held)
+                   for lab in s.labels)
+    print(f"\nheld-out sentences (written after the recognizers, other phrasings): "
+          f"{labels} values; caught: ours {caught_o} ({caught_o / labels:.3f}), "
+          f"presidio {caught_t} ({caught_t / labels:.3f})")
+    for s, f in zip(held, ours_held):
+        for lab in s.labels:
+            if corpus.leaked(s.text, lab, f):
+                print(f"  ours missed {lab[2]}: {s.text[lab[0]:lab[1]]!r}")
+
 
 def _f(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
