@@ -16,6 +16,7 @@ from genai_audit.cli import (
     query_cmd,
     report_cmd,
     retention_cmd,
+    serve_cmd,
     settings_cmd,
 )
 from genai_audit.cli.common import EXIT_ERROR
@@ -23,7 +24,7 @@ from genai_audit.clickhouse.errors import StoreError
 from genai_audit.config import SettingsError
 from genai_audit.keystore import KeyStoreError
 
-COMMANDS = [init_cmd, demo_cmd, query_cmd, report_cmd, pseudonym_cmd, settings_cmd,
+COMMANDS = [init_cmd, demo_cmd, query_cmd, report_cmd, pseudonym_cmd, serve_cmd, settings_cmd,
             retention_cmd, hold_cmd, archive_cmd, maintain_cmd]
 
 

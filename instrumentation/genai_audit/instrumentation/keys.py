@@ -34,3 +34,8 @@ ATTR_GUARD_ENTITY_COUNTS = "genai_audit.guard.entity_counts"  # JSON {"PERSON": 
 ATTR_ROUTE_DECISION = "genai_audit.route.decision"  # allowed | rerouted | refused | unrestricted
 ATTR_ROUTE_ENDPOINT = "genai_audit.route.endpoint"  # base URL the call was (or would be) sent to
 ATTR_HIPAA_COMPLIANT_ROUTE = "genai_audit.hipaa_compliant_route"
+
+#: Marker on a span whose content genai-audit already processed in-process (value: the
+#: comma-separated stage names it ran, e.g. "redact"). The gateway skips those stages, and
+#: only for senders whose token is trusted to set it (``trust_processed`` in the tokens file).
+ATTR_PROCESSED = "genai_audit.processed"

@@ -35,6 +35,7 @@ class Flag(enum.StrEnum):
     NO_USER = "no_user"
     ROUTE_REROUTED = "route_rerouted"  # the guard sent the call to the region's endpoint
     ROUTE_REFUSED = "route_refused"  # the guard refused a call its region may not make
+    TENANT_REATTRIBUTED = "tenant_reattributed"  # gateway: span claimed another tenant
 
 
 class ContentState(enum.StrEnum):
