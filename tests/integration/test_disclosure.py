@@ -22,7 +22,9 @@ from genai_audit.processor.factory import default_pipeline
 
 pytestmark = pytest.mark.integration
 
-PHI = "MRN 00482913 shows elevated troponin"
+# clinical content (PHI once linked to a patient) that redaction leaves as it is, so the
+# test sees encryption at rest and decryption on an audited read, not redaction
+PHI = "elevated troponin after chest pain, started on aspirin"
 
 
 @pytest.fixture
