@@ -1,9 +1,10 @@
 """The demo's scripted multi-tenant application: plain ``openai`` code, no genai-audit imports
 beyond ``audit_context``. ``genai-audit demo`` runs it under ``opentelemetry-instrument``.
 
-Three tenants, several users and tools, prompts with PII and PHI, streaming calls, a
-provider error, an unknown model and a call made outside any ``audit_context`` (which
-must show up as a control failure, not vanish). Prints ``PROGRESS <done> <total>`` lines
+Three tenants, several users and tools, prompts with PII and PHI (the health assistant's
+go through the pre-LLM guard), streaming calls, a provider error, an unknown model and a
+call made outside any ``audit_context`` (which must show up as a control failure, not
+vanish). Prints ``PROGRESS <done> <total>`` lines
 for the parent's progress bar.
 """
 
@@ -12,11 +13,13 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
 from genai_audit.instrumentation import audit_context
+from genai_audit.instrumentation.guard import guard
 
 ENV_LLM_URL = "GENAI_AUDIT_DEMO_LLM_URL"
 
@@ -67,16 +70,19 @@ SCRIPT: tuple[Call, ...] = (
 
 def run(base_url: str, rounds: int) -> int:
     client = openai.OpenAI(base_url=base_url, api_key="sk-demo-not-a-real-key", max_retries=0)
+    # PHI never leaves the process: the health assistant's prompts are redacted before the
+    # LLM sees them and its answers re-filled for the caller (the pre-LLM guard)
+    guarded = guard(client)
     total, done, failures = rounds * len(SCRIPT), 0, 0
     for _ in range(rounds):
         for call in SCRIPT:
-            failures += _one_call(client, call)
+            failures += _one_call(guarded if call.data_class == "phi" else client, call)
             done += 1
             print(f"PROGRESS {done} {total}", flush=True)
     return failures
 
 
-def _one_call(client: openai.OpenAI, call: Call) -> int:
+def _one_call(client: Any, call: Call) -> int:
     messages: list[ChatCompletionMessageParam] = [
         {"role": "system", "content": f"You are the {call.tool} assistant."},
         {"role": "user", "content": call.prompt}]
@@ -93,7 +99,7 @@ def _one_call(client: openai.OpenAI, call: Call) -> int:
     return 0
 
 
-def _complete(client: openai.OpenAI, call: Call,
+def _complete(client: Any, call: Call,
               messages: list[ChatCompletionMessageParam]) -> None:
     if call.stream:
         stream = client.chat.completions.create(
