@@ -88,6 +88,8 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "schedule_delay_ms": _positive_int,
     "export_timeout_ms": _positive_int,
     "max_retries": _non_negative_int,
+    "ledger_checkpoint_records": _positive_int,
+    "ledger_checkpoint_seconds": _positive_int,
 }
 
 
@@ -107,6 +109,8 @@ class Settings:
     schedule_delay_ms: int = 200
     export_timeout_ms: int = 30_000
     max_retries: int = 3
+    ledger_checkpoint_records: int = 4096  # sign a checkpoint after this many records...
+    ledger_checkpoint_seconds: int = 30  # ...or this long after the last one (docs/ledger.md)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod

@@ -22,11 +22,12 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from genai_audit.clickhouse.dsn import embedded_path, resolve_dsn
 from genai_audit.clickhouse.errors import StoreError, StoreUnavailable
+from genai_audit.clickhouse.ledger.log import Ledger
 from genai_audit.clickhouse.migrate import migrate
 from genai_audit.clickhouse.store import Store
-from genai_audit.clickhouse.writer import InteractionWriter
+from genai_audit.clickhouse.writer import COLUMNS, InteractionWriter
 from genai_audit.config import Settings
-from genai_audit.keystore import LocalKeyStore
+from genai_audit.keystore import KeyStore, LocalKeyStore
 from genai_audit.processor.factory import default_pipeline
 from genai_audit.processor.pipeline import RecordPipeline
 from genai_audit.processor.record import AuditRecord
@@ -49,12 +50,13 @@ class ClickHouseSpanExporter(SpanExporter):
     """Export GenAI spans as audit records. Non-GenAI spans are ignored."""
 
     def __init__(self, settings: Settings | None = None, *, store: Store | None = None,
-                 pipeline: RecordPipeline | None = None,
+                 pipeline: RecordPipeline | None = None, keys: KeyStore | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings or Settings.load()
         self._store = store
         self._owns_store = store is None
         self._pipeline = pipeline
+        self._keys = keys
         self._writer: InteractionWriter | None = None
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -80,13 +82,28 @@ class ClickHouseSpanExporter(SpanExporter):
             detach(token)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return True  # nothing is buffered here; the span processor owns the queue
+        """Records are not buffered here (the span processor owns the queue); this signs
+        ledger checkpoints over everything written so far."""
+        try:
+            with self._lock:
+                if self._writer is not None and self._writer.ledger is not None:
+                    self._writer.ledger.flush()
+            return True
+        except Exception as exc:
+            _log.error("genai-audit ledger flush failed: %s", type(exc).__name__)
+            return False
 
     def shutdown(self) -> None:
         with self._lock:
             if self._shutdown:
                 return
             self._shutdown = True
+            try:
+                if self._writer is not None and self._writer.ledger is not None:
+                    self._writer.ledger.close()
+            except Exception as exc:
+                _log.error("genai-audit final ledger checkpoint failed: %s",
+                           type(exc).__name__)
             if self._store is not None and self._owns_store:
                 self._store.close()
 
@@ -97,9 +114,12 @@ class ClickHouseSpanExporter(SpanExporter):
             return
         deadline = time.monotonic() + self.settings.export_timeout_ms / 1000
         attempt = 0
+        writer = self._get_writer()
+        batch = writer.prepare(records)  # ledger positions are fixed here, once
         while True:
             try:
-                self._get_writer().write(records)
+                writer.insert(batch)
+                writer.committed(batch)
                 self.stats["exported"] += len(records)
                 return
             except StoreError as exc:
@@ -108,6 +128,7 @@ class ClickHouseSpanExporter(SpanExporter):
                 retryable = isinstance(exc, StoreUnavailable) or _is_transient(exc)
                 if (not retryable or attempt > self.settings.max_retries
                         or time.monotonic() + delay > deadline):
+                    writer.failed(batch)
                     raise
                 self.stats["retries"] += 1
                 _log.warning("insert of %d record(s) failed (attempt %d), retrying in %.2fs",
@@ -122,13 +143,21 @@ class ClickHouseSpanExporter(SpanExporter):
 
     def _get_writer(self) -> InteractionWriter:
         if self._writer is None:
-            self._writer = InteractionWriter(self._get_store())
+            store = self._get_store()
+            ledger = Ledger(store, self._get_keys().signing_key(), row_columns=COLUMNS,
+                            checkpoint_records=self.settings.ledger_checkpoint_records,
+                            checkpoint_seconds=self.settings.ledger_checkpoint_seconds)
+            self._writer = InteractionWriter(store, ledger)
         return self._writer
+
+    def _get_keys(self) -> KeyStore:
+        if self._keys is None:
+            self._keys = LocalKeyStore(default_keystore_dir(self.settings))
+        return self._keys
 
     def _get_pipeline(self) -> RecordPipeline:
         if self._pipeline is None:
-            keys = LocalKeyStore(default_keystore_dir(self.settings))
-            self._pipeline = default_pipeline(self.settings, keys)
+            self._pipeline = default_pipeline(self.settings, self._get_keys())
         return self._pipeline
 
 

@@ -1,0 +1,223 @@
+"""The leaf: a canonical, versioned byte encoding of one stored row, and its hash.
+
+A leaf covers every stored column of the row (metadata, content commitments and the content
+columns *as stored*: redacted text today, ciphertext once encryption is on) plus the row's
+place in its log. It never covers plaintext that erasure must remove, so erasing a data
+subject (destroying their key) leaves every leaf hash intact.
+
+Encoding, version 1 (``leaf_data``)::
+
+    ns(schema name "/v" version) || ns(log_id) || ns(log_index) || ns(value_1) || ... || ns(value_k)
+    ns(b) = ASCII decimal len(b) || ":" || b || ","      (a netstring)
+    leaf_hash = SHA-256(0x00 || leaf_data)                (RFC 9162 leaf hash)
+
+Each value's bytes depend on its ``Kind`` (see ``Kind`` below); the same encoding is
+generated as one vectorised ClickHouse SQL expression (``sql_leaf_hash``) for ``verify``,
+and the two are tested byte-identical. A schema's field list is THE place to add a column:
+a new column means a new version appended to ``versions``; old rows keep the version they
+were written with (``leaf_version`` column).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+LEDGER_COLUMNS = ("log_id", "log_index", "leaf_version", "leaf_hash")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+DECIMAL_SCALE = 9
+_QUANTUM = Decimal(1).scaleb(-DECIMAL_SCALE)
+
+
+class Kind(enum.Enum):
+    """How a column's value becomes bytes. SQL and Python forms must agree byte for byte."""
+
+    STRING = "string"  # String / LowCardinality(String): its UTF-8 bytes
+    BYTES = "bytes"  # FixedString(N): the raw N bytes
+    UUID = "uuid"  # lowercase 8-4-4-4-12 text
+    INT = "int"  # any integer: ASCII decimal
+    BOOL = "bool"  # "1" / "0"
+    DECIMAL = "decimal"  # Decimal(P, 9): ASCII decimal with exactly 9 fractional digits
+    DATETIME64 = "datetime64"  # DateTime64(6, 'UTC'): decimal microseconds since the epoch
+    STRING_ARRAY = "string_array"  # Array(String): ns(e1) || ns(e2) ... in stored order
+    STRING_INT_MAP = "string_int_map"  # Map(String, Int): ns(k) || ns(v) ... sorted by key
+
+
+@dataclass(frozen=True)
+class Field:
+    column: str
+    kind: Kind
+
+
+@dataclass(frozen=True)
+class LeafSchema:
+    """The covered columns of one table, per encoding version."""
+
+    table: str
+    versions: Mapping[int, tuple[Field, ...]]
+    not_covered: frozenset[str]  # stored columns deliberately outside the leaf, with reason
+
+    @property
+    def current(self) -> int:
+        return max(self.versions)
+
+    def fields(self, version: int | None = None) -> tuple[Field, ...]:
+        return self.versions[self.current if version is None else version]
+
+    def columns(self, version: int | None = None) -> tuple[str, ...]:
+        return tuple(f.column for f in self.fields(version))
+
+    def tag(self, version: int) -> bytes:
+        return f"{self.table}/v{version}".encode()
+
+
+def _f(kind: Kind, *columns: str) -> tuple[Field, ...]:
+    return tuple(Field(c, kind) for c in columns)
+
+
+S, B, I, BO = Kind.STRING, Kind.BYTES, Kind.INT, Kind.BOOL  # noqa: E741
+
+INTERACTIONS_V1: tuple[Field, ...] = (
+    Field("id", Kind.UUID),
+    Field("event_timestamp", Kind.DATETIME64),
+    *_f(S, "tenant_id", "gdpr_pseudonymized_user_key", "session_id", "service_name",
+        "operation_name", "provider", "model", "response_model", "tool_name", "feature_name",
+        "region", "data_class"),
+    *_f(I, "prompt_tokens", "response_tokens", "cached_tokens"),
+    Field("total_cost", Kind.DECIMAL),
+    Field("pricing_version", S),
+    *_f(BO, "has_pii_detected", "pii_redacted_before_llm"),
+    Field("pii_entity_counts", Kind.STRING_INT_MAP),
+    Field("hipaa_compliant_route", BO),
+    Field("content_state", S),
+    *_f(B, "prompt_hash", "response_hash"),
+    *_f(S, "response_preview", "full_prompt_text", "full_response_text", "request_id"),
+    Field("status_code", I),
+    Field("error_type", S),
+    Field("latency_ms", I),
+    Field("finish_reasons", Kind.STRING_ARRAY),
+    Field("is_streaming", BO),
+    *_f(S, "trace_id", "span_id"),
+    Field("flags", Kind.STRING_ARRAY),
+    *_f(I, "record_version", "retention_days"),
+)
+
+INTERACTIONS = LeafSchema(
+    table="interactions",
+    versions={1: INTERACTIONS_V1},
+    # ingested_at is stamped by the server at insert time, after the leaf is fixed.
+    not_covered=frozenset({"ingested_at"}),
+)
+
+SCHEMAS: dict[str, LeafSchema] = {INTERACTIONS.table: INTERACTIONS}
+
+
+# -- Python side (write time, proofs) ---------------------------------------------------
+
+def ns(value: bytes) -> bytes:
+    return b"%d:%s," % (len(value), value)
+
+
+def quantize_decimal(value: Decimal) -> Decimal:
+    """The stored value of a ``Decimal(P, 9)``: rounded once, here, before insert and leaf."""
+    return value.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+def _micros(value: datetime) -> int:
+    if value.tzinfo is None:
+        raise ValueError("leaf encoding needs timezone-aware datetimes")
+    return (value - _EPOCH) // _MICRO
+
+
+def value_bytes(kind: Kind, value: Any) -> bytes:
+    """One column value as the bytes the leaf covers (before the netstring frame)."""
+    if kind is Kind.STRING:
+        return str(value).encode("utf-8")
+    if kind is Kind.BYTES:
+        return bytes(value)
+    if kind is Kind.UUID:
+        return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))).encode()
+    if kind is Kind.INT:
+        return b"%d" % int(value)
+    if kind is Kind.BOOL:
+        return b"1" if value else b"0"
+    if kind is Kind.DECIMAL:
+        return format(quantize_decimal(Decimal(value)), "f").encode()
+    if kind is Kind.DATETIME64:
+        return b"%d" % _micros(value)
+    if kind is Kind.STRING_ARRAY:
+        return b"".join(ns(str(v).encode("utf-8")) for v in value)
+    if kind is Kind.STRING_INT_MAP:
+        items = sorted((str(k).encode("utf-8"), int(v)) for k, v in dict(value).items())
+        return b"".join(ns(k) + ns(b"%d" % v) for k, v in items)
+    raise ValueError(f"unknown kind {kind}")
+
+
+def leaf_data(schema: LeafSchema, version: int, log_id: str, log_index: int,
+              values: Sequence[Any]) -> bytes:
+    """``values`` in the order of ``schema.fields(version)``."""
+    fields = schema.fields(version)
+    if len(values) != len(fields):
+        raise ValueError(f"{schema.table} v{version} covers {len(fields)} columns, "
+                         f"got {len(values)} values")
+    parts = [ns(schema.tag(version)), ns(log_id.encode("utf-8")), ns(b"%d" % log_index)]
+    parts.extend(ns(value_bytes(f.kind, v)) for f, v in zip(fields, values, strict=True))
+    return b"".join(parts)
+
+
+def compute_leaf_hash(schema: LeafSchema, version: int, log_id: str, log_index: int,
+                      values: Sequence[Any]) -> bytes:
+    return hashlib.sha256(b"\x00" + leaf_data(schema, version, log_id, log_index,
+                                              values)).digest()
+
+
+# -- SQL side (verify) ------------------------------------------------------------------
+# Built only from this module's constants (column names are fixed identifiers, never input).
+
+def _sql_ns(expr: str) -> str:
+    return f"concat(toString(length({expr})), ':', {expr}, ',')"
+
+
+def _sql_value(field: Field) -> str:
+    c = f"`{field.column}`"
+    kind = field.kind
+    if kind in (Kind.STRING, Kind.BYTES):
+        return c
+    if kind is Kind.UUID or kind is Kind.INT:
+        return f"toString({c})"
+    if kind is Kind.BOOL:
+        return f"if({c}, '1', '0')"
+    if kind is Kind.DECIMAL:
+        return f"toDecimalString({c}, {DECIMAL_SCALE})"
+    if kind is Kind.DATETIME64:
+        return f"toString(toUnixTimestamp64Micro({c}))"
+    if kind is Kind.STRING_ARRAY:
+        return f"arrayStringConcat(arrayMap(x -> {_sql_ns('toString(x)')}, {c}))"
+    if kind is Kind.STRING_INT_MAP:
+        pair = f"concat({_sql_ns('toString(p.1)')}, {_sql_ns('toString(p.2)')})"
+        return (f"arrayStringConcat(arrayMap(p -> {pair}, arraySort(p -> p.1, "
+                f"arrayZip(arrayMap(k -> toString(k), mapKeys({c})), mapValues({c})))))")
+    raise ValueError(f"unknown kind {kind}")
+
+
+def sql_leaf_data(schema: LeafSchema, version: int) -> str:
+    tag = schema.tag(version).decode()
+    parts = [_sql_ns(f"'{tag}'"), _sql_ns("toString(`log_id`)"), _sql_ns("toString(`log_index`)")]
+    parts.extend(_sql_ns(_sql_value(f)) for f in schema.fields(version))
+    return "concat(" + ", ".join(parts) + ")"
+
+
+def sql_leaf_hash(schema: LeafSchema) -> str:
+    """``FixedString(32)`` leaf hash recomputed from the row; zeros for an unknown version."""
+    expr = "toFixedString(repeat(char(0), 32), 32)"
+    for version in sorted(schema.versions):
+        data = sql_leaf_data(schema, version)
+        expr = f"if(`leaf_version` = {version}, SHA256(concat(char(0), {data})), {expr})"
+    return expr

@@ -1,0 +1,261 @@
+"""The write side of the ledger: positions, leaf hashes and signed checkpoints.
+
+Logs. Every row joins one append-only Merkle log: one per (table, tenant, writer session).
+A writer session is one ``Ledger`` object (one exporter or gateway process); its id is
+random, so writer processes never share a log and never coordinate. Within a process a
+short lock reserves a range of positions per batch; hashing, inserting and signing run
+outside it.
+
+Positions. ``prepare`` assigns positions and leaf hashes once, before the first insert
+attempt; the caller retries (or spools and replays) that same ``PreparedBatch``, whose
+deduplication token is the hash of its leaves, so a retry is byte-identical and ClickHouse
+drops it if the first attempt had landed. ``committed`` records a batch that landed;
+``failed`` one that was given up: its positions stay reserved (a spool may still replay
+it), and the tenant's next batch opens a fresh log, so checkpoints never wait on a hole.
+
+Checkpoints. After ``checkpoint_records`` committed records or ``checkpoint_seconds``
+(at the next commit, on the timer, and on ``flush``/``close``), each log's contiguous
+committed prefix is signed: the new root is computed from the previous checkpoint's
+compact range plus the new leaves, a consistency proof from the previous checkpoint is
+built and checked, and the signed note goes into ``ledger_checkpoints`` with the leaves
+it added (so ``verify`` can name a changed record, not just a changed range).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from genai_audit.clickhouse.errors import StoreError
+from genai_audit.clickhouse.ledger import checkpoint as notes
+from genai_audit.clickhouse.ledger import merkle
+from genai_audit.clickhouse.ledger.leaf import (
+    INTERACTIONS,
+    LEDGER_COLUMNS,
+    Kind,
+    LeafSchema,
+    compute_leaf_hash,
+    quantize_decimal,
+)
+from genai_audit.clickhouse.store import Store
+
+_log = logging.getLogger(__name__)
+
+CHECKPOINTS_TABLE = "ledger_checkpoints"
+CHECKPOINT_COLUMNS = ("log_id", "source_table", "tenant_id", "tree_size", "root_hash",
+                      "prev_size", "consistency_proof", "leaf_hashes", "record_ids", "note")
+
+
+class LedgerError(RuntimeError):
+    """The ledger's own invariant broke (never expected; the write is refused)."""
+
+
+def new_writer_id() -> str:
+    """Sortable and unique: ``20260101T120000Z-1a2b3c4d``."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
+
+
+def make_log_id(table: str, tenant_id: str, writer_id: str) -> str:
+    return f"{table}/{quote(tenant_id, safe='')}/{writer_id}"
+
+
+def origin_for(database: str, log_id: str) -> str:
+    """The checkpoint origin line: unique per store database and log, no spaces or '+'."""
+    return f"genai-audit/{database}/{log_id}".replace("+", "%2B")
+
+
+@dataclass(frozen=True)
+class Entry:
+    log_id: str
+    index: int
+    leaf: bytes
+    record_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """Rows with their ledger columns, ready to insert (and to retry or spool as they are)."""
+
+    table: str
+    columns: tuple[str, ...]
+    rows: list[list[Any]]
+    token: str
+    entries: tuple[Entry, ...]
+
+
+@dataclass
+class _Log:
+    log_id: str
+    tenant_id: str
+    next_index: int = 0
+    sealed: bool = False
+    size: int = 0  # the last checkpoint's tree size
+    compact: list[bytes] = field(default_factory=list)  # its compact range
+    root: bytes = merkle.EMPTY_ROOT
+    done: dict[int, tuple[bytes, uuid.UUID]] = field(default_factory=dict)
+    last_checkpoint: float = 0.0
+
+
+class Ledger:
+    """Assigns positions and signs checkpoints for one writer session over one table."""
+
+    def __init__(self, store: Store, signing_key: Ed25519PrivateKey, *,
+                 schema: LeafSchema = INTERACTIONS, row_columns: Sequence[str],
+                 checkpoint_records: int = 4096, checkpoint_seconds: float = 30.0,
+                 writer_id: str | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.schema = schema
+        self.writer_id = writer_id or new_writer_id()
+        self.checkpoint_records = checkpoint_records
+        self.checkpoint_seconds = checkpoint_seconds
+        self._key = signing_key
+        self._clock = clock
+        self._columns = tuple(row_columns)
+        self._value_idx, self._decimal_idx = self._layout(schema, self._columns)
+        self._id_idx = self._columns.index("id")
+        self._tenant_idx = self._columns.index("tenant_id")
+        self._logs: dict[str, _Log] = {}  # by log id
+        self._open: dict[str, _Log] = {}  # by tenant: the log new rows go to
+        self._assign_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        self.stats = {"checkpoints": 0, "checkpoint_failures": 0}
+
+    @staticmethod
+    def _layout(schema: LeafSchema, columns: tuple[str, ...]) -> tuple[list[int], list[int]]:
+        covered = schema.columns()
+        missing = [c for c in covered if c not in columns]
+        uncovered = [c for c in columns if c not in covered and c not in schema.not_covered]
+        if missing or uncovered:
+            raise LedgerError(f"{schema.table}: written columns and leaf schema disagree "
+                              f"(not written: {missing}; not covered: {uncovered}); "
+                              "add the column to the leaf schema in ledger/leaf.py")
+        return ([columns.index(c) for c in covered],
+                [columns.index(f.column) for f in schema.fields() if f.kind is Kind.DECIMAL])
+
+    # -- hot path -------------------------------------------------------------------
+    def prepare(self, rows: Sequence[Sequence[Any]]) -> PreparedBatch:
+        """Give every row its log, position and leaf hash (once: retry the returned batch)."""
+        placed: list[tuple[str, int]] = []
+        with self._assign_lock:
+            for row in rows:
+                log = self._log_for(str(row[self._tenant_idx]))
+                placed.append((log.log_id, log.next_index))
+                log.next_index += 1
+        version = self.schema.current
+        out, entries = [], []
+        for row, (log_id, index) in zip(rows, placed, strict=True):
+            values = list(row)
+            for i in self._decimal_idx:
+                values[i] = quantize_decimal(values[i])
+            leaf = compute_leaf_hash(self.schema, version, log_id, index,
+                                     [values[i] for i in self._value_idx])
+            out.append([*values, log_id, index, version, leaf])
+            record_id = values[self._id_idx]
+            entries.append(Entry(log_id, index, leaf, record_id if isinstance(
+                record_id, uuid.UUID) else uuid.UUID(str(record_id))))
+        token = hashlib.sha256(b"".join(e.leaf for e in entries)).hexdigest()
+        return PreparedBatch(self.schema.table, (*self._columns, *LEDGER_COLUMNS), out, token,
+                             tuple(entries))
+
+    def _log_for(self, tenant_id: str) -> _Log:
+        log = self._open.get(tenant_id)
+        if log is None or log.sealed:
+            log_id = make_log_id(self.schema.table, tenant_id, self.writer_id)
+            if log is not None:  # a fresh log after a failed batch: same session, next id
+                log_id += f".{sum(1 for x in self._logs.values() if x.tenant_id == tenant_id)}"
+            log = _Log(log_id, tenant_id, last_checkpoint=self._clock())
+            self._logs[log_id] = log
+            self._open[tenant_id] = log
+        return log
+
+    def committed(self, batch: PreparedBatch) -> None:
+        """The batch landed: its leaves may now be covered by a checkpoint."""
+        with self._commit_lock:
+            for e in batch.entries:
+                self._logs[e.log_id].done[e.index] = (e.leaf, e.record_id)
+            now = self._clock()
+            for log in {self._logs[e.log_id].log_id: self._logs[e.log_id]
+                        for e in batch.entries}.values():
+                if (len(log.done) >= self.checkpoint_records
+                        or now - log.last_checkpoint >= self.checkpoint_seconds):
+                    self._checkpoint(log)
+        self._ensure_timer()
+
+    def failed(self, batch: PreparedBatch) -> None:
+        """The batch was given up (or spooled): its logs take no more rows."""
+        with self._assign_lock:
+            for e in batch.entries:
+                self._logs[e.log_id].sealed = True
+
+    # -- checkpoints ----------------------------------------------------------------
+    def flush(self) -> int:
+        """Checkpoint every log with committed, unsigned records. Returns how many signed."""
+        with self._commit_lock:
+            return sum(self._checkpoint(log) for log in list(self._logs.values()) if log.done)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.flush()
+
+    def _ensure_timer(self) -> None:
+        if self._timer is None and self.checkpoint_seconds > 0:
+            self._timer = threading.Thread(target=self._tick, name="genai-audit-ledger",
+                                           daemon=True)
+            self._timer.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.checkpoint_seconds):
+            try:
+                with self._commit_lock:
+                    now = self._clock()
+                    for log in list(self._logs.values()):
+                        if log.done and now - log.last_checkpoint >= self.checkpoint_seconds:
+                            self._checkpoint(log)
+            except Exception as exc:  # the timer must survive a bad moment
+                _log.warning("ledger checkpoint timer: %s", type(exc).__name__)
+
+    def _checkpoint(self, log: _Log) -> bool:
+        """Sign the contiguous committed prefix of ``log`` (commit lock held)."""
+        new: list[tuple[bytes, uuid.UUID]] = []
+        while log.size + len(new) in log.done:
+            new.append(log.done[log.size + len(new)])
+        if not new:
+            return False
+        size = log.size + len(new)
+        ext = merkle.Extension(log.size, log.compact, [leaf for leaf, _ in new])
+        root = ext.mth(0, size)
+        proof = merkle.consistency_proof(ext.mth, log.size, size)
+        if not merkle.verify_consistency(log.size, size, log.root, root, proof):
+            raise LedgerError(f"log {log.log_id}: checkpoint {size} is not consistent with "
+                              f"checkpoint {log.size}")
+        note = notes.sign(notes.Checkpoint(origin_for(self.store.database, log.log_id), size,
+                                           root), self._key)
+        row = [log.log_id, self.schema.table, log.tenant_id, size, root, log.size, proof,
+               b"".join(leaf for leaf, _ in new), [rid for _, rid in new], note]
+        try:
+            self.store.insert(CHECKPOINTS_TABLE, [row], CHECKPOINT_COLUMNS)
+        except StoreError as exc:
+            self.stats["checkpoint_failures"] += 1
+            _log.warning("ledger checkpoint of %s at %d failed (%s); retried later",
+                         log.log_id, size, type(exc).__name__)
+            return False
+        for i in range(log.size, size):
+            del log.done[i]
+        log.size, log.compact, log.root = size, ext.compact_range(), root
+        log.last_checkpoint = self._clock()
+        self.stats["checkpoints"] += 1
+        return True
