@@ -34,6 +34,16 @@ def _positive_int(name: str, value: Any) -> int:
     return number
 
 
+MAX_RETENTION_DAYS = 10_950  # 30 years; the TTL's DateTime must stay below 2106
+
+
+def _retention_days(name: str, value: Any) -> int:
+    days = _positive_int(name, value)
+    if days > MAX_RETENTION_DAYS:
+        raise SettingsError(f"{name}: at most {MAX_RETENTION_DAYS} days (30 years), got {days}")
+    return days
+
+
 def _non_negative_int(name: str, value: Any) -> int:
     return 0 if str(value).strip() == "0" else _positive_int(name, value)
 
@@ -79,7 +89,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "keystore_dir": _optional_str,
     "pricing_file": _optional_str,
     "capture_content": _bool,
-    "retention_days": _positive_int,
+    "retention_days": _retention_days,
     "sync_tools": _str_list,
     "sync_timeout_ms": _positive_int,
     "sync_on_failure": _choice("raise", "continue"),

@@ -36,7 +36,8 @@ def store_options(func: F) -> F:
 
     @click.option("--config", "config_file", type=click.Path(dir_okay=False),
                   help="TOML settings file (default: $GENAI_AUDIT_CONFIG or ./genai-audit.toml).")
-    @click.option("--database", help="Database name [env GENAI_AUDIT_DATABASE; default genai_audit].")
+    @click.option("--database",
+                  help="Database name [env GENAI_AUDIT_DATABASE; default genai_audit].")
     @click.option("--dsn", help="Store: chdb:///abs/path, a path, or http(s)://user:pass@host:8123 "
                   "[env GENAI_AUDIT_DSN; default ./genai-audit-data].")
     @functools.wraps(func)

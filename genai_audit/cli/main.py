@@ -6,13 +6,13 @@ import sys
 
 import click
 
-from genai_audit.cli import init_cmd, query_cmd
+from genai_audit.cli import demo_cmd, init_cmd, query_cmd
 from genai_audit.cli.common import EXIT_ERROR
 from genai_audit.clickhouse.errors import StoreError
 from genai_audit.config import SettingsError
 from genai_audit.keystore import KeyStoreError
 
-COMMANDS = [init_cmd, query_cmd]
+COMMANDS = [init_cmd, demo_cmd, query_cmd]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -53,7 +53,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "stub-llm/1"
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return  # quiet: the demo prints its own progress
 
     def do_GET(self) -> None:
@@ -132,7 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class StubLLM:
-    """Run the stub on 127.0.0.1 in a background thread: ``with StubLLM() as stub: stub.base_url``."""
+    """The stub on 127.0.0.1 in a background thread: ``with StubLLM() as stub: stub.base_url``"""
 
     def __init__(self, port: int = 0) -> None:
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)

@@ -93,6 +93,23 @@ class ClickHouseSpanExporter(SpanExporter):
             _log.error("genai-audit ledger flush failed: %s", type(exc).__name__)
             return False
 
+    def warm_up(self) -> bool:
+        """Open the store and build the pipeline now (at start-up), not on the first export.
+
+        Fails fast in the log instead of on the first LLM call, and opens the embedded
+        engine before the caller registers its exit flush: chDB closes its connections
+        from an exit hook, and exit hooks run last-registered first. Never raises.
+        """
+        try:
+            with self._lock:
+                self._get_store()
+                self._get_pipeline()
+            return True
+        except Exception as exc:
+            _log.error("genai-audit: store not ready at start-up (%s: %s); will retry on export",
+                       type(exc).__name__, _safe_message(exc))
+            return False
+
     def shutdown(self) -> None:
         with self._lock:
             if self._shutdown:

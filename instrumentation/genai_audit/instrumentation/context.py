@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from opentelemetry import baggage, context
-
 from opentelemetry.sdk.trace import Span
 
 from genai_audit.instrumentation.keys import BAGGAGE_KEYS, CONTEXT_KEYS
@@ -28,7 +27,7 @@ from genai_audit.instrumentation.keys import BAGGAGE_KEYS, CONTEXT_KEYS
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class audit_context:  # noqa: N801 - used like a function: `with audit_context(...)`
+class audit_context:
     """Set the compliance context for everything run inside it."""
 
     def __init__(self, *, tenant_id: str | None = None, user_id: str | None = None,

@@ -18,7 +18,7 @@ import os
 from typing import Any
 
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.distro import BaseDistro
+from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 from opentelemetry.sdk.trace import Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -33,7 +33,7 @@ DISTRO_DEFAULTS = {
 }
 
 
-class GenAIAuditDistro(BaseDistro):
+class GenAIAuditDistro(BaseDistro):  # type: ignore[misc]
     """``OTEL_PYTHON_DISTRO=genai_audit``: sensible defaults for an audited service."""
 
     def _configure(self, **kwargs: Any) -> None:
@@ -58,11 +58,11 @@ def _export_processor(exporter: SpanExporter) -> SpanProcessor:
 
 
 class GenAIAuditConfigurator(_OTelSDKConfigurator):
-    """``OTEL_PYTHON_CONFIGURATOR=genai_audit`` (picked up automatically when it is the only one)."""
+    """``OTEL_PYTHON_CONFIGURATOR=genai_audit`` (used automatically when it is the only one)."""
 
     def _configure(self, **kwargs: Any) -> None:
         kwargs.setdefault("export_span_processor", _export_processor)
         exporters = os.environ.get("OTEL_TRACES_EXPORTER", "")
         if "genai_audit" not in exporters:
             kwargs.setdefault("span_processors", [BaggageStampingProcessor()])
-        super()._configure(**kwargs)
+        super()._configure(**kwargs)  # type: ignore[no-untyped-call]

@@ -8,7 +8,6 @@ without the keystore (no unkeyed hash of content is ever stored); whoever holds 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Sequence
 
@@ -19,7 +18,7 @@ PURPOSE = "commitment"
 
 
 def commit(secret: bytes, text: str) -> bytes:
-    return hmac.new(secret, text.encode("utf-8"), hashlib.sha256).digest()
+    return hmac.digest(secret, text.encode("utf-8"), "sha256")
 
 
 class CommitmentStage:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +36,8 @@ DEFAULT_TOOL = "unspecified"
 _GENAI_MARKERS = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system",
                   "gen_ai.request.model")
 _STATUS_RE = re.compile(r"(?:Error code|status(?: code)?)[:= ]+(\d{3})\b", re.IGNORECASE)
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_ESCAPED_SURROGATE_RE = re.compile(r"\\u[dD][89a-fA-F]")
 _INDEXED_RE = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(role|content|finish_reason)$")
 
 
@@ -47,13 +48,14 @@ def is_genai_span(span: ReadableSpan) -> bool:
 
 
 def record_id(trace_id: int, span_id: int) -> str:
-    """A UUID fixed by the span's identity, so a replayed span maps to the same record."""
-    digest = hashlib.sha256(f"{trace_id:032x}{span_id:016x}".encode()).digest()
-    return str(uuid.UUID(bytes=digest[:16], version=4))
+    """A UUID (v4 layout) fixed by the span's identity: a replayed span maps to the same record."""
+    h = hashlib.sha256(f"{trace_id:032x}{span_id:016x}".encode()).hexdigest()
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
 
 def normalize(span: ReadableSpan) -> AuditRecord:
-    attrs: Mapping[str, Any] = span.attributes or {}
+    attrs: Mapping[str, Any] = dict(span.attributes or {})  # one copy beats many proxy lookups
     flags: set[Flag] = set()
     text = _TextReader(attrs, flags)
     ctx = span.get_span_context()
@@ -92,7 +94,7 @@ def normalize(span: ReadableSpan) -> AuditRecord:
         response_tokens=response_tokens,
         cached_tokens=cached,
         latency_ms=max(0, round((end_ns - start_ns) / 1e6)),
-        status_code=_status_code(span),
+        status_code=_status_code(span, attrs),
         error_type=text.ident("error.type"),
         finish_reasons=[_clean(str(r), flags) for r in
                         _as_list(attrs.get("gen_ai.response.finish_reasons"))],
@@ -112,6 +114,8 @@ class _TextReader:
         value = self.attrs.get(key)
         if value is None:
             return ""
+        if type(value) is str and value.isascii() and "\x00" not in value:
+            return value.strip()[:MAX_ID_CHARS]  # the common case, without the checks below
         return _clean(str(value), self.flags).strip()[:MAX_ID_CHARS]
 
     def content(self, key: str) -> str | None:
@@ -127,11 +131,13 @@ class _TextReader:
 
 def _clean(value: str, flags: set[Flag]) -> str:
     """Replace lone surrogates (invalid UTF-8 smuggled through ``surrogateescape``) and NULs."""
+    if value.isascii():
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         flags.add(Flag.INVALID_UTF8)
-        value = value.encode("utf-8", "replace").decode("utf-8")
+        value = _SURROGATE_RE.sub("\ufffd", value)
     return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
@@ -167,9 +173,8 @@ def _usage(attrs: Mapping[str, Any], flags: set[Flag], span: ReadableSpan) -> tu
     return prompt or 0, response or 0, cached
 
 
-def _status_code(span: ReadableSpan) -> int:
+def _status_code(span: ReadableSpan, attrs: Mapping[str, Any]) -> int:
     """200 for a successful call; the provider's HTTP status for a failed one; 0 if unknown."""
-    attrs = span.attributes or {}
     http = _int_attr(attrs, "http.response.status_code", "http.status_code")
     if http is not None:
         return http
@@ -216,7 +221,20 @@ def _messages(raw: str | None, default_role: str, bad: Flag, flags: set[Flag]) -
     if not isinstance(parsed, list) or not all(isinstance(m, dict) for m in parsed):
         flags.add(bad)
         return [_text_message(default_role, raw)]
+    if _ESCAPED_SURROGATE_RE.search(raw):
+        return [_clean_tree(m, flags) for m in parsed]
     return parsed
+
+
+def _clean_tree(value: Any, flags: set[Flag]) -> Any:
+    """JSON escapes (``\\udcff``) can smuggle lone surrogates past the attribute check."""
+    if isinstance(value, str):
+        return _clean(value, flags)
+    if isinstance(value, list):
+        return [_clean_tree(v, flags) for v in value]
+    if isinstance(value, dict):
+        return {_clean(str(k), flags): _clean_tree(v, flags) for k, v in value.items()}
+    return value
 
 
 def _text_message(role: str, content: str, finish_reason: str | None = None) -> dict[str, Any]:
@@ -235,7 +253,8 @@ def _indexed_messages(attrs: Mapping[str, Any], text: _TextReader) -> tuple[
         if match:
             kind, index, field = match.group(1), int(match.group(2)), match.group(3)
             found.setdefault((kind, index), {})[field] = text.content(key) or ""
-    prompts, completions = [], []
+    prompts: list[dict[str, Any]] = []
+    completions: list[dict[str, Any]] = []
     for (kind, _index), fields in sorted(found.items()):
         role = fields.get("role") or ("user" if kind == "prompt" else "assistant")
         message = _text_message(role, fields.get("content", ""), fields.get("finish_reason"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
@@ -38,13 +38,14 @@ class Price:
 class PriceTable:
     version: str
     prices: Mapping[str, Price]
+    _resolved: dict[str, Price | None] = field(default_factory=dict, compare=False, repr=False)
 
     def lookup(self, model: str) -> Price | None:
-        name = model.lower()
-        if name in self.prices:
-            return self.prices[name]
-        candidates = [key for key in self.prices if name.startswith(key + "-")]
-        return self.prices[max(candidates, key=len)] if candidates else None
+        if model not in self._resolved:
+            name = model.lower()
+            candidates = [key for key in self.prices if name == key or name.startswith(key + "-")]
+            self._resolved[model] = self.prices[max(candidates, key=len)] if candidates else None
+        return self._resolved[model]
 
     def cost(self, model: str, input_tokens: int, output_tokens: int,
              cached_tokens: int = 0) -> Decimal | None:

@@ -18,7 +18,7 @@ RECORD_SCHEMA_VERSION = 1
 UNATTRIBUTED_TENANT = "_unattributed"
 
 
-class Flag(str, enum.Enum):
+class Flag(enum.StrEnum):
     """What was wrong or notable about a record. Stored in the ``flags`` column."""
 
     UNATTRIBUTED = "unattributed"  # no tenant in baggage: a control failure
@@ -35,7 +35,7 @@ class Flag(str, enum.Enum):
     NO_USER = "no_user"
 
 
-class ContentState(str, enum.Enum):
+class ContentState(enum.StrEnum):
     """How the content columns of a row are to be read."""
 
     PLAINTEXT = "plaintext"  # redacted text as stored (no encryption stage ran)

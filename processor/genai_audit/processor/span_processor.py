@@ -15,6 +15,7 @@ there it degrades to the alarm), ``continue`` logs an ERROR alarm and goes on.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import logging
 import threading
@@ -61,6 +62,10 @@ class ComplianceSpanProcessor(SpanProcessor):
         self.dropped = 0
         self._worker = threading.Thread(target=self._run, name="genai-audit-worker",
                                         daemon=True)
+        warm_up = getattr(exporter, "warm_up", None)
+        if callable(warm_up):
+            warm_up()
+        atexit.register(self.shutdown)  # after warm-up: see ClickHouseSpanExporter.warm_up
         self._worker.start()
 
     # -- request thread ----------------------------------------------------------------

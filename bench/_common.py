@@ -1,0 +1,59 @@
+"""Shared bench helpers: medians, real SDK spans, a scratch embedded store."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+PROMPT = ("Please summarize the attached quarterly vendor review for the procurement team, "
+          "highlighting delivery delays, price changes and open contractual questions. ") * 2
+
+
+def median(values: Iterable[float]) -> float:
+    return statistics.median(list(values))
+
+
+def genai_spans(n: int, tenants: int = 4) -> list[ReadableSpan]:
+    """``n`` real, ended SDK spans shaped like the openai instrumentation's."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("bench")
+    for i in range(n):
+        attrs: dict[str, Any] = {
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o-mini", "gen_ai.response.model": "gpt-4o-mini",
+            "gen_ai.response.id": f"chatcmpl-{i}", "gen_ai.usage.input_tokens": 120,
+            "gen_ai.usage.output_tokens": 80, "gen_ai.response.finish_reasons": ("stop",),
+            "gen_ai.input.messages": '[{"role":"user","parts":[{"type":"text","content":"'
+                                     + PROMPT + f' #{i}"}}]}}]',
+            "gen_ai.output.messages": '[{"role":"assistant","parts":[{"type":"text",'
+                                      '"content":"Noted: ' + PROMPT + '"}]}]',
+            "tenant.id": f"tenant-{i % tenants}", "enduser.id": f"user-{i % 97}",
+            "genai_audit.tool": "contract_review" if i % 2 else "hr_helpdesk",
+        }
+        with tracer.start_as_current_span("openai.chat", attributes=attrs):
+            pass
+    return list(exporter.get_finished_spans())
+
+
+def scratch_dsn() -> str:
+    return "chdb://" + tempfile.mkdtemp(prefix="genai-audit-bench-")
+
+
+def fresh_database() -> str:
+    return f"bench_{uuid.uuid4().hex[:10]}"
+
+
+def ratio_line(name: str, value: float, unit: str, baseline_name: str, baseline: float,
+               ratio: float, target: str) -> str:
+    return (f"{name}: {value:,.1f} {unit} | {baseline_name}: {baseline:,.1f} {unit} | "
+            f"ratio {ratio:.2f} (target {target})")

@@ -1,0 +1,59 @@
+"""``genai-audit demo``: stub LLM + instrumented multi-tenant app -> store -> report."""
+
+from __future__ import annotations
+
+import click
+
+from genai_audit.cli.common import CommandError, open_store, store_options
+from genai_audit.cli.formats import format_table
+from genai_audit.clickhouse.dsn import resolve_dsn
+from genai_audit.config import Settings
+from genai_audit.demo.runner import DemoError, run_demo
+
+_SUMMARY_SQL = """
+SELECT tenant_id, tool_name, count() AS calls, sum(prompt_tokens + response_tokens) AS tokens,
+       sum(total_cost) AS cost_usd, countIf(status_code != 200) AS failed,
+       countIf(has(flags, 'unknown_model')) AS unpriced
+FROM interactions
+GROUP BY tenant_id, tool_name
+ORDER BY tenant_id, tool_name
+"""
+
+
+@click.command("demo")
+@click.option("--rounds", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="How many times to run the scripted app (11 LLM calls a round).")
+@store_options
+def command(rounds: int, settings: Settings) -> None:
+    """Run the whole product once, locally, with nothing to configure.
+
+    Starts an OpenAI-compatible stub LLM on 127.0.0.1, runs a scripted multi-tenant app
+    (a health assistant, contract review, an HR helpdesk; prompts with PII and PHI;
+    streaming; a provider error; an unknown model; a call with no tenant) through the
+    real openai client under `opentelemetry-instrument`, then prints what landed in the
+    audit store. Run it again to add more records.
+
+    \b
+    Examples:
+      genai-audit demo
+      genai-audit demo --rounds 20 --dsn ./demo-data
+    """
+    dsn = resolve_dsn(settings.dsn)
+    click.echo(f"genai-audit demo: store {dsn}", err=True)
+    with click.progressbar(length=rounds * 11, label="LLM calls", file=click.get_text_stream(
+            "stderr")) as bar:
+        seen = [0]
+
+        def progress(done: int, total: int) -> None:
+            bar.update(done - seen[0])
+            seen[0] = done
+
+        try:
+            run = run_demo(dsn, settings.database, rounds, progress)
+        except DemoError as exc:
+            raise CommandError(str(exc)) from exc
+    store = open_store(settings)
+    result = store.query(_SUMMARY_SQL)
+    click.echo(f"\n{run.calls} LLM calls audited ({run.expected_errors} failed at the "
+               "provider, recorded with their status).\n")
+    click.echo(format_table(list(result.column_names), result.result_rows))

@@ -1,0 +1,109 @@
+"""The ClickHouse exporter against the real embedded engine."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from genai_audit.clickhouse.errors import StoreUnavailable
+from genai_audit.clickhouse.store import Store
+from genai_audit.config import Settings
+from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
+from genai_audit.processor.factory import default_pipeline
+
+pytestmark = pytest.mark.integration
+
+
+class FlakyStore(Store):
+    """A real store whose insert lands but then reports a lost connection (the classic
+    'did my write happen?' case), ``failures`` times; or fails before inserting."""
+
+    def __init__(self, inner: Store, failures: int, land_first: bool = True) -> None:
+        super().__init__(inner.client, inner.dsn, inner.database)
+        self.failures, self.land_first, self.inserts = failures, land_first, 0
+
+    def insert(self, table, rows, column_names, settings=None):  # type: ignore[override]
+        self.inserts += 1
+        if self.failures > 0:
+            self.failures -= 1
+            if self.land_first:
+                super().insert(table, rows, column_names, settings)
+            raise StoreUnavailable("connection reset by peer")
+        super().insert(table, rows, column_names, settings)
+
+
+def _exporter(store: Store, keystore, **settings) -> ClickHouseSpanExporter:
+    s = Settings.load(settings, env={})
+    return ClickHouseSpanExporter(s, store=store, pipeline=default_pipeline(s, keystore),
+                                  sleep=lambda _s: None)
+
+
+def test_spans_become_rows(store, keystore, make_span):
+    exporter = _exporter(store, keystore)
+    spans = [make_span(), make_span(**{"tenant.id": "globex", "genai_audit.tool": "contract_review"})]
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    rows = store.rows("SELECT tenant_id, tool_name, prompt_tokens, response_tokens, total_cost, "
+                      "status_code, length(prompt_hash), record_version FROM interactions "
+                      "ORDER BY tenant_id")
+    assert [r[:4] for r in rows] == [("acme", "hr_helpdesk", 10, 20),
+                                     ("globex", "contract_review", 10, 20)]
+    assert all(r[4] > 0 and r[5] == 200 and r[6] == 32 and r[7] == 1 for r in rows)
+
+
+def test_a_retried_batch_does_not_duplicate(store, keystore, make_span):
+    flaky = FlakyStore(store, failures=1, land_first=True)
+    exporter = _exporter(flaky, keystore)
+    spans = [make_span() for _ in range(5)]
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    assert flaky.inserts == 2 and exporter.stats["retries"] == 1
+    assert store.scalar("SELECT count() FROM interactions") == 5
+    # a later replay of the same spans (collector retry, spool replay) is dropped too
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    assert store.scalar("SELECT count() FROM interactions") == 5
+
+
+def test_retries_are_bounded_and_failure_is_reported_not_raised(store, keystore, make_span):
+    flaky = FlakyStore(store, failures=10, land_first=False)
+    exporter = _exporter(flaky, keystore, max_retries=2)
+    assert exporter.export([make_span()]) is SpanExportResult.FAILURE
+    assert flaky.inserts == 3 and exporter.stats["failed_batches"] == 1
+    assert store.scalar("SELECT count() FROM interactions") == 0
+
+
+def test_unreachable_store_fails_cleanly(keystore, make_span):
+    exporter = ClickHouseSpanExporter(
+        Settings.load({"dsn": "http://127.0.0.1:9/", "max_retries": 1,
+                       "export_timeout_ms": 2000}, env={}), sleep=lambda _s: None)
+    assert exporter.export([make_span()]) is SpanExportResult.FAILURE
+    assert exporter.warm_up() is False
+    exporter.shutdown()
+    exporter.shutdown()
+    assert exporter.export([make_span()]) is SpanExportResult.FAILURE
+
+
+def test_bad_spans_still_land_with_flags(store, keystore, make_span):
+    exporter = _exporter(store, keystore)
+    spans = [make_span(**{"gen_ai.input.messages": "{broken", "tenant.id": None}),
+             make_span(**{"gen_ai.usage.output_tokens": None,
+                          "enduser.id": "b\udcffob"}),
+             make_span(**{"gen_ai.request.model": "mystery-model",
+                          "gen_ai.response.model": None})]
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    rows = dict(store.rows("SELECT arrayStringConcat(flags, ','), tenant_id FROM interactions"))
+    assert rows == {"malformed_input_messages,unattributed": "_unattributed",
+                    "invalid_utf8,missing_usage": "acme", "unknown_model": "acme"}
+
+
+def test_export_runs_with_instrumentation_suppressed(store, keystore, make_span):
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_value
+
+    seen = []
+
+    class Spy(Store):
+        def insert(self, *args, **kwargs):  # type: ignore[override]
+            seen.append(get_value(_SUPPRESS_INSTRUMENTATION_KEY))
+            return super().insert(*args, **kwargs)
+
+    exporter = _exporter(Spy(store.client, store.dsn, store.database), keystore)
+    exporter.export([make_span()])
+    assert seen == [True]

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from genai_audit.config import Settings
+from genai_audit.instrumentation import audit_context
+from genai_audit.processor.span_processor import AuditDurabilityError, ComplianceSpanProcessor
+
+GENAI = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"}
+
+
+class CollectingExporter(SpanExporter):
+    """An in-memory exporter with a switchable result and an optional gate."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+        self.result = SpanExportResult.SUCCESS
+        self.gate = threading.Event()
+        self.gate.set()
+        self.shutdowns = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.gate.wait(5)
+        if self.result is SpanExportResult.SUCCESS:
+            self.spans.extend(spans)
+        return self.result
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+
+
+def _setup(**settings):
+    exporter = CollectingExporter()
+    processor = ComplianceSpanProcessor(exporter, Settings.load(settings, env={}))
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    return exporter, processor, provider.get_tracer("t")
+
+
+def test_baggage_is_stamped_and_non_genai_spans_are_dropped():
+    exporter, processor, tracer = _setup()
+    with audit_context(tenant_id="acme", user_id="u1", tool_name="hr_helpdesk"):
+        with tracer.start_as_current_span("openai.chat", attributes=GENAI):
+            pass
+        with tracer.start_as_current_span("db.query"):
+            pass
+    assert processor.force_flush(5000)
+    [span] = exporter.spans
+    assert span.attributes["tenant.id"] == "acme" and span.attributes["enduser.id"] == "u1"
+    assert span.attributes["genai_audit.tool"] == "hr_helpdesk"
+    processor.shutdown()
+
+
+def test_explicit_span_attributes_win_over_baggage():
+    exporter, processor, tracer = _setup()
+    with audit_context(tenant_id="acme"):
+        with tracer.start_as_current_span("c", attributes={**GENAI, "tenant.id": "own"}):
+            pass
+    processor.force_flush(5000)
+    assert exporter.spans[0].attributes["tenant.id"] == "own"
+    processor.shutdown()
+
+
+def test_async_mode_does_not_wait_for_the_store():
+    exporter, processor, tracer = _setup()
+    exporter.gate.clear()  # the store is slow
+    with tracer.start_as_current_span("c", attributes=GENAI):
+        pass  # returns although the export is blocked
+    assert exporter.spans == []
+    exporter.gate.set()
+    assert processor.force_flush(5000) and len(exporter.spans) == 1
+    processor.shutdown()
+
+
+def test_sync_tool_is_stored_before_the_call_returns():
+    exporter, processor, tracer = _setup(sync_tools="contract_review", schedule_delay_ms=60_000)
+    with audit_context(tenant_id="acme", tool_name="contract_review"):
+        with tracer.start_as_current_span("c", attributes=GENAI):
+            pass
+    assert len(exporter.spans) == 1  # no flush needed: on_end waited for the write
+    processor.shutdown()
+
+
+def test_sync_failure_raises_into_the_application():
+    exporter, processor, tracer = _setup(sync_tools="contract_review", sync_timeout_ms=200)
+    exporter.result = SpanExportResult.FAILURE
+    with audit_context(tenant_id="acme", tool_name="contract_review"):
+        span = tracer.start_span("c", attributes=GENAI)
+        with pytest.raises(AuditDurabilityError, match="failed for tool contract_review"):
+            span.end()
+    processor.shutdown()
+
+
+def test_sync_timeout_with_continue_policy_logs_an_alarm(caplog):
+    exporter, processor, tracer = _setup(sync_tools="hr", sync_timeout_ms=100,
+                                         sync_on_failure="continue")
+    exporter.gate.clear()
+    with caplog.at_level(logging.ERROR), audit_context(tenant_id="acme", tool_name="hr"):
+        with tracer.start_as_current_span("c", attributes=GENAI):
+            pass
+    assert "ALARM" in caplog.text and "timed out after 100 ms" in caplog.text
+    exporter.gate.set()
+    processor.shutdown()
+    assert len(exporter.spans) == 1  # written late, not lost
+
+
+def test_full_queue_counts_and_logs_drops(caplog):
+    exporter, processor, tracer = _setup(max_queue_size=2, max_batch_size=100,
+                                         schedule_delay_ms=60_000)
+    exporter.gate.clear()
+    with caplog.at_level(logging.ERROR):
+        for _ in range(4):
+            with tracer.start_as_current_span("c", attributes=GENAI):
+                pass
+    assert processor.dropped >= 1 and "NOT recorded" in caplog.text
+    exporter.gate.set()
+    processor.shutdown()
+
+
+def test_shutdown_flushes_is_idempotent_and_bounded():
+    exporter, processor, tracer = _setup(schedule_delay_ms=60_000)
+    for _ in range(3):
+        with tracer.start_as_current_span("c", attributes=GENAI):
+            pass
+    processor.shutdown()
+    processor.shutdown()
+    assert len(exporter.spans) == 3 and exporter.shutdowns == 1
+    assert processor.force_flush(10)
