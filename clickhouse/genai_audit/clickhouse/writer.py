@@ -71,6 +71,8 @@ class InteractionWriter:
 
     def insert(self, batch: PreparedBatch) -> None:
         """Insert a prepared batch; safe to call again with the same batch."""
+        if not batch.rows:
+            return
         self.store.insert(batch.table, batch.rows, batch.columns,
                           settings={"insert_deduplication_token": batch.token})
 

@@ -12,6 +12,10 @@ deduplication token is the hash of its leaves, so a retry is byte-identical and 
 drops it if the first attempt had landed. ``committed`` records a batch that landed;
 ``failed`` one that was given up: its positions stay reserved (a spool may still replay
 it), and the tenant's next batch opens a fresh log, so checkpoints never wait on a hole.
+A record this session already committed (same id: the same span exported again) is left
+out of later batches, so an in-process replay adds nothing; a replay through another
+writer process lands as a second copy in that writer's log (verify stays clean; the
+duplicate id is visible to any query).
 
 Checkpoints. After ``checkpoint_records`` committed records or ``checkpoint_seconds``
 (at the next commit, on the timer, and on ``flush``/``close``), each log's contiguous
@@ -29,6 +33,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +58,7 @@ from genai_audit.clickhouse.store import Store
 _log = logging.getLogger(__name__)
 
 CHECKPOINTS_TABLE = "ledger_checkpoints"
+SEEN_IDS = 200_000  # committed record ids remembered to keep in-process replays idempotent
 CHECKPOINT_COLUMNS = ("log_id", "source_table", "tenant_id", "tree_size", "root_hash",
                       "prev_size", "consistency_proof", "leaf_hashes", "record_ids", "note")
 
@@ -130,6 +136,7 @@ class Ledger:
         self._open: dict[str, _Log] = {}  # by tenant: the log new rows go to
         self._assign_lock = threading.Lock()
         self._commit_lock = threading.Lock()
+        self._seen: OrderedDict[str, None] = OrderedDict()
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
         self.stats = {"checkpoints": 0, "checkpoint_failures": 0}
@@ -148,9 +155,12 @@ class Ledger:
 
     # -- hot path -------------------------------------------------------------------
     def prepare(self, rows: Sequence[Sequence[Any]]) -> PreparedBatch:
-        """Give every row its log, position and leaf hash (once: retry the returned batch)."""
+        """Give every row its log, position and leaf hash (once: retry the returned batch).
+        Rows whose record this session already committed are left out."""
         placed: list[tuple[str, int]] = []
         with self._assign_lock:
+            if self._seen:
+                rows = [r for r in rows if str(r[self._id_idx]) not in self._seen]
             for row in rows:
                 log = self._log_for(str(row[self._tenant_idx]))
                 placed.append((log.log_id, log.next_index))
@@ -184,6 +194,11 @@ class Ledger:
 
     def committed(self, batch: PreparedBatch) -> None:
         """The batch landed: its leaves may now be covered by a checkpoint."""
+        with self._assign_lock:
+            for e in batch.entries:
+                self._seen[str(e.record_id)] = None
+            while len(self._seen) > SEEN_IDS:
+                self._seen.popitem(last=False)
         with self._commit_lock:
             for e in batch.entries:
                 self._logs[e.log_id].done[e.index] = (e.leaf, e.record_id)
