@@ -6,13 +6,22 @@ import sys
 
 import click
 
-from genai_audit.cli import demo_cmd, init_cmd, query_cmd
+from genai_audit.cli import (
+    checkpoint_cmd,
+    demo_cmd,
+    init_cmd,
+    prove_cmd,
+    query_cmd,
+    verify_cmd,
+    verify_proof_cmd,
+)
 from genai_audit.cli.common import EXIT_ERROR
 from genai_audit.clickhouse.errors import StoreError
 from genai_audit.config import SettingsError
 from genai_audit.keystore import KeyStoreError
 
-COMMANDS = [init_cmd, demo_cmd, query_cmd]
+COMMANDS = [init_cmd, demo_cmd, query_cmd, verify_cmd, prove_cmd, verify_proof_cmd,
+            checkpoint_cmd]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

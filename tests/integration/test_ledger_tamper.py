@@ -194,3 +194,15 @@ def test_whole_log_and_its_checkpoints_deleted_is_caught_by_an_exported_anchor(
     result = run(store, keystore, anchors=anchors)  # ...except the auditor's copy
     assert [(f.kind, f.position) for f in result.findings] == [("truncated", 0)]
     assert f"({N} records, 0 still present)" in result.findings[0].detail
+
+
+def test_tail_and_newest_checkpoint_removed_is_caught_by_an_exported_anchor(
+        store, keystore, populated):
+    from genai_audit.clickhouse.ledger.export import export_checkpoints, read_anchors
+    anchors = read_anchors(export_checkpoints(store, keystore.signing_key().public_key()))
+    store.command("ALTER TABLE interactions DELETE WHERE log_index >= 50", settings=SYNC)
+    store.command("ALTER TABLE ledger_checkpoints DELETE WHERE tree_size = 60", settings=SYNC)
+    assert run(store, keystore).ok  # consistent with the remaining checkpoint at 40...
+    result = run(store, keystore, anchors=anchors)  # ...but not with the auditor's copy
+    assert [(f.kind, f.position) for f in result.findings] == [("truncated", 40)]
+    assert "(20 records, 10 still present)" in result.findings[0].detail

@@ -50,7 +50,8 @@ def raw_public_key(key: Ed25519PublicKey) -> bytes:
 
 
 def key_id(name: str, public: Ed25519PublicKey) -> bytes:
-    return hashlib.sha256(name.encode() + b"\n" + ED25519_TYPE + raw_public_key(public)).digest()[:4]
+    material = name.encode() + b"\n" + ED25519_TYPE + raw_public_key(public)
+    return hashlib.sha256(material).digest()[:4]
 
 
 def verifier_key(public: Ed25519PublicKey, name: str = KEY_NAME) -> str:

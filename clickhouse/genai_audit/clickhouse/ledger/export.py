@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from genai_audit.clickhouse.ledger import checkpoint as notes
-from genai_audit.clickhouse.ledger.log import CHECKPOINTS_TABLE
+from genai_audit.clickhouse.ledger.leaf import compose
 from genai_audit.clickhouse.store import Store
 
 EXPORT_FORMAT = "genai-audit/checkpoints/v1"
@@ -25,9 +25,8 @@ def export_checkpoints(store: Store, public_key: Ed25519PublicKey,
     """The latest checkpoint of every log whose signature verifies, as JSON text.
     Raises ``NoteError`` if a latest checkpoint does not verify (nothing is anchored then)."""
     where, params = ("WHERE tenant_id = {t:String}", {"t": tenant}) if tenant else ("", {})
-    rows = store.rows(
-        f"SELECT log_id, argMax(note, tree_size) FROM {CHECKPOINTS_TABLE} {where} "  # noqa: S608
-        "GROUP BY log_id ORDER BY log_id", params)
+    rows = store.rows(compose("SELECT log_id, argMax(note, tree_size) FROM ledger_checkpoints "
+                              "<where> GROUP BY log_id ORDER BY log_id", where=where), params)
     out = []
     for log_id, note in rows:
         try:

@@ -29,6 +29,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from genai_audit.clickhouse.dsn import validate_identifier
+
 LEDGER_COLUMNS = ("log_id", "log_index", "leaf_version", "leaf_hash")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -63,6 +65,9 @@ class LeafSchema:
     table: str
     versions: Mapping[int, tuple[Field, ...]]
     not_covered: frozenset[str]  # stored columns deliberately outside the leaf, with reason
+
+    def __post_init__(self) -> None:
+        validate_identifier(self.table, "table")
 
     @property
     def current(self) -> int:
@@ -181,11 +186,20 @@ def compute_leaf_hash(schema: LeafSchema, version: int, log_id: str, log_index: 
 # -- SQL side (verify) ------------------------------------------------------------------
 # Built only from this module's constants (column names are fixed identifiers, never input).
 
+def compose(template: str, **fragments: str) -> str:
+    """SQL text from a template and fragments this package generates (the schema's table
+    name, the leaf expression, fixed conditions): ``<name>`` marks where each goes, so
+    ClickHouse's ``{param:Type}`` placeholders pass through. Values never go through here:
+    they are always bound parameters."""
+    for name, fragment in fragments.items():
+        template = template.replace(f"<{name}>", fragment)
+    return template
+
 def _sql_ns(expr: str) -> str:
     return f"concat(toString(length({expr})), ':', {expr}, ',')"
 
 
-def _sql_value(field: Field) -> str:
+def sql_value(field: Field) -> str:
     c = f"`{field.column}`"
     kind = field.kind
     if kind in (Kind.STRING, Kind.BYTES):
@@ -210,7 +224,7 @@ def _sql_value(field: Field) -> str:
 def sql_leaf_data(schema: LeafSchema, version: int) -> str:
     tag = schema.tag(version).decode()
     parts = [_sql_ns(f"'{tag}'"), _sql_ns("toString(`log_id`)"), _sql_ns("toString(`log_index`)")]
-    parts.extend(_sql_ns(_sql_value(f)) for f in schema.fields(version))
+    parts.extend(_sql_ns(sql_value(f)) for f in schema.fields(version))
     return "concat(" + ", ".join(parts) + ")"
 
 

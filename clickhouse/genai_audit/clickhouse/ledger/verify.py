@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from genai_audit.clickhouse.ledger import checkpoint as notes
 from genai_audit.clickhouse.ledger import merkle
-from genai_audit.clickhouse.ledger.leaf import INTERACTIONS, LeafSchema, sql_leaf_hash
-from genai_audit.clickhouse.ledger.log import CHECKPOINTS_TABLE, origin_for
+from genai_audit.clickhouse.ledger.leaf import INTERACTIONS, LeafSchema, compose, sql_leaf_hash
+from genai_audit.clickhouse.ledger.log import origin_for
 from genai_audit.clickhouse.store import Store
 
 MODIFIED, DELETED, INSERTED, REORDERED, TRUNCATED = (
@@ -114,8 +114,9 @@ class Verifier:
 
     def total_records(self, tenant: str | None = None) -> int:
         where, params = ("WHERE tenant_id = {t:String}", {"t": tenant}) if tenant else ("", {})
-        return int(self.store.scalar(f"SELECT count() FROM {self.schema.table} {where}",
-                                     params) or 0)
+        sql = compose("SELECT count() FROM <table> <where>", table=self.schema.table,
+                      where=where)
+        return int(self.store.scalar(sql, params) or 0)
 
     # -- which logs --------------------------------------------------------------------
     def _select_logs(self, tenant: str | None, since: datetime | None, until: datetime | None,
@@ -134,9 +135,10 @@ class Verifier:
             params["until"] = until
         where = ("WHERE " + " AND ".join(conds)) if conds else ""
         logs = {str(r[0]) for r in self.store.rows(
-            f"SELECT DISTINCT log_id FROM {table} {where}", params)}
+            compose("SELECT DISTINCT log_id FROM <table> <where>", table=table, where=where),
+            params)}
         if since is None and until is None:  # logs whose rows may all be gone
-            cp_sql = (f"SELECT DISTINCT log_id FROM {CHECKPOINTS_TABLE} "
+            cp_sql = ("SELECT DISTINCT log_id FROM ledger_checkpoints "
                       "WHERE source_table = {table:String}")
             if tenant is not None:
                 cp_sql += " AND tenant_id = {tenant:String}"
@@ -145,17 +147,18 @@ class Verifier:
             logs |= {log_id for log_id, _ in anchors if log_id.startswith(prefix)}
         if "" in logs:
             logs.discard("")
-            for (record_id,) in self.store.rows(
-                    f"SELECT toString(id) FROM {table} WHERE log_id = '' "
-                    + (f"AND {' AND '.join(conds)}" if conds else ""), params):
+            sql = compose("SELECT toString(id) FROM <table> WHERE log_id = '' <and>",
+                          table=table, **{"and": "".join(" AND " + c for c in conds)})
+            for (record_id,) in self.store.rows(sql, params):
                 result.findings.append(Finding(INSERTED, "", None, str(record_id),
                                                "record belongs to no log (written around "
                                                "the ledger)"))
         counts = dict.fromkeys(logs, 0)
         if logs:
             for log_id, n in self.store.rows(
-                    f"SELECT log_id, count() FROM {table} WHERE log_id IN {{logs:Array(String)}}"
-                    " GROUP BY log_id", {"logs": sorted(logs)}):
+                    compose("SELECT log_id, count() FROM <table> "
+                            "WHERE log_id IN {logs:Array(String)} GROUP BY log_id", table=table),
+                    {"logs": sorted(logs)}):
                 counts[str(log_id)] = int(n)
         return counts
 
@@ -166,8 +169,8 @@ class Verifier:
         if not logs:
             return valid
         rows = self.store.rows(
-            f"SELECT log_id, tree_size, hex(root_hash), prev_size, "
-            f"arrayMap(x -> hex(x), consistency_proof), note FROM {CHECKPOINTS_TABLE} "
+            "SELECT log_id, tree_size, hex(root_hash), prev_size, "
+            "arrayMap(x -> hex(x), consistency_proof), note FROM ledger_checkpoints "
             "WHERE log_id IN {logs:Array(String)} ORDER BY log_id, tree_size",
             {"logs": logs})
         for log_id, size, root_hex, prev_size, proof_hex, note in rows:
@@ -242,26 +245,25 @@ class Verifier:
         # One column (st) carries the statistics up through the levels: selecting several
         # carried columns at the top makes ClickHouse's analyzer time grow 4x per level.
         levels = max(1, max(max(s) for s in sizes.values()).bit_length())
-        inner = (
+        inner = compose(
             "SELECT tuple(log_id, n, lo, hi, uniq, bad, size) AS st,"
             " arraySlice(leaves, 1, size) AS l0 FROM ("
             " SELECT log_id, count() AS n, min(log_index) AS lo, max(log_index) AS hi,"
             " uniqExact(log_index) AS uniq, countIf(r != leaf_hash) AS bad,"
             " arraySort((h, i) -> i, groupArray(r), groupArray(log_index)) AS leaves"
-            f" FROM (SELECT log_id, log_index, leaf_hash, {self._leaf_sql} AS r"
-            f" FROM {self.schema.table} WHERE log_id IN {{logs:Array(String)}})"
+            " FROM (SELECT log_id, log_index, leaf_hash, <leaf> AS r"
+            " FROM <table> WHERE log_id IN {logs:Array(String)})"
             " GROUP BY log_id"
             ") ARRAY JOIN {sizes:Array(Array(UInt64))}[indexOf({logs:Array(String)}, log_id)]"
-            " AS size")
+            " AS size", leaf=self._leaf_sql, table=self.schema.table)
         for k in range(1, levels + 1):
-            p = f"l{k - 1}"
-            inner = (
-                f"SELECT st, arrayFilter((x, i) -> i % 2 = 1, {p}, arrayEnumerate({p})) AS o,"
-                f" arrayFilter((x, i) -> i % 2 = 0, {p}, arrayEnumerate({p})) AS e,"
+            inner = compose(
+                "SELECT st, arrayFilter((x, i) -> i % 2 = 1, <p>, arrayEnumerate(<p>)) AS o,"
+                " arrayFilter((x, i) -> i % 2 = 0, <p>, arrayEnumerate(<p>)) AS e,"
                 " arrayConcat(arrayMap((a, b) -> SHA256(concat(char(1), a, b)),"
                 " arraySlice(o, 1, length(e)), e), if(length(o) > length(e), [o[-1]], []))"
-                f" AS l{k} FROM ({inner})")
-        sql = f"SELECT st, hex(l{levels}[1]) FROM ({inner})"
+                " AS <level> FROM (<inner>)", p=f"l{k - 1}", level=f"l{k}", inner=inner)
+        sql = compose("SELECT st, hex(<top>[1]) FROM (<inner>)", top=f"l{levels}", inner=inner)
         out: dict[str, _LogStats] = {}
         for st, root_hex in self.store.rows(
                 sql, {"logs": logs, "sizes": [sizes[log_id] for log_id in logs]}):
@@ -336,8 +338,9 @@ class _Diagnosis:
     def _rows(self) -> list[_Row]:
         return [_Row(int(p), str(i), bytes.fromhex(s), bytes.fromhex(r))
                 for p, i, s, r in self.v.store.rows(
-                    f"SELECT log_index, toString(id), hex(leaf_hash), hex({self.v._leaf_sql}) "
-                    f"FROM {self.v.schema.table} WHERE log_id = {{log:String}}",
+                    compose("SELECT log_index, toString(id), hex(leaf_hash), hex(<leaf>) "
+                            "FROM <table> WHERE log_id = {log:String}", leaf=self.v._leaf_sql,
+                            table=self.v.schema.table),
                     {"log": self.log_id})]
 
     def _authenticated(self, by_pos: dict[int, list[_Row]]) -> tuple[list[bytes], list[str]]:
@@ -350,7 +353,7 @@ class _Diagnosis:
         pending_ids: list[str] = []
         for size, prev, leaves_hex, rec_ids in self.v.store.rows(
                 "SELECT tree_size, prev_size, hex(leaf_hashes), "
-                f"arrayMap(x -> toString(x), record_ids) FROM {CHECKPOINTS_TABLE} "
+                "arrayMap(x -> toString(x), record_ids) FROM ledger_checkpoints "
                 "WHERE log_id = {log:String} ORDER BY tree_size", {"log": self.log_id}):
             size, prev = int(size), int(prev)
             blob = bytes.fromhex(leaves_hex)
@@ -393,9 +396,11 @@ class _Diagnosis:
                     compact = ext.compact_range()
                 else:
                     start = len(auth)
-                    present = sum(1 for p in range(start, a.size) if p in by_pos)
-                    gone = not any(p >= start for p in by_pos)
-                    self.find(TRUNCATED if gone else MODIFIED, start, None,
+                    missing = [p for p in range(start, a.size) if p not in by_pos]
+                    present = a.size - start - len(missing)
+                    cut = bool(missing) and missing == list(range(missing[0], a.size)) and (
+                        not any(p >= missing[0] for p in by_pos))
+                    self.find(TRUNCATED if cut else MODIFIED, start, None,
                               f"positions {start}..{a.size - 1} ({a.size - start} records, "
                               f"{present} still present) do not match the exported checkpoint "
                               f"at size {a.size}, and the store no longer holds the checkpoints"
