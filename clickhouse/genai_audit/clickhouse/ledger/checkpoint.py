@@ -76,7 +76,7 @@ def load_public_key(text: str) -> tuple[str, Ed25519PublicKey]:
         if not isinstance(key, Ed25519PublicKey):
             raise NoteError("the PEM key is not an Ed25519 public key")
         return KEY_NAME, key
-    parts = text.split("+")
+    parts = text.split("+", 2)  # name and key ID hold no "+"; base64 may
     if len(parts) != 3:
         raise NoteError("expected a PEM public key or a '<name>+<id>+<key>' verifier key")
     name, kid, payload = parts
