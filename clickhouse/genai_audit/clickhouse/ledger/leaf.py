@@ -221,17 +221,23 @@ def sql_value(field: Field) -> str:
     raise ValueError(f"unknown kind {kind}")
 
 
-def sql_leaf_data(schema: LeafSchema, version: int) -> str:
+def _sql_leaf_parts(schema: LeafSchema, version: int) -> str:
+    """The ``concat`` arguments of the leaf data: one flat concat (nested ones are about a
+    quarter slower on a million rows)."""
     tag = schema.tag(version).decode()
-    parts = [_sql_ns(f"'{tag}'"), _sql_ns("toString(`log_id`)"), _sql_ns("toString(`log_index`)")]
-    parts.extend(_sql_ns(sql_value(f)) for f in schema.fields(version))
-    return "concat(" + ", ".join(parts) + ")"
+    values = [f"'{tag}'", "toString(`log_id`)", "toString(`log_index`)"]
+    values += [sql_value(f) for f in schema.fields(version)]
+    return ", ".join(f"toString(length({v})), ':', {v}, ','" for v in values)
+
+
+def sql_leaf_data(schema: LeafSchema, version: int) -> str:
+    return f"concat({_sql_leaf_parts(schema, version)})"
 
 
 def sql_leaf_hash(schema: LeafSchema) -> str:
     """``FixedString(32)`` leaf hash recomputed from the row; zeros for an unknown version."""
     expr = "toFixedString(repeat(char(0), 32), 32)"
     for version in sorted(schema.versions):
-        data = sql_leaf_data(schema, version)
-        expr = f"if(`leaf_version` = {version}, SHA256(concat(char(0), {data})), {expr})"
+        parts = _sql_leaf_parts(schema, version)
+        expr = f"if(`leaf_version` = {version}, SHA256(concat(char(0), {parts})), {expr})"
     return expr

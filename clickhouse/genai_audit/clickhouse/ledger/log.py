@@ -250,27 +250,46 @@ class Ledger:
             new.append(log.done[log.size + len(new)])
         if not new:
             return False
-        size = log.size + len(new)
-        ext = merkle.Extension(log.size, log.compact, [leaf for leaf, _ in new])
-        root = ext.mth(0, size)
-        proof = merkle.consistency_proof(ext.mth, log.size, size)
-        if not merkle.verify_consistency(log.size, size, log.root, root, proof):
-            raise LedgerError(f"log {log.log_id}: checkpoint {size} is not consistent with "
-                              f"checkpoint {log.size}")
-        note = notes.sign(notes.Checkpoint(origin_for(self.store.database, log.log_id), size,
-                                           root), self._key)
-        row = [log.log_id, self.schema.table, log.tenant_id, size, root, log.size, proof,
-               b"".join(leaf for leaf, _ in new), [rid for _, rid in new], note]
+        signed = sign_extension(self.store.database, self.schema.table, log.log_id,
+                                log.tenant_id, log.size, log.compact, log.root, new, self._key)
         try:
-            self.store.insert(CHECKPOINTS_TABLE, [row], CHECKPOINT_COLUMNS)
+            self.store.insert(CHECKPOINTS_TABLE, [signed.row], CHECKPOINT_COLUMNS)
         except StoreError as exc:
             self.stats["checkpoint_failures"] += 1
             _log.warning("ledger checkpoint of %s at %d failed (%s); retried later",
-                         log.log_id, size, type(exc).__name__)
+                         log.log_id, signed.size, type(exc).__name__)
             return False
-        for i in range(log.size, size):
+        for i in range(log.size, signed.size):
             del log.done[i]
-        log.size, log.compact, log.root = size, ext.compact_range(), root
+        log.size, log.compact, log.root = signed.size, signed.compact, signed.root
         log.last_checkpoint = self._clock()
         self.stats["checkpoints"] += 1
         return True
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    size: int
+    root: bytes
+    compact: list[bytes]
+    row: list[Any]  # in CHECKPOINT_COLUMNS order
+
+
+def sign_extension(database: str, table: str, log_id: str, tenant_id: str, old_size: int,
+                   old_compact: Sequence[bytes], old_root: bytes,
+                   new: Sequence[tuple[bytes, uuid.UUID]],
+                   key: Ed25519PrivateKey) -> SignedCheckpoint:
+    """The next checkpoint of a log: its root from the previous compact range and the new
+    leaves, a consistency proof from the previous checkpoint (checked here, before signing),
+    the signed note, and the ``ledger_checkpoints`` row."""
+    size = old_size + len(new)
+    ext = merkle.Extension(old_size, old_compact, [leaf for leaf, _ in new])
+    root = ext.mth(0, size)
+    proof = merkle.consistency_proof(ext.mth, old_size, size)
+    if not merkle.verify_consistency(old_size, size, old_root, root, proof):
+        raise LedgerError(f"log {log_id}: checkpoint {size} is not consistent with "
+                          f"checkpoint {old_size}")
+    note = notes.sign(notes.Checkpoint(origin_for(database, log_id), size, root), key)
+    row = [log_id, table, tenant_id, size, root, old_size, proof,
+           b"".join(leaf for leaf, _ in new), [rid for _, rid in new], note]
+    return SignedCheckpoint(size, root, ext.compact_range(), row)

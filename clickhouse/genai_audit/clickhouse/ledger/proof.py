@@ -101,8 +101,8 @@ def _checkpoint_covering(store: Store, log_id: str, index: int,
 
 def _log_leaves(store: Store, schema: LeafSchema, log_id: str, size: int) -> list[bytes]:
     blob_hex, n = store.rows(compose(
-        "SELECT hex(arrayStringConcat(arraySort((h, i) -> i, groupArray(toString(r)), "
-        "groupArray(log_index)))), count() FROM ("
+        "SELECT arrayStringConcat(arraySort((h, i) -> i, groupArray(hex(r)), "
+        "groupArray(log_index))), count() FROM ("
         "SELECT log_index, <leaf> AS r FROM <table> "
         "WHERE log_id = {l:String} AND log_index < {s:UInt64})", leaf=sql_leaf_hash(schema),
         table=schema.table), {"l": log_id, "s": size})[0]
