@@ -23,9 +23,9 @@ from __future__ import annotations
 import enum
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -33,7 +33,6 @@ from genai_audit.clickhouse.dsn import validate_identifier
 
 LEDGER_COLUMNS = ("log_id", "log_index", "leaf_version", "leaf_hash")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = timedelta(microseconds=1)
 DECIMAL_SCALE = 9
 _QUANTUM = Decimal(1).scaleb(-DECIMAL_SCALE)
 
@@ -138,31 +137,47 @@ def quantize_decimal(value: Decimal) -> Decimal:
 def _micros(value: datetime) -> int:
     if value.tzinfo is None:
         raise ValueError("leaf encoding needs timezone-aware datetimes")
-    return (value - _EPOCH) // _MICRO
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _string(value: Any) -> bytes:
+    return (value if value.__class__ is str else str(value)).encode("utf-8")
+
+
+def _uuid(value: Any) -> bytes:
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))).encode()
+
+
+def _string_array(value: Any) -> bytes:
+    return b"".join(ns(_string(v)) for v in value)
+
+
+def _string_int_map(value: Any) -> bytes:
+    items = sorted((_string(k), int(v)) for k, v in dict(value).items())
+    return b"".join(ns(k) + ns(b"%d" % v) for k, v in items)
+
+
+_ENCODERS: dict[Kind, Callable[[Any], bytes]] = {
+    Kind.STRING: _string,
+    Kind.BYTES: bytes,
+    Kind.UUID: _uuid,
+    Kind.INT: lambda v: b"%d" % int(v),
+    Kind.BOOL: lambda v: b"1" if v else b"0",
+    Kind.DECIMAL: lambda v: format(quantize_decimal(Decimal(v)), "f").encode(),
+    Kind.DATETIME64: lambda v: b"%d" % _micros(v),
+    Kind.STRING_ARRAY: _string_array,
+    Kind.STRING_INT_MAP: _string_int_map,
+}
+
+
+# per (table, version): the framed schema tag and each field's encoder, in order
+_PLANS: dict[tuple[str, int], tuple[bytes, list[Callable[[Any], bytes]]]] = {}
 
 
 def value_bytes(kind: Kind, value: Any) -> bytes:
     """One column value as the bytes the leaf covers (before the netstring frame)."""
-    if kind is Kind.STRING:
-        return str(value).encode("utf-8")
-    if kind is Kind.BYTES:
-        return bytes(value)
-    if kind is Kind.UUID:
-        return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))).encode()
-    if kind is Kind.INT:
-        return b"%d" % int(value)
-    if kind is Kind.BOOL:
-        return b"1" if value else b"0"
-    if kind is Kind.DECIMAL:
-        return format(quantize_decimal(Decimal(value)), "f").encode()
-    if kind is Kind.DATETIME64:
-        return b"%d" % _micros(value)
-    if kind is Kind.STRING_ARRAY:
-        return b"".join(ns(str(v).encode("utf-8")) for v in value)
-    if kind is Kind.STRING_INT_MAP:
-        items = sorted((str(k).encode("utf-8"), int(v)) for k, v in dict(value).items())
-        return b"".join(ns(k) + ns(b"%d" % v) for k, v in items)
-    raise ValueError(f"unknown kind {kind}")
+    return _ENCODERS[kind](value)
 
 
 def leaf_data(schema: LeafSchema, version: int, log_id: str, log_index: int,
@@ -172,8 +187,15 @@ def leaf_data(schema: LeafSchema, version: int, log_id: str, log_index: int,
     if len(values) != len(fields):
         raise ValueError(f"{schema.table} v{version} covers {len(fields)} columns, "
                          f"got {len(values)} values")
-    parts = [ns(schema.tag(version)), ns(log_id.encode("utf-8")), ns(b"%d" % log_index)]
-    parts.extend(ns(value_bytes(f.kind, v)) for f, v in zip(fields, values, strict=True))
+    key = (schema.table, version)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _PLANS[key] = (ns(schema.tag(version)), [_ENCODERS[f.kind] for f in fields])
+    head, encoders = plan
+    parts = [head, ns(log_id.encode("utf-8")), ns(b"%d" % log_index)]
+    for encode, v in zip(encoders, values, strict=True):
+        b = encode(v)
+        parts.append(b"%d:%s," % (len(b), b))
     return b"".join(parts)
 
 

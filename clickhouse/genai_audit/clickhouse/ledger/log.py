@@ -37,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -81,10 +81,9 @@ def origin_for(database: str, log_id: str) -> str:
     return f"genai-audit/{database}/{log_id}".replace("+", "%2B")
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):  # a NamedTuple: cheap to make, one per record
     log_id: str
-    index: int
+    position: int
     leaf: bytes
     record_id: uuid.UUID
 
@@ -165,15 +164,17 @@ class Ledger:
                 log = self._log_for(str(row[self._tenant_idx]))
                 placed.append((log.log_id, log.next_index))
                 log.next_index += 1
-        version = self.schema.current
+        version, schema, value_idx = self.schema.current, self.schema, self._value_idx
+        in_order = value_idx == list(range(len(value_idx)))
         out, entries = [], []
         for row, (log_id, index) in zip(rows, placed, strict=True):
             values = list(row)
             for i in self._decimal_idx:
                 values[i] = quantize_decimal(values[i])
-            leaf = compute_leaf_hash(self.schema, version, log_id, index,
-                                     [values[i] for i in self._value_idx])
-            out.append([*values, log_id, index, version, leaf])
+            covered = values[:len(value_idx)] if in_order else [values[i] for i in value_idx]
+            leaf = compute_leaf_hash(schema, version, log_id, index, covered)
+            values += (log_id, index, version, leaf)
+            out.append(values)
             record_id = values[self._id_idx]
             entries.append(Entry(log_id, index, leaf, record_id if isinstance(
                 record_id, uuid.UUID) else uuid.UUID(str(record_id))))
@@ -201,7 +202,7 @@ class Ledger:
                 self._seen.popitem(last=False)
         with self._commit_lock:
             for e in batch.entries:
-                self._logs[e.log_id].done[e.index] = (e.leaf, e.record_id)
+                self._logs[e.log_id].done[e.position] = (e.leaf, e.record_id)
             now = self._clock()
             for log in {self._logs[e.log_id].log_id: self._logs[e.log_id]
                         for e in batch.entries}.values():
@@ -291,5 +292,5 @@ def sign_extension(database: str, table: str, log_id: str, tenant_id: str, old_s
                           f"checkpoint {old_size}")
     note = notes.sign(notes.Checkpoint(origin_for(database, log_id), size, root), key)
     row = [log_id, table, tenant_id, size, root, old_size, proof,
-           b"".join(leaf for leaf, _ in new), [rid for _, rid in new], note]
+           b"".join(leaf for leaf, _ in new), b"".join(rid.bytes for _, rid in new), note]
     return SignedCheckpoint(size, root, ext.compact_range(), row)

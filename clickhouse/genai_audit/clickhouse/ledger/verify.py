@@ -20,6 +20,7 @@ positions can be checked. They are warnings (a writer may still be about to sign
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -351,13 +352,16 @@ class _Diagnosis:
         compact: list[bytes] = []
         pending: list[bytes] = []
         pending_ids: list[str] = []
-        for size, prev, leaves_hex, rec_ids in self.v.store.rows(
+        for size, prev, leaves_hex, ids_hex in self.v.store.rows(
                 "SELECT tree_size, prev_size, hex(leaf_hashes), "
-                "arrayMap(x -> toString(x), record_ids) FROM ledger_checkpoints "
+                "hex(record_ids) FROM ledger_checkpoints "
                 "WHERE log_id = {log:String} ORDER BY tree_size", {"log": self.log_id}):
             size, prev = int(size), int(prev)
             blob = bytes.fromhex(leaves_hex)
             leaves = [blob[i:i + 32] for i in range(0, len(blob), 32)]
+            id_blob = bytes.fromhex(ids_hex)
+            rec_ids = [str(uuid.UUID(bytes=id_blob[i:i + 16]))
+                       for i in range(0, len(id_blob) - 15, 16)]
             start = len(auth) + len(pending)
             if prev != start or len(leaves) != size - prev:
                 self.find(CHECKPOINT, size, None, f"checkpoint at size {size}: its list of "
@@ -365,7 +369,7 @@ class _Diagnosis:
                 leaves = [b""] * max(0, size - start)
                 rec_ids = [""] * len(leaves)
             pending += leaves[: size - start]
-            pending_ids += [str(x) for x in rec_ids][: size - start]
+            pending_ids += rec_ids[: size - start]
             if size not in valid:
                 continue
             ext = merkle.Extension(len(auth), compact, pending)

@@ -9,8 +9,9 @@ ALTER TABLE interactions ADD INDEX IF NOT EXISTS idx_log_id log_id TYPE set(1024
 
 -- Signed tree heads. note is the authority: a C2SP tlog-checkpoint signed note (origin,
 -- tree size, base64 root, Ed25519 signature). tree_size and root_hash repeat it for queries.
--- leaf_hashes / record_ids list what was appended since the previous checkpoint (prev_size),
--- so verify can name each changed record; consistency_proof links it to that checkpoint.
+-- leaf_hashes (32 bytes each) and record_ids (16-byte UUIDs) list, in order, what was
+-- appended since the previous checkpoint (prev_size), so verify can name each changed record;
+-- consistency_proof links it to that checkpoint.
 CREATE TABLE IF NOT EXISTS ledger_checkpoints (
     log_id LowCardinality(String),
     source_table LowCardinality(String),
@@ -20,7 +21,7 @@ CREATE TABLE IF NOT EXISTS ledger_checkpoints (
     prev_size UInt64,
     consistency_proof Array(FixedString(32)),
     leaf_hashes String,
-    record_ids Array(UUID),
+    record_ids String,
     note String,
     created_at DateTime64(6, 'UTC') DEFAULT now64(6)
 )
