@@ -206,3 +206,31 @@ def test_tail_and_newest_checkpoint_removed_is_caught_by_an_exported_anchor(
     result = run(store, keystore, anchors=anchors)  # ...but not with the auditor's copy
     assert [(f.kind, f.position) for f in result.findings] == [("truncated", 40)]
     assert "(20 records, 10 still present)" in result.findings[0].detail
+
+
+def test_history_rewritten_with_the_signing_key_is_caught_by_an_exported_anchor(
+        store, keystore, populated):
+    """Whoever holds the key can re-sign a rewritten log; an exported copy still disagrees."""
+    from genai_audit.clickhouse.ledger.export import export_checkpoints, read_anchors
+    from genai_audit.clickhouse.ledger.leaf import INTERACTIONS, sql_leaf_hash
+    from genai_audit.clickhouse.ledger.log import (CHECKPOINT_COLUMNS, CHECKPOINTS_TABLE,
+                                                   sign_extension)
+    import uuid as uuid_mod
+    anchors = read_anchors(export_checkpoints(store, keystore.signing_key().public_key()))
+    store.command("ALTER TABLE interactions UPDATE total_cost = 0 WHERE log_index = 7",
+                  settings=SYNC)
+    store.command(f"ALTER TABLE interactions UPDATE leaf_hash = {sql_leaf_hash(INTERACTIONS)} "
+                  "WHERE 1", settings=SYNC)
+    log_id, tenant = store.rows("SELECT any(log_id), any(tenant_id) FROM interactions")[0]
+    leaves = [bytes.fromhex(h) for (h,) in store.rows(
+        "SELECT hex(leaf_hash) FROM interactions ORDER BY log_index")]
+    ids = [uuid_mod.UUID(i) for (i,) in store.rows(
+        "SELECT toString(id) FROM interactions ORDER BY log_index")]
+    store.command("ALTER TABLE ledger_checkpoints DELETE WHERE 1", settings=SYNC)
+    signed = sign_extension(store.database, "interactions", log_id, tenant, 0, [],
+                            bytes(32), list(zip(leaves, ids)), keystore.signing_key())
+    store.insert(CHECKPOINTS_TABLE, [signed.row], CHECKPOINT_COLUMNS)
+    assert run(store, keystore).ok  # the store alone is fooled by a key holder...
+    result = run(store, keystore, anchors=anchors)  # ...the auditor's copy is not
+    assert [(f.kind, f.position) for f in result.findings] == [("checkpoint", N)]
+    assert "re-signed" in result.findings[0].detail

@@ -390,8 +390,14 @@ class _Diagnosis:
             ids += pending_ids
             compact = ext.compact_range()
             pending, pending_ids = [], []
-        for a in self.anchored:  # an exported checkpoint beyond the store's newest
-            if a.size > len(auth):
+        for a in self.anchored:
+            if a.size <= len(auth):  # inside the store's signed history: must agree with it
+                if merkle.root_of(auth[:a.size]) != a.root:
+                    self.find(CHECKPOINT, a.size, None, f"the store's signed history differs "
+                              f"from the exported checkpoint at size {a.size}: the log was "
+                              "rewritten and re-signed (signing key misused?)")
+                continue
+            if a.size > len(auth):  # beyond the store's newest checkpoint
                 rebuilt = self._from_rows(len(auth), a.size, by_pos)
                 ext = merkle.Extension(len(auth), compact, rebuilt or [])
                 if rebuilt is not None and ext.mth(0, a.size) == a.root:
