@@ -87,6 +87,10 @@ def test_every_stored_column_is_covered_or_explicitly_excluded(store: Store) -> 
             leaf.Kind.STRING_INT_MAP: ctype.startswith("Map("),
         }[kind]
         assert ok, f"{name}: kind {kind} does not fit {ctype}"
+    for name, width in leaf.INTERACTIONS.fixed_widths.items():  # SQL uses constant prefixes
+        assert described[name] == f"FixedString({width})"
+    for f in leaf.INTERACTIONS.fields():  # per-dictionary framing only where it applies
+        assert f.low_cardinality == described[f.column].startswith("LowCardinality("), f
 
 
 def test_leaf_binds_position_and_log() -> None:

@@ -24,7 +24,7 @@ import enum
 import hashlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -55,6 +55,7 @@ class Kind(enum.Enum):
 class Field:
     column: str
     kind: Kind
+    low_cardinality: bool = False  # SQL only: frame it per dictionary entry (same bytes)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class LeafSchema:
     table: str
     versions: Mapping[int, tuple[Field, ...]]
     not_covered: frozenset[str]  # stored columns deliberately outside the leaf, with reason
+    fixed_widths: Mapping[str, int] = field(default_factory=dict)  # FixedString(N) columns
 
     def __post_init__(self) -> None:
         validate_identifier(self.table, "table")
@@ -86,25 +88,30 @@ def _f(kind: Kind, *columns: str) -> tuple[Field, ...]:
     return tuple(Field(c, kind) for c in columns)
 
 
+def _lc(*columns: str) -> tuple[Field, ...]:
+    return tuple(Field(c, Kind.STRING, True) for c in columns)
+
+
 S, B, I, BO = Kind.STRING, Kind.BYTES, Kind.INT, Kind.BOOL  # noqa: E741
 
 INTERACTIONS_V1: tuple[Field, ...] = (
     Field("id", Kind.UUID),
     Field("event_timestamp", Kind.DATETIME64),
-    *_f(S, "tenant_id", "gdpr_pseudonymized_user_key", "session_id", "service_name",
-        "operation_name", "provider", "model", "response_model", "tool_name", "feature_name",
-        "region", "data_class"),
+    Field("tenant_id", S, True),
+    *_f(S, "gdpr_pseudonymized_user_key", "session_id"),
+    *_lc("service_name", "operation_name", "provider", "model", "response_model", "tool_name",
+         "feature_name", "region", "data_class"),
     *_f(I, "prompt_tokens", "response_tokens", "cached_tokens"),
     Field("total_cost", Kind.DECIMAL),
-    Field("pricing_version", S),
+    Field("pricing_version", S, True),
     *_f(BO, "has_pii_detected", "pii_redacted_before_llm"),
     Field("pii_entity_counts", Kind.STRING_INT_MAP),
     Field("hipaa_compliant_route", BO),
-    Field("content_state", S),
+    Field("content_state", S, True),
     *_f(B, "prompt_hash", "response_hash"),
     *_f(S, "response_preview", "full_prompt_text", "full_response_text", "request_id"),
     Field("status_code", I),
-    Field("error_type", S),
+    Field("error_type", S, True),
     Field("latency_ms", I),
     Field("finish_reasons", Kind.STRING_ARRAY),
     Field("is_streaming", BO),
@@ -118,6 +125,7 @@ INTERACTIONS = LeafSchema(
     versions={1: INTERACTIONS_V1},
     # ingested_at is stamped by the server at insert time, after the leaf is fixed.
     not_covered=frozenset({"ingested_at"}),
+    fixed_widths={"prompt_hash": 32, "response_hash": 32},
 )
 
 SCHEMAS: dict[str, LeafSchema] = {INTERACTIONS.table: INTERACTIONS}
@@ -243,23 +251,36 @@ def sql_value(field: Field) -> str:
     raise ValueError(f"unknown kind {kind}")
 
 
-def _sql_leaf_parts(schema: LeafSchema, version: int) -> str:
-    """The ``concat`` arguments of the leaf data: one flat concat (nested ones are about a
-    quarter slower on a million rows)."""
+_FIXED_WIDTH = {Kind.BYTES: None, Kind.UUID: 36, Kind.BOOL: 1}  # None: FixedString(N)
+
+
+def _sql_leaf_parts(schema: LeafSchema, version: int, widths: Mapping[str, int]) -> str:
+    """The ``concat`` arguments of the leaf data, tuned for speed, same bytes: one flat concat;
+    a constant length prefix where the width is fixed; low-cardinality columns framed by a
+    nested concat, which ClickHouse evaluates once per dictionary entry."""
     tag = schema.tag(version).decode()
-    values = [f"'{tag}'", "toString(`log_id`)", "toString(`log_index`)"]
-    values += [sql_value(f) for f in schema.fields(version)]
-    return ", ".join(f"toString(length({v})), ':', {v}, ','" for v in values)
+    out = [f"'{len(tag)}:{tag},'", "toString(length(toString(`log_id`))), ':', `log_id`, ','",
+           "toString(length(toString(`log_index`))), ':', toString(`log_index`), ','"]
+    for f in schema.fields(version):
+        v = sql_value(f)
+        width = widths.get(f.column) if f.kind is Kind.BYTES else _FIXED_WIDTH.get(f.kind)
+        if width is not None:
+            out.append(f"'{width}:', {v}, ','")
+        elif f.low_cardinality:
+            out.append(f"concat(toString(length({v})), ':', {v}, ',')")
+        else:
+            out.append(f"toString(length({v})), ':', {v}, ','")
+    return ", ".join(out)
 
 
 def sql_leaf_data(schema: LeafSchema, version: int) -> str:
-    return f"concat({_sql_leaf_parts(schema, version)})"
+    return f"concat({_sql_leaf_parts(schema, version, schema.fixed_widths)})"
 
 
 def sql_leaf_hash(schema: LeafSchema) -> str:
     """``FixedString(32)`` leaf hash recomputed from the row; zeros for an unknown version."""
     expr = "toFixedString(repeat(char(0), 32), 32)"
     for version in sorted(schema.versions):
-        parts = _sql_leaf_parts(schema, version)
+        parts = _sql_leaf_parts(schema, version, schema.fixed_widths)
         expr = f"if(`leaf_version` = {version}, SHA256(concat(char(0), {parts})), {expr})"
     return expr
