@@ -19,15 +19,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import fresh_database, genai_spans, median, ratio_line, scratch_dsn  # noqa: E402
+from _common import fresh_database, genai_spans, median, ratio_line, scratch_dsn
 
-from genai_audit.clickhouse.migrate import migrate  # noqa: E402
-from genai_audit.clickhouse.store import Store  # noqa: E402
-from genai_audit.clickhouse.writer import COLUMNS, TABLE, record_row  # noqa: E402
-from genai_audit.config import Settings  # noqa: E402
-from genai_audit.exporter.span_exporter import ClickHouseSpanExporter  # noqa: E402
-from genai_audit.keystore import LocalKeyStore  # noqa: E402
-from genai_audit.processor.factory import default_pipeline  # noqa: E402
+from genai_audit.clickhouse.migrate import migrate
+from genai_audit.clickhouse.store import Store
+from genai_audit.clickhouse.writer import COLUMNS, TABLE, record_row
+from genai_audit.config import Settings
+from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
+from genai_audit.keystore import LocalKeyStore
+from genai_audit.processor.factory import default_pipeline
 
 
 def fresh(dsn: str) -> Store:

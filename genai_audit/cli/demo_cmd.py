@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import click
 
 from genai_audit.cli.common import CommandError, open_store, store_options
-from genai_audit.cli.formats import format_table
 from genai_audit.clickhouse.dsn import resolve_dsn
+from genai_audit.clickhouse.reports import build_report
+from genai_audit.clickhouse.reports.render import format_markdown
 from genai_audit.config import Settings
 from genai_audit.demo.runner import DemoError, run_demo
 
-_SUMMARY_SQL = """
-SELECT tenant_id, tool_name, count() AS calls, sum(prompt_tokens + response_tokens) AS tokens,
-       sum(total_cost) AS cost_usd, countIf(status_code != 200) AS failed,
-       countIf(has(flags, 'unknown_model')) AS unpriced
-FROM interactions
-GROUP BY tenant_id, tool_name
-ORDER BY tenant_id, tool_name
-"""
+_SAMPLE_QUERY = "SELECT tenant_id, tool_name, model, total_cost FROM llm_interaction_audit LIMIT 5"
 
 
 @click.command("demo")
@@ -53,7 +49,11 @@ def command(rounds: int, settings: Settings) -> None:
         except DemoError as exc:
             raise CommandError(str(exc)) from exc
     store = open_store(settings)
-    result = store.query(_SUMMARY_SQL)
-    click.echo(f"\n{run.calls} LLM calls audited ({run.expected_errors} failed at the "
-               "provider, recorded with their status).\n")
-    click.echo(format_table(list(result.column_names), result.result_rows))
+    now = datetime.now(UTC)
+    report = build_report(store, tenant=None, start=now - timedelta(days=1),
+                          end=now + timedelta(minutes=1), max_rows=50)
+    click.echo(format_markdown(report))
+    next_steps = [f"genai-audit report --dsn {dsn} --format html --out report.html",
+                  f"genai-audit query --dsn {dsn} '{_SAMPLE_QUERY}'"]
+    click.echo(f"\n{run.calls} LLM calls audited ({run.expected_errors} failed at the provider, "
+               "recorded with their status). Next:\n  " + "\n  ".join(next_steps))

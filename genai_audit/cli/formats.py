@@ -5,30 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import uuid
 from collections.abc import Sequence
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
+from genai_audit.clickhouse.reports.render.common import plain
+
 MAX_CELL = 80
-
-
-def plain(value: Any) -> Any:
-    """A JSON-friendly value: decimals as strings (exact), times in ISO 8601, bytes as hex."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
 
 
 def _cell(value: Any) -> str:

@@ -32,6 +32,6 @@ def command(settings: Settings) -> None:
         click.echo(f"applied {m.version:03d}_{m.name}")
     click.echo(f"schema at version {schema_version(store)} in {store.display_dsn} "
                f"(database {store.database})" + ("" if applied else ", already up to date"))
-    keys = store_keys(settings)
+    keys = store_keys(settings, create=True)
     click.echo(f"ledger signing key in {keys.directory}: "
                f"{verifier_key(keys.signing_key().public_key())}")

@@ -13,8 +13,13 @@ from genai_audit.exporter.span_exporter import default_keystore_dir
 from genai_audit.keystore import LocalKeyStore
 
 
-def store_keys(settings: Settings) -> LocalKeyStore:
-    return LocalKeyStore(default_keystore_dir(settings))
+def store_keys(settings: Settings, *, create: bool = False) -> LocalKeyStore:
+    """The store's keystore. Only ``init`` creates one: a fresh key would verify nothing."""
+    keys = LocalKeyStore(default_keystore_dir(settings))
+    if not create and not keys.path.exists():
+        raise CommandError(f"no keystore at {keys.path}: point --config or "
+                           "GENAI_AUDIT_KEYSTORE_DIR at the store's keystore, or pass --pubkey")
+    return keys
 
 
 def public_key(settings: Settings, pubkey_file: str | None) -> tuple[str, Ed25519PublicKey]:

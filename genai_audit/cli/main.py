@@ -11,7 +11,10 @@ from genai_audit.cli import (
     demo_cmd,
     init_cmd,
     prove_cmd,
+    pseudonym_cmd,
     query_cmd,
+    report_cmd,
+    settings_cmd,
     verify_cmd,
     verify_proof_cmd,
 )
@@ -20,8 +23,8 @@ from genai_audit.clickhouse.errors import StoreError
 from genai_audit.config import SettingsError
 from genai_audit.keystore import KeyStoreError
 
-COMMANDS = [init_cmd, demo_cmd, query_cmd, verify_cmd, prove_cmd, verify_proof_cmd,
-            checkpoint_cmd]
+COMMANDS = [init_cmd, demo_cmd, query_cmd, report_cmd, pseudonym_cmd, settings_cmd, verify_cmd,
+            prove_cmd, verify_proof_cmd, checkpoint_cmd]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

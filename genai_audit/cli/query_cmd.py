@@ -15,8 +15,10 @@ from genai_audit.config import Settings
 @click.argument("sql")
 @click.option("--format", "fmt", type=click.Choice(sorted(FORMATTERS)), default="table",
               show_default=True, help="Output format.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Bind a query parameter used as {NAME:Type} in the SQL (repeatable).")
 @store_options
-def command(sql: str, fmt: str, settings: Settings) -> None:
+def command(sql: str, fmt: str, params: tuple[str, ...], settings: Settings) -> None:
     """Run one read-only SQL query (SELECT or WITH ... SELECT) against the audit store.
 
     The query is parsed by ClickHouse itself and must be a single SELECT; it runs with
@@ -27,12 +29,26 @@ def command(sql: str, fmt: str, settings: Settings) -> None:
     Examples:
       genai-audit query "SELECT tool_name, sum(total_cost) FROM interactions GROUP BY tool_name"
       genai-audit query --format json "SELECT count() FROM llm_interaction_audit"
+      genai-audit query --param tool=contract_review \
+        "SELECT sum(cost) FROM audit_cost_monthly WHERE tool_name = {tool:String}"
     """
+    parameters = parse_params(params)
     store = open_store(settings)
     try:
-        statement = check_read_only(store, sql)
+        statement = check_read_only(store, sql, parameters)
     except QueryRejected as exc:
         raise CommandError(f"query rejected: {exc}") from exc
-    result = store.query(statement, settings=READONLY_SETTINGS)
+    result = store.query(statement, parameters, settings=READONLY_SETTINGS)
     columns = list(result.column_names)
     click.echo(FORMATTERS[fmt](columns, result.result_rows))
+
+
+def parse_params(params: tuple[str, ...]) -> dict[str, str]:
+    """``("name=value", ...)`` -> dict; values stay strings, ClickHouse converts to the Type."""
+    parsed: dict[str, str] = {}
+    for item in params:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise click.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint="--param")
+        parsed[name] = value
+    return parsed

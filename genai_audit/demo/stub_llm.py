@@ -52,6 +52,7 @@ def usage_for(messages: list[dict[str, Any]], answer: str) -> dict[str, int]:
 class _Handler(BaseHTTPRequestHandler):
     server_version = "stub-llm/1"
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out at once, no 40 ms delayed-ACK stall
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # quiet: the demo prints its own progress
@@ -158,3 +159,19 @@ class StubLLM:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main() -> None:
+    """``python -m genai_audit.demo.stub_llm [PORT]``: serve the stub until interrupted."""
+    import sys
+
+    stub = StubLLM(int(sys.argv[1]) if len(sys.argv) > 1 else 0).start()
+    print(stub.base_url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        stub.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -62,3 +62,20 @@ def test_demo_runs_end_to_end(tmp_path):
                             "SELECT count() AS n, uniqExact(tenant_id) AS tenants FROM interactions"],
                            capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(count.stdout) == [{"n": 22, "tenants": 4}]
+
+
+def test_a_store_in_use_by_another_process_is_named(tmp_path, capsys):
+    data = tmp_path / "busy"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from genai_audit.clickhouse.store import Store\n"
+         f"s = Store.open({str(data)!r}); print('ready', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        assert main(["query", "--dsn", str(data), "SELECT 1"]) == 2
+        err = capsys.readouterr().err
+        assert f"in use by another process (PID: {holder.pid})" in err
+    finally:
+        holder.kill()
+        holder.wait()

@@ -113,3 +113,23 @@ def test_instrumented_app_lands_exact_rows(tmp_path, stub_llm):
     failed = rows[-1]
     assert (failed["status_code"], failed["error_type"], failed["model"]) == (
         503, "InternalServerError", "stub-error-503")
+
+
+def test_distro_alone_is_enough(tmp_path, stub_llm):
+    """OTEL_PYTHON_DISTRO=genai_audit with no exporter variable audits the call."""
+    data = tmp_path / "data"
+    (tmp_path / "app.py").write_text(textwrap.dedent('''
+        import os, openai
+        from genai_audit.instrumentation import audit_context
+        client = openai.OpenAI(base_url=os.environ["STUB_URL"], api_key="sk-test")
+        with audit_context(tenant_id="solo", user_id="u", tool_name="t"):
+            client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    '''))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update({"STUB_URL": stub_llm.base_url, "GENAI_AUDIT_DSN": str(data),
+                "OTEL_PYTHON_DISTRO": "genai_audit", "OTEL_PYTHON_CONFIGURATOR": "genai_audit"})
+    proc = subprocess.run([instrument_command()[0], sys.executable, "app.py"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = _cli_json(str(data), "SELECT tenant_id, tool_name, prompt_tokens FROM interactions")
+    assert rows == [{"tenant_id": "solo", "tool_name": "t", "prompt_tokens": 1}]

@@ -100,3 +100,10 @@ def test_cli_errors_exit_2(store: Store, store_dsn: str, tmp_path) -> None:
     assert main(["verify-proof", str(bad), "--pubkey", str(bad)]) == 2
     help_text = CliRunner().invoke(cli, ["verify", "--help"]).output
     assert "Examples:" in help_text and "modified, deleted, inserted" in help_text
+
+
+def test_read_commands_never_mint_a_signing_key(tmp_path) -> None:
+    from genai_audit.cli.main import main
+    dsn = ["--dsn", str(tmp_path / "nowhere"), "--database", "x"]
+    assert main(["checkpoint", "pubkey", *dsn]) == 2
+    assert not (tmp_path / "nowhere-keys").exists()

@@ -7,6 +7,9 @@ A query is accepted only if it is one statement and ClickHouse's own parser
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from genai_audit.clickhouse.errors import QueryRejected, StoreError
 from genai_audit.clickhouse.store import Store
 
@@ -57,8 +60,13 @@ def _closing_quote(sql: str, start: int) -> int:
     raise QueryRejected("unterminated quoted string or identifier")
 
 
-def check_read_only(store: Store, sql: str) -> str:
-    """Return the single SELECT statement, or raise ``QueryRejected`` saying why not."""
+def check_read_only(store: Store, sql: str,
+                    parameters: Mapping[str, Any] | None = None) -> str:
+    """Return the single SELECT statement, or raise ``QueryRejected`` saying why not.
+
+    ``parameters`` are the values for the statement's ``{name:Type}`` placeholders (the
+    parser needs them bound to parse it).
+    """
     statements = split_statements(sql)
     if not statements:
         raise QueryRejected("empty query")
@@ -66,7 +74,7 @@ def check_read_only(store: Store, sql: str) -> str:
         raise QueryRejected(f"one statement only, got {len(statements)}")
     statement = statements[0]
     try:
-        ast = store.rows("EXPLAIN AST " + statement, settings=READONLY_SETTINGS)
+        ast = store.rows("EXPLAIN AST " + statement, parameters, settings=READONLY_SETTINGS)
     except StoreError as exc:
         raise QueryRejected(f"not a valid query: {str(exc).splitlines()[0][:300]}") from exc
     head = str(ast[0][0]).strip() if ast else ""

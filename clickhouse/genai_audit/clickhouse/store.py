@@ -6,8 +6,10 @@ bound parameters; driver exceptions are mapped onto ``genai_audit.clickhouse.err
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
@@ -15,8 +17,16 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 from clickhouse_connect.driver.query import QueryResult
 
-from genai_audit.clickhouse.dsn import is_embedded, redact_dsn, resolve_database, resolve_dsn
+from genai_audit.clickhouse.dsn import (
+    embedded_path,
+    is_embedded,
+    redact_dsn,
+    resolve_database,
+    resolve_dsn,
+)
 from genai_audit.clickhouse.errors import ConfigError, StoreError, StoreUnavailable
+
+_OPENED_HERE: set[Path] = set()  # embedded data directories this process has opened
 
 
 class Store:
@@ -89,8 +99,11 @@ class Store:
 
 
 def _connect(dsn: str) -> Client:
+    path = embedded_path(dsn)
+    if path is not None:
+        _check_not_in_use(path, dsn)
     try:
-        return clickhouse_connect.get_client(dsn=dsn)
+        client = clickhouse_connect.get_client(dsn=dsn)
     except OperationalError as exc:
         raise StoreUnavailable(f"cannot reach {redact_dsn(dsn)}: {exc}") from exc
     except ClickHouseError as exc:
@@ -100,6 +113,33 @@ def _connect(dsn: str) -> Client:
                 f"cannot open {redact_dsn(dsn)}: this process already owns another embedded "
                 "store (chDB allows one data directory per process)") from exc
         raise StoreUnavailable(f"cannot open {redact_dsn(dsn)}: {message}") from exc
+    if path is not None:
+        _OPENED_HERE.add(path)
+    return client
+
+
+def _check_not_in_use(path: Path, dsn: str) -> None:
+    """chDB allows one process per data directory; say so plainly instead of its engine error.
+
+    The engine holds an exclusive lock on ``<dir>/status`` (which also records its PID)
+    while it runs. A directory this process already opened is fine.
+    """
+    status = path / "status"
+    if path in _OPENED_HERE or not status.exists():
+        return
+    try:
+        with open(status, "rb") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = handle.read(64).decode("utf-8", "replace").split("\n", 1)[0]
+                raise StoreUnavailable(
+                    f"the embedded store {redact_dsn(dsn)} is in use by another process "
+                    f"({owner.strip() or 'unknown PID'}); chDB allows one process per data "
+                    "directory: stop that process, or use a ClickHouse server DSN") from None
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:
+        return  # unreadable status file: let the engine report what is wrong
 
 
 def _mapped(exc: ClickHouseError, what: str) -> StoreError:

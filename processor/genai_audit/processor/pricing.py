@@ -1,7 +1,7 @@
 """Cost attribution from a versioned price table.
 
 The table ships as package data (``data/pricing.json``, prices in USD per 1M tokens for
-input, cached input and output). A user file (``GENAI_AUDIT_PRICING`` or the
+input, cached input and output). A user file (``GENAI_AUDIT_PRICING_FILE`` or the
 ``pricing_file`` setting) overrides or adds models and its ``version`` is what records
 carry in ``pricing_version``. A model matches exactly, else by the longest known prefix
 (``gpt-4o-2024-08-06`` -> ``gpt-4o``); an unknown model costs 0 and is flagged.

@@ -61,7 +61,7 @@ class Content:
         return not (self.input_messages or self.output_messages or self.system_instructions)
 
 
-@dataclass
+@dataclass(slots=True)
 class AuditRecord:
     """One LLM call, as the audit trail will hold it."""
 

@@ -1,0 +1,92 @@
+"""``format_json`` and ``format_csv_bundle``: the report for machines, every row, exact values.
+
+JSON: one document (provenance, sections, figures, full tables). CSV: a zip of one CSV per
+table plus ``provenance.csv`` and ``sections.csv``; entries carry the report's generation
+time, so the same report always zips to the same bytes (and the same SHA-256).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from typing import Any
+
+from genai_audit.clickhouse.reports.model import Report, Table
+from genai_audit.clickhouse.reports.render.common import plain
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    p = report.provenance
+    return {
+        "title": report.title,
+        "report_format_version": p.report_format_version,
+        "overall": report.overall.value,
+        "provenance": {
+            "store": p.store, "database": p.database, "tenant": p.tenant,
+            "period": {"start": plain(p.period.start), "end": plain(p.period.end),
+                       "end_exclusive": True},
+            "generated_at": plain(p.generated_at), "schema_version": p.schema_version,
+            "tool_version": p.tool_version, "ledger_checkpoint": p.checkpoint,
+            "verify_result": p.verify_result,
+            "sha256": "published beside the file as <file>.sha256",
+        },
+        "sections": [{
+            "key": s.key, "title": s.title, "status": s.status.value, "summary": s.summary,
+            "figures": [{"label": f.label, "value": f.value} for f in s.figures],
+            "tables": [_table_dict(t) for t in s.tables],
+            "notes": list(s.notes),
+        } for s in report.sections],
+    }
+
+
+def _table_dict(table: Table) -> dict[str, Any]:
+    return {"key": table.key, "title": table.title, "columns": table.columns,
+            "rows": [plain(list(r)) for r in table.rows],
+            "total_rows": table.total_rows if table.total_rows is not None else len(table.rows),
+            "truncated": table.truncated, "note": table.note}
+
+
+def format_json(report: Report) -> str:
+    return json.dumps(report_dict(report), ensure_ascii=False, indent=2) + "\n"
+
+
+def csv_text(columns: list[str], rows: list[tuple[Any, ...]] | list[list[Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([json.dumps(v) if isinstance(v, dict | list) else v
+                         for v in plain(list(row))])
+    return out.getvalue()
+
+
+def csv_files(report: Report) -> dict[str, str]:
+    """File name -> CSV text, in a stable order."""
+    doc = report_dict(report)
+    prov = doc["provenance"]
+    files = {
+        "provenance.csv": csv_text(["field", "value"], [
+            [k, json.dumps(v) if isinstance(v, dict) else v] for k, v in prov.items()]),
+        "sections.csv": csv_text(["section", "title", "status", "summary"], [
+            [s.key, s.title, s.status.value, s.summary] for s in report.sections]),
+        "figures.csv": csv_text(["section", "figure", "value"], [
+            [s.key, f.label, f.value] for s in report.sections for f in s.figures]),
+    }
+    for section in report.sections:
+        for table in section.tables:
+            if table.columns:
+                files[f"{section.key}__{table.key}.csv"] = csv_text(table.columns, table.rows)
+    return files
+
+
+def format_csv_bundle(report: Report) -> bytes:
+    stamp = report.provenance.generated_at.timetuple()[:6]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        for name, text in csv_files(report).items():
+            info = zipfile.ZipInfo(name, date_time=stamp)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            bundle.writestr(info, text.encode("utf-8"))
+    return buffer.getvalue()
