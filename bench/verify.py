@@ -25,23 +25,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import fresh_database, genai_spans, median, ratio_line, scratch_dsn  # noqa: E402
+from _common import fresh_database, genai_spans, median, ratio_line, scratch_dsn
 
-from genai_audit.clickhouse.ledger import merkle  # noqa: E402
-from genai_audit.clickhouse.ledger.leaf import INTERACTIONS, sql_leaf_hash  # noqa: E402
-from genai_audit.clickhouse.ledger.log import (  # noqa: E402
+from genai_audit.clickhouse.ledger import merkle
+from genai_audit.clickhouse.ledger.leaf import INTERACTIONS, sql_leaf_hash
+from genai_audit.clickhouse.ledger.log import (
     CHECKPOINT_COLUMNS,
     CHECKPOINTS_TABLE,
     Ledger,
     sign_extension,
 )
-from genai_audit.clickhouse.ledger.verify import Verifier  # noqa: E402
-from genai_audit.clickhouse.migrate import migrate  # noqa: E402
-from genai_audit.clickhouse.store import Store  # noqa: E402
-from genai_audit.clickhouse.writer import COLUMNS, InteractionWriter  # noqa: E402
-from genai_audit.config import Settings  # noqa: E402
-from genai_audit.keystore import LocalKeyStore  # noqa: E402
-from genai_audit.processor.factory import default_pipeline  # noqa: E402
+from genai_audit.clickhouse.ledger.verify import Verifier
+from genai_audit.clickhouse.migrate import migrate
+from genai_audit.clickhouse.store import Store
+from genai_audit.clickhouse.writer import COLUMNS, InteractionWriter
+from genai_audit.config import Settings
+from genai_audit.keystore import LocalKeyStore
+from genai_audit.processor.factory import default_pipeline
 
 ROWS_SQL = """
 SELECT *, {leaf} AS leaf_hash FROM (

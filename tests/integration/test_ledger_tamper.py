@@ -211,11 +211,15 @@ def test_tail_and_newest_checkpoint_removed_is_caught_by_an_exported_anchor(
 def test_history_rewritten_with_the_signing_key_is_caught_by_an_exported_anchor(
         store, keystore, populated):
     """Whoever holds the key can re-sign a rewritten log; an exported copy still disagrees."""
+    import uuid as uuid_mod
+
     from genai_audit.clickhouse.ledger.export import export_checkpoints, read_anchors
     from genai_audit.clickhouse.ledger.leaf import INTERACTIONS, sql_leaf_hash
-    from genai_audit.clickhouse.ledger.log import (CHECKPOINT_COLUMNS, CHECKPOINTS_TABLE,
-                                                   sign_extension)
-    import uuid as uuid_mod
+    from genai_audit.clickhouse.ledger.log import (
+        CHECKPOINT_COLUMNS,
+        CHECKPOINTS_TABLE,
+        sign_extension,
+    )
     anchors = read_anchors(export_checkpoints(store, keystore.signing_key().public_key()))
     store.command("ALTER TABLE interactions UPDATE total_cost = 0 WHERE log_index = 7",
                   settings=SYNC)
