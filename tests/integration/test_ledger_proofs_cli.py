@@ -107,3 +107,23 @@ def test_read_commands_never_mint_a_signing_key(tmp_path) -> None:
     dsn = ["--dsn", str(tmp_path / "nowhere"), "--database", "x"]
     assert main(["checkpoint", "pubkey", *dsn]) == 2
     assert not (tmp_path / "nowhere-keys").exists()
+
+
+def test_auditor_report_runs_verify(store: Store, store_dsn: str) -> None:
+    db = ["--dsn", store_dsn, "--database", store.database]
+    assert invoke("init", *db)[0] == 0
+    ids = populate(store, LocalKeyStore(store_dsn.removeprefix("chdb://") + "-keys"), n=12)
+
+    def integrity() -> dict:
+        _code, out, _ = invoke("report", *db, "--format", "json")
+        return next(s for s in json.loads(out)["sections"] if s["key"] == "integrity")
+
+    clean = integrity()
+    assert clean["summary"].startswith("12 records in 1 logs verified") and "intact" in (
+        clean["summary"])
+    store.command("ALTER TABLE interactions UPDATE total_cost = 0 WHERE id = {id:UUID}",
+                  {"id": ids[2]}, settings=SYNC)
+    bad = integrity()
+    assert bad["status"] == "attention"
+    rows = bad["tables"][0]["rows"]
+    assert rows[0][:2] == [ids[2], "2"] and rows[0][2].startswith("modified")

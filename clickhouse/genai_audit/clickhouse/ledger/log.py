@@ -59,7 +59,7 @@ _log = logging.getLogger(__name__)
 
 CHECKPOINTS_TABLE = "ledger_checkpoints"
 SEEN_IDS = 200_000  # committed record ids remembered to keep in-process replays idempotent
-CHECKPOINT_COLUMNS = ("log_id", "source_table", "tenant_id", "tree_size", "root_hash",
+CHECKPOINT_COLUMNS = ("log_id", "origin", "source_table", "tenant_id", "tree_size", "root_hash",
                       "prev_size", "consistency_proof", "leaf_hashes", "record_ids", "note")
 
 
@@ -290,7 +290,8 @@ def sign_extension(database: str, table: str, log_id: str, tenant_id: str, old_s
     if not merkle.verify_consistency(old_size, size, old_root, root, proof):
         raise LedgerError(f"log {log_id}: checkpoint {size} is not consistent with "
                           f"checkpoint {old_size}")
-    note = notes.sign(notes.Checkpoint(origin_for(database, log_id), size, root), key)
-    row = [log_id, table, tenant_id, size, root, old_size, proof,
+    origin = origin_for(database, log_id)
+    note = notes.sign(notes.Checkpoint(origin, size, root), key)
+    row = [log_id, origin, table, tenant_id, size, root, old_size, proof,
            b"".join(leaf for leaf, _ in new), b"".join(rid.bytes for _, rid in new), note]
     return SignedCheckpoint(size, root, ext.compact_range(), row)

@@ -33,6 +33,8 @@ from genai_audit.clickhouse.ledger import checkpoint as notes
 from genai_audit.clickhouse.ledger import merkle
 from genai_audit.clickhouse.ledger.leaf import INTERACTIONS, LeafSchema, compose, sql_leaf_hash
 from genai_audit.clickhouse.ledger.log import origin_for
+from genai_audit.clickhouse.reports.integrity import VerifyOutcome
+from genai_audit.clickhouse.reports.scope import Scope
 from genai_audit.clickhouse.store import Store
 
 MODIFIED, DELETED, INSERTED, REORDERED, TRUNCATED = (
@@ -502,3 +504,26 @@ class _Diagnosis:
             finding = Finding(UNANCHORED, self.log_id, size, None, detail)
             (self.result.findings if self.strict else self.result.warnings).append(finding)
 
+
+
+def report_verifier(public_key: Ed25519PublicKey,
+                    key_name: str = notes.KEY_NAME) -> Callable[[Store, Scope], VerifyOutcome]:
+    """``verify`` as the auditor report's integrity check (``build_report(verifier=...)``)."""
+
+    def check(store: Store, scope: Scope) -> VerifyOutcome:
+        result = Verifier(store, public_key, key_name).run(
+            tenant=scope.tenant, since=scope.period.start, until=scope.period.end)
+        where = f" for tenant {scope.tenant}" if scope.tenant else ""
+        return VerifyOutcome(
+            intact=result.ok,
+            checkpoint=f"{result.checkpoints} signed checkpoints over {result.logs} logs"
+                       f"{where}, key {notes.verifier_key(public_key, key_name)}",
+            summary=(f"{result.records} records in {result.logs} logs verified against "
+                     f"{result.checkpoints} signed checkpoints: "
+                     + ("intact" if result.ok else f"{len(result.findings)} problems")
+                     + (f"; {len(result.warnings)} warnings (records not yet signed)"
+                        if result.warnings else "")),
+            problems=[(f.record_id or "-", "-" if f.position is None else str(f.position),
+                       f"{f.kind}: {f.detail}") for f in result.findings])
+
+    return check

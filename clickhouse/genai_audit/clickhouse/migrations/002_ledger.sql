@@ -8,12 +8,14 @@ ALTER TABLE interactions ADD COLUMN IF NOT EXISTS leaf_hash FixedString(32);
 ALTER TABLE interactions ADD INDEX IF NOT EXISTS idx_log_id log_id TYPE set(1024) GRANULARITY 4;
 
 -- Signed tree heads. note is the authority: a C2SP tlog-checkpoint signed note (origin,
--- tree size, base64 root, Ed25519 signature). tree_size and root_hash repeat it for queries.
+-- tree size, base64 root, Ed25519 signature). origin, tree_size and root_hash repeat it for
+-- queries (the auditor report reads them).
 -- leaf_hashes (32 bytes each) and record_ids (16-byte UUIDs) list, in order, what was
 -- appended since the previous checkpoint (prev_size), so verify can name each changed record;
 -- consistency_proof links it to that checkpoint.
 CREATE TABLE IF NOT EXISTS ledger_checkpoints (
     log_id LowCardinality(String),
+    origin String,
     source_table LowCardinality(String),
     tenant_id LowCardinality(String),
     tree_size UInt64,
