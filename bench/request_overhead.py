@@ -56,12 +56,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--calls", type=int, default=50)
+    parser.add_argument("--schedule-delay-ms", type=int, default=Settings().schedule_delay_ms)
     args = parser.parse_args()
 
     stub, url = start_stub()
     client = openai.OpenAI(base_url=url, api_key="sk-bench", max_retries=0)
     bare = TracerProvider()
-    settings = Settings.load({"dsn": scratch_dsn(), "keystore_dir": tempfile.mkdtemp()}, env={})
+    settings = Settings.load({"dsn": scratch_dsn(), "keystore_dir": tempfile.mkdtemp(),
+                              "schedule_delay_ms": args.schedule_delay_ms}, env={})
     exporter = ClickHouseSpanExporter(settings)
     processor = ComplianceSpanProcessor(exporter, settings)
     audited = TracerProvider()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,17 @@ def _optional_str(name: str, value: Any) -> str | None:
     return text or None
 
 
+def _endpoint(name: str, value: Any) -> str:
+    """``host:port`` to listen on; ``off`` (or empty) disables the listener."""
+    text = str(value).strip()
+    if text.lower() in ("", "off", "none"):
+        return ""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise SettingsError(f"{name}: expected host:port or off, got {value!r}")
+    return f"{host or '0.0.0.0'}:{int(port)}"  # noqa: S104 - ":port" asks for every interface
+
+
 _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "dsn": _optional_str,
     "database": _optional_str,
@@ -98,9 +109,27 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "schedule_delay_ms": _positive_int,
     "export_timeout_ms": _positive_int,
     "max_retries": _non_negative_int,
+    "archive_url": _optional_str,
+    "archive_hot_days": _positive_int,
+    "s3_endpoint_url": _optional_str,
+    "s3_access_key_id": _optional_str,
+    "s3_secret_access_key": _optional_str,
+    "spool_dir": _optional_str,
+    "spool_max_mb": _positive_int,
+    "gateway_grpc_endpoint": _endpoint,
+    "gateway_http_endpoint": _endpoint,
+    "gateway_workers": _positive_int,
+    "gateway_tokens_file": _optional_str,
+    "gateway_allow_unauthenticated": _bool,
+    "gateway_tls_cert": _optional_str,
+    "gateway_tls_key": _optional_str,
+    "gateway_tenant_mismatch": _choice("reject", "reattribute"),
+    "gateway_max_message_mb": _positive_int,
+    "gateway_max_attribute_kb": _positive_int,
     "ledger_checkpoint_records": _positive_int,
     "ledger_checkpoint_seconds": _positive_int,
 }
+_SECRETS = frozenset({"s3_secret_access_key"})  # never shown by describe()
 
 
 @dataclass(frozen=True)
@@ -119,6 +148,25 @@ class Settings:
     schedule_delay_ms: int = 200
     export_timeout_ms: int = 30_000
     max_retries: int = 3
+    archive_url: str | None = None  # s3://bucket/prefix or file:///dir, for archive/maintain
+    archive_hot_days: int = 60  # records younger than this stay out of the archive
+    s3_endpoint_url: str | None = None  # S3-compatible endpoint (MinIO, moto...); None: AWS
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = field(default=None, repr=False)
+    # durability: the on-disk spool used when the store is unreachable (exporter and gateway)
+    spool_dir: str | None = None  # None: "<store dir>-spool" beside an embedded store
+    spool_max_mb: int = 1024
+    # gateway (`genai-audit serve`); in a TOML file also accepted as a [gateway] table
+    gateway_grpc_endpoint: str = "127.0.0.1:4317"  # "" (off): no gRPC listener
+    gateway_http_endpoint: str = "127.0.0.1:4318"  # "" (off): no HTTP listener
+    gateway_workers: int = 1  # decode + pipeline processes sharing the listeners
+    gateway_tokens_file: str | None = None  # TOML of sha256 token hashes -> tenant
+    gateway_allow_unauthenticated: bool = False  # local development only
+    gateway_tls_cert: str | None = None
+    gateway_tls_key: str | None = None
+    gateway_tenant_mismatch: str = "reject"  # reject | reattribute (flagged)
+    gateway_max_message_mb: int = 16
+    gateway_max_attribute_kb: int = 1024
     ledger_checkpoint_records: int = 4096  # sign a checkpoint after this many records...
     ledger_checkpoint_seconds: int = 30  # ...or this long after the last one (docs/ledger.md)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -146,9 +194,21 @@ class Settings:
             values[name], sources[name] = _parse(name, value, "argument"), "argument"
         return cls(**values, sources=sources)
 
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
+        """These settings with flag values on top (validated; None values are ignored)."""
+        values, sources = {}, dict(self.sources)
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            if name not in _PARSERS:
+                raise SettingsError(f"unknown setting {name!r}")
+            values[name], sources[name] = _parse(name, value, "argument"), "argument"
+        return replace(self, **values, sources=sources)
+
     def describe(self) -> dict[str, tuple[Any, str]]:
         """Each setting with its value and where it came from (for ``--help``-style output)."""
-        return {f.name: (getattr(self, f.name), self.sources.get(f.name, "default"))
+        return {f.name: ("***" if f.name in _SECRETS and getattr(self, f.name) else
+                         getattr(self, f.name), self.sources.get(f.name, "default"))
                 for f in fields(self) if f.name != "sources"}
 
 
@@ -181,6 +241,10 @@ def _read_file(path: Path, required: bool) -> dict[str, Any]:
     table = data.get("genai_audit", data)
     if not isinstance(table, dict):
         raise SettingsError(f"config file {path}: [genai_audit] must be a table")
+    gateway = table.get("gateway", {})
+    if not isinstance(gateway, dict):
+        raise SettingsError(f"config file {path}: [gateway] must be a table")
+    table = {**table, **{f"gateway_{key}": value for key, value in gateway.items()}}
     unknown = sorted(set(table) - set(_PARSERS) - {"redaction", "gateway", "retention",
                                                    "ledger", "regions"})
     if unknown:

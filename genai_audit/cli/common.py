@@ -8,7 +8,10 @@ through; ``main`` maps them.
 from __future__ import annotations
 
 import functools
+import getpass
+import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
@@ -16,6 +19,7 @@ import click
 from genai_audit.clickhouse.migrate import migrate
 from genai_audit.clickhouse.store import Store
 from genai_audit.config import Settings
+from genai_audit.keystore import LocalKeyStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,3 +59,25 @@ def open_store(settings: Settings, *, migrate_schema: bool = True) -> Store:
     if migrate_schema:
         migrate(store)
     return store
+
+
+def open_keystore(settings: Settings) -> LocalKeyStore:
+    """The keystore beside the store (or ``keystore_dir``), as the exporter uses it."""
+    from genai_audit.exporter.span_exporter import default_keystore_dir
+
+    return LocalKeyStore(default_keystore_dir(settings))
+
+
+def actor_option(func: F) -> F:
+    """``--actor``: who does this (recorded with policy changes and holds)."""
+    return click.option(
+        "--actor", default=lambda: os.environ.get("USER") or getpass.getuser(),
+        show_default="$USER", help="Who is making this change (recorded).")(func)  # type: ignore[return-value]
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """A click.DateTime value (naive) read as UTC."""
+    return None if moment is None else moment.replace(tzinfo=UTC)
+
+
+WHEN = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"])

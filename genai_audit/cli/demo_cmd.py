@@ -10,6 +10,7 @@ from genai_audit.cli.common import CommandError, open_store, store_options
 from genai_audit.clickhouse.dsn import resolve_dsn
 from genai_audit.clickhouse.reports import build_report
 from genai_audit.clickhouse.reports.render import format_markdown
+from genai_audit.clickhouse.retention import report_facts
 from genai_audit.config import Settings
 from genai_audit.demo.runner import DemoError, run_demo
 
@@ -51,7 +52,7 @@ def command(rounds: int, settings: Settings) -> None:
     store = open_store(settings)
     now = datetime.now(UTC)
     report = build_report(store, tenant=None, start=now - timedelta(days=1),
-                          end=now + timedelta(minutes=1), max_rows=50)
+                          end=now + timedelta(minutes=1), max_rows=50, retention=report_facts)
     click.echo(format_markdown(report))
     next_steps = [f"genai-audit report --dsn {dsn} --format html --out report.html",
                   f"genai-audit query --dsn {dsn} '{_SAMPLE_QUERY}'"]

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import click
 
-from genai_audit.cli.common import CommandError, open_store, store_options
+from genai_audit.cli.common import CommandError, open_keystore, open_store, store_options
 from genai_audit.cli.formats import FORMATTERS
+from genai_audit.clickhouse.archive_location import location_from_settings
+from genai_audit.clickhouse.archive_manifest import ManifestError
+from genai_audit.clickhouse.archive_verify import attach_archive
 from genai_audit.clickhouse.errors import QueryRejected
 from genai_audit.clickhouse.readonly import READONLY_SETTINGS, check_read_only
+from genai_audit.clickhouse.store import Store
 from genai_audit.config import Settings
 
 
@@ -17,13 +21,21 @@ from genai_audit.config import Settings
               show_default=True, help="Output format.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Bind a query parameter used as {NAME:Type} in the SQL (repeatable).")
+@click.option("--include-archive", "archive_url", metavar="URL",
+              help="Also expose the archive at URL (s3://... or file://...) as the table "
+                   "archived_interactions (manifest signature checked first).")
 @store_options
-def command(sql: str, fmt: str, params: tuple[str, ...], settings: Settings) -> None:
+def command(sql: str, fmt: str, params: tuple[str, ...], archive_url: str | None,
+            settings: Settings) -> None:
     """Run one read-only SQL query (SELECT or WITH ... SELECT) against the audit store.
 
     The query is parsed by ClickHouse itself and must be a single SELECT; it runs with
     readonly=1, so it cannot change data or settings. Tables: interactions and the
     seed-compatible view llm_interaction_audit (see docs/auditor-cookbook.md).
+
+    With --include-archive, archived records are readable as archived_interactions (same
+    columns as interactions, read on demand from the Parquet objects the signed manifest
+    lists); union it with interactions to query hot and archived records together.
 
     \b
     Examples:
@@ -31,9 +43,14 @@ def command(sql: str, fmt: str, params: tuple[str, ...], settings: Settings) -> 
       genai-audit query --format json "SELECT count() FROM llm_interaction_audit"
       genai-audit query --param tool=contract_review \
         "SELECT sum(cost) FROM audit_cost_monthly WHERE tool_name = {tool:String}"
+      genai-audit query --include-archive s3://audit-archive/prod \
+        "SELECT tenant_id, count() FROM (SELECT tenant_id, id FROM archived_interactions
+         UNION DISTINCT SELECT tenant_id, id FROM interactions) GROUP BY tenant_id"
     """
     parameters = parse_params(params)
     store = open_store(settings)
+    if archive_url:
+        _attach(store, archive_url, settings)
     try:
         statement = check_read_only(store, sql, parameters)
     except QueryRejected as exc:
@@ -52,3 +69,12 @@ def parse_params(params: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint="--param")
         parsed[name] = value
     return parsed
+
+
+def _attach(store: Store, url: str, settings: Settings) -> None:
+    location = location_from_settings(url, settings)
+    public = open_keystore(settings).signing_key().public_key()
+    try:
+        attach_archive(store, location, public)
+    except ManifestError as exc:
+        raise CommandError(f"{location.url}: {exc}") from exc

@@ -14,6 +14,7 @@ from genai_audit.clickhouse.ledger.verify import report_verifier
 from genai_audit.clickhouse.reports import STEPS, Status, Verifier, build_report
 from genai_audit.clickhouse.reports.render import FORMATS, render
 from genai_audit.clickhouse.reports.scope import has_table
+from genai_audit.clickhouse.retention import report_facts
 from genai_audit.config import Settings
 from genai_audit.exporter.span_exporter import default_keystore_dir
 from genai_audit.keystore import LocalKeyStore
@@ -92,7 +93,8 @@ def command(tenant: str | None, start: str | None, end: str | None, fmt: str,
         with click.progressbar(length=len(STEPS), label="Building report", file=sys.stderr,
                                show_eta=False, item_show_func=lambda s: s) as bar:
             report = build_report(store, tenant=tenant, start=start_at, end=end_at,
-                                  max_rows=max_rows, verifier=ledger_check(settings),
+                                  max_rows=max_rows, retention=report_facts,
+                                  verifier=ledger_check(settings),
                                   progress=lambda step: bar.update(1, step))
     finally:
         store.close()

@@ -8,7 +8,7 @@ from genai_audit.cli.common import store_options
 from genai_audit.cli.formats import FORMATTERS
 from genai_audit.clickhouse.dsn import redact_dsn, resolve_database, resolve_dsn
 from genai_audit.config import Settings
-from genai_audit.exporter.span_exporter import default_keystore_dir
+from genai_audit.exporter.span_exporter import default_keystore_dir, default_spool_dir
 
 
 def settings_rows(settings: Settings) -> list[tuple[str, str, str]]:
@@ -21,6 +21,8 @@ def settings_rows(settings: Settings) -> list[tuple[str, str, str]]:
             value = resolve_database(value)
         elif name == "keystore_dir":
             value = str(default_keystore_dir(settings))
+        elif name == "spool_dir":
+            value = str(default_spool_dir(settings))
         elif isinstance(value, frozenset):
             value = ",".join(sorted(value)) or "(none)"
         rows.append((name, str(value), source))

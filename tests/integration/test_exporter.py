@@ -9,6 +9,7 @@ from genai_audit.clickhouse.errors import StoreUnavailable
 from genai_audit.clickhouse.store import Store
 from genai_audit.config import Settings
 from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
+from genai_audit.exporter.spool import Spool
 from genai_audit.processor.factory import default_pipeline
 
 pytestmark = pytest.mark.integration
@@ -32,10 +33,11 @@ class FlakyStore(Store):
         super().insert(table, rows, column_names, settings)
 
 
-def _exporter(store: Store, keystore, **settings) -> ClickHouseSpanExporter:
+def _exporter(store: Store, keystore, spool: Spool | None = None, **settings
+              ) -> ClickHouseSpanExporter:
     s = Settings.load(settings, env={})
     return ClickHouseSpanExporter(s, store=store, pipeline=default_pipeline(s, keystore),
-                                  sleep=lambda _s: None)
+                                  sleep=lambda _s: None, spool=spool)
 
 
 def test_spans_become_rows(store, keystore, make_span):
@@ -62,18 +64,31 @@ def test_a_retried_batch_does_not_duplicate(store, keystore, make_span):
     assert store.scalar("SELECT count() FROM interactions") == 5
 
 
-def test_retries_are_bounded_and_failure_is_reported_not_raised(store, keystore, make_span):
+def test_retries_are_bounded_then_the_batch_is_spooled(store, keystore, make_span, tmp_path):
     flaky = FlakyStore(store, failures=10, land_first=False)
-    exporter = _exporter(flaky, keystore, max_retries=2)
+    spool = Spool(tmp_path / "spool", 10**6)
+    exporter = _exporter(flaky, keystore, spool=spool, max_retries=2)
+    assert exporter.export([make_span()]) is SpanExportResult.SUCCESS  # durable on disk
+    assert flaky.inserts == 3 and exporter.stats["spooled"] == 1
+    assert spool.stats().records == 1
+    assert store.scalar("SELECT count() FROM interactions") == 0
+
+
+def test_failure_is_reported_not_raised_when_the_spool_is_full(store, keystore, make_span,
+                                                               tmp_path):
+    flaky = FlakyStore(store, failures=10, land_first=False)
+    exporter = _exporter(flaky, keystore, spool=Spool(tmp_path / "spool", 1), max_retries=2)
     assert exporter.export([make_span()]) is SpanExportResult.FAILURE
     assert flaky.inserts == 3 and exporter.stats["failed_batches"] == 1
     assert store.scalar("SELECT count() FROM interactions") == 0
 
 
-def test_unreachable_store_fails_cleanly(keystore, make_span):
+def test_unreachable_store_fails_cleanly(make_span, tmp_path):
     exporter = ClickHouseSpanExporter(
         Settings.load({"dsn": "http://127.0.0.1:9/", "max_retries": 1,
-                       "export_timeout_ms": 2000}, env={}), sleep=lambda _s: None)
+                       "keystore_dir": str(tmp_path / "keys"),
+                       "export_timeout_ms": 2000}, env={}), sleep=lambda _s: None,
+        spool=Spool(tmp_path / "spool", 1))  # full: nowhere to put the batch
     assert exporter.export([make_span()]) is SpanExportResult.FAILURE
     assert exporter.warm_up() is False
     exporter.shutdown()

@@ -29,7 +29,7 @@ COLUMNS: tuple[str, ...] = (
     "prompt_hash", "response_hash", "response_preview", "full_prompt_text",
     "full_response_text", "request_id", "status_code", "error_type", "latency_ms",
     "finish_reasons", "is_streaming", "trace_id", "span_id", "flags", "record_version",
-    "retention_days",
+    "retention_days", "content_retention_days",
 )
 
 
@@ -46,6 +46,7 @@ def record_row(r: AuditRecord) -> list[Any]:
         r.response_preview, r.prompt_text, r.response_text, r.request_id, r.status_code,
         r.error_type, r.latency_ms, list(r.finish_reasons), r.is_streaming, r.trace_id,
         r.span_id, sorted(f.value for f in r.flags), r.schema_version, r.retention_days,
+        r.content_retention_days,
     ]
 
 

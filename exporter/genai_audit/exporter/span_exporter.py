@@ -5,6 +5,11 @@ Follows the SDK's exporter contract: ``export`` returns SUCCESS or FAILURE and n
 retries are bounded (count and one deadline) with exponential backoff; the batch keeps one
 deduplication token across retries so a retried insert never duplicates rows; its own
 store I/O runs with instrumentation suppressed so it is not traced into itself.
+
+When the store stays unreachable past the retries, the batch goes to the on-disk spool
+(``exporter/spool.py``) and counts as written; while the spool holds batches, new ones
+queue behind them (order kept) and each write first tries to drain it. ``write_records``
+is the one place a finished record is written, for the in-process path and the gateway.
 """
 
 from __future__ import annotations
@@ -20,15 +25,18 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach,
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from genai_audit.clickhouse.dedup import RecentIds
 from genai_audit.clickhouse.dsn import embedded_path, resolve_dsn
 from genai_audit.clickhouse.errors import StoreError, StoreUnavailable
-from genai_audit.clickhouse.ledger.log import Ledger
+from genai_audit.clickhouse.ledger.log import Ledger, PreparedBatch
 from genai_audit.clickhouse.migrate import migrate
+from genai_audit.clickhouse.policies import StorePolicies
 from genai_audit.clickhouse.store import Store
 from genai_audit.clickhouse.writer import COLUMNS, InteractionWriter
 from genai_audit.config import Settings
+from genai_audit.exporter.spool import Spool
 from genai_audit.keystore import KeyStore, LocalKeyStore
-from genai_audit.processor.factory import default_pipeline
+from genai_audit.processor.factory import default_pipeline, default_policy
 from genai_audit.processor.pipeline import RecordPipeline
 from genai_audit.processor.record import AuditRecord
 
@@ -36,6 +44,7 @@ _log = logging.getLogger(__name__)
 
 _BACKOFF_BASE_S = 0.05
 _BACKOFF_MAX_S = 2.0
+_DRAIN_INTERVAL_S = 1.0  # while spooling, retry the store at most this often
 
 
 def default_keystore_dir(settings: Settings) -> Path:
@@ -46,12 +55,21 @@ def default_keystore_dir(settings: Settings) -> Path:
     return Path(str(path) + "-keys") if path else Path("genai-audit-keys").resolve()
 
 
+def default_spool_dir(settings: Settings) -> Path:
+    """``<store dir>-spool`` beside an embedded store; ``./genai-audit-spool`` for a server."""
+    if settings.spool_dir:
+        return Path(settings.spool_dir).expanduser().resolve()
+    path = embedded_path(resolve_dsn(settings.dsn))
+    return Path(str(path) + "-spool") if path else Path("genai-audit-spool").resolve()
+
+
 class ClickHouseSpanExporter(SpanExporter):
     """Export GenAI spans as audit records. Non-GenAI spans are ignored."""
 
     def __init__(self, settings: Settings | None = None, *, store: Store | None = None,
                  pipeline: RecordPipeline | None = None, keys: KeyStore | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, spool: Spool | None = None,
+                 skip_stored: bool = False) -> None:
         self.settings = settings or Settings.load()
         self._store = store
         self._owns_store = store is None
@@ -60,8 +78,14 @@ class ClickHouseSpanExporter(SpanExporter):
         self._writer: InteractionWriter | None = None
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._write_lock = threading.RLock()
+        self._spool = spool
+        # gateway: drop records a re-batched replay resends (memory first, then the store)
+        self._recent = RecentIds() if skip_stored else None
+        self._last_drain = 0.0
         self._shutdown = False
-        self.stats = {"exported": 0, "failed_batches": 0, "retries": 0}
+        self.stats = {"exported": 0, "failed_batches": 0, "retries": 0, "spooled": 0,
+                      "drained": 0, "duplicates": 0}
 
     # -- SDK contract ---------------------------------------------------------------
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -85,7 +109,7 @@ class ClickHouseSpanExporter(SpanExporter):
         """Records are not buffered here (the span processor owns the queue); this signs
         ledger checkpoints over everything written so far."""
         try:
-            with self._lock:
+            with self._write_lock:
                 if self._writer is not None and self._writer.ledger is not None:
                     self._writer.ledger.flush()
             return True
@@ -115,9 +139,11 @@ class ClickHouseSpanExporter(SpanExporter):
             if self._shutdown:
                 return
             self._shutdown = True
+            if self._spool is not None:
+                self.drain_spool(force=True)
             try:
                 if self._writer is not None and self._writer.ledger is not None:
-                    self._writer.ledger.close()
+                    self._writer.ledger.close()  # the final checkpoints
             except Exception as exc:
                 _log.error("genai-audit final ledger checkpoint failed: %s",
                            type(exc).__name__)
@@ -125,19 +151,105 @@ class ClickHouseSpanExporter(SpanExporter):
                 self._store.close()
 
     # -- records ---------------------------------------------------------------------
-    def write_records(self, records: Sequence[AuditRecord]) -> None:
-        """Insert finished records, retrying transient failures within the export deadline."""
+    @property
+    def pipeline(self) -> RecordPipeline:
+        return self._get_pipeline()
+
+    @property
+    def spool(self) -> Spool:
+        if self._spool is None:
+            self._spool = Spool(default_spool_dir(self.settings),
+                                self.settings.spool_max_mb * 1024 * 1024)
+        return self._spool
+
+    def write_records(self, records: Sequence[AuditRecord]) -> str:
+        """Make finished records durable: ``"stored"`` in the store or ``"spooled"`` on disk.
+
+        Raises ``SpoolFull`` when the store is unreachable and the spool is at its bound,
+        and ``StoreError`` for a failure retrying cannot fix.
+        """
         if not records:
+            return "stored"
+        with self._write_lock:
+            after_outage = bool(self.spool.pending())
+            if after_outage and not self.drain_spool():
+                self.spool.append(records)  # keep order behind what is already spooled
+                self.stats["spooled"] += len(records)
+                return "spooled"
+            try:
+                self._insert(records, replay=after_outage)
+            except StoreError as exc:
+                if not (isinstance(exc, StoreUnavailable) or _is_transient(exc)):
+                    raise
+                self.spool.append(records)
+                self.stats["spooled"] += len(records)
+                _log.warning("store unreachable (%s): %d record(s) spooled to %s",
+                             _safe_message(exc), len(records), self.spool.directory)
+                return "spooled"
+            return "stored"
+
+    def drain_spool(self, force: bool = False) -> bool:
+        """Write spooled batches to the store; True when the spool is empty afterwards."""
+        with self._write_lock:
+            if not self.spool.pending():
+                return True
+            now = time.monotonic()
+            if not force and now - self._last_drain < _DRAIN_INTERVAL_S:
+                return False
+            self._last_drain = now
+            try:
+                drained = self.spool.drain(self._insert_replayed)
+            except StoreError as exc:
+                _log.info("spool drain paused: store still failing (%s)", _safe_message(exc))
+                return False
+            if drained:
+                self.stats["drained"] += drained
+                _log.warning("store is back: %d spooled record(s) written", drained)
+            return not self.spool.pending()
+
+    def _fresh(self, records: Sequence[AuditRecord], replay: bool) -> list[AuditRecord]:
+        if self._recent is not None:
+            fresh = self._recent.fresh(self._get_store(), records, replay=replay)
+        elif replay:
+            fresh = RecentIds(capacity=0).fresh(self._get_store(), records, replay=True)
+        else:
+            fresh = list({r.id: r for r in records}.values())  # a span twice in a batch: once
+        self.stats["duplicates"] += len(records) - len(fresh)
+        return fresh
+
+    def _insert_batch(self, batch: PreparedBatch, fresh: Sequence[AuditRecord]) -> None:
+        """One insert attempt of a prepared batch (its ledger positions are fixed)."""
+        writer = self._get_writer()
+        writer.insert(batch)
+        writer.committed(batch)
+        self.stats["exported"] += len(fresh)
+        if self._recent is not None:
+            self._recent.remember(fresh)
+
+    def _insert_replayed(self, records: Sequence[AuditRecord]) -> None:
+        fresh = self._fresh(records, replay=True)
+        if not fresh:
             return
+        batch = self._get_writer().prepare(fresh)
+        try:
+            self._insert_batch(batch, fresh)
+        except StoreError:
+            self._get_writer().failed(batch)
+            raise
+
+    def _insert(self, records: Sequence[AuditRecord], *, replay: bool = False) -> None:
+        """Insert, retrying transient failures within the export deadline. The batch is
+        prepared once (ledger positions, leaf hashes, deduplication token) and every retry
+        inserts it unchanged; when it is given up, its ledger log is sealed."""
         deadline = time.monotonic() + self.settings.export_timeout_ms / 1000
         attempt = 0
-        writer = self._get_writer()
-        batch = writer.prepare(records)  # ledger positions are fixed here, once
+        fresh = self._fresh(records, replay)
+        if not fresh:
+            return
+        batch = self._get_writer().prepare(fresh)
         while True:
             try:
-                writer.insert(batch)
-                writer.committed(batch)
-                self.stats["exported"] += len(records)
+                self._insert_batch(batch, fresh)
                 return
             except StoreError as exc:
                 attempt += 1
@@ -145,12 +257,16 @@ class ClickHouseSpanExporter(SpanExporter):
                 retryable = isinstance(exc, StoreUnavailable) or _is_transient(exc)
                 if (not retryable or attempt > self.settings.max_retries
                         or time.monotonic() + delay > deadline):
-                    writer.failed(batch)
+                    self._get_writer().failed(batch)
                     raise
                 self.stats["retries"] += 1
                 _log.warning("insert of %d record(s) failed (attempt %d), retrying in %.2fs",
                              len(records), attempt, delay)
                 self._sleep(delay)
+
+    def open_store(self) -> Store:
+        """Connect (and migrate) now rather than at the first write."""
+        return self._get_store()
 
     def _get_store(self) -> Store:
         if self._store is None:
@@ -174,7 +290,8 @@ class ClickHouseSpanExporter(SpanExporter):
 
     def _get_pipeline(self) -> RecordPipeline:
         if self._pipeline is None:
-            self._pipeline = default_pipeline(self.settings, self._get_keys())
+            policies = StorePolicies(self._get_store(), default_policy(self.settings))
+            self._pipeline = default_pipeline(self.settings, self._get_keys(), policies)
         return self._pipeline
 
 

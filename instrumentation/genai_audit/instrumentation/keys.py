@@ -26,3 +26,8 @@ CONTEXT_KEYS: dict[str, str] = {
 }
 
 BAGGAGE_KEYS: tuple[str, ...] = tuple(CONTEXT_KEYS.values())
+
+#: Marker on a span whose content genai-audit already processed in-process (value: the
+#: comma-separated stage names it ran, e.g. "redact"). The gateway skips those stages, and
+#: only for senders whose token is trusted to set it (``trust_processed`` in the tokens file).
+ATTR_PROCESSED = "genai_audit.processed"

@@ -9,15 +9,27 @@ from genai_audit.processor.pipeline import RecordPipeline, Stage
 from genai_audit.processor.pricing import PricingStage, load_price_table
 from genai_audit.processor.pseudonym import PseudonymStage
 from genai_audit.processor.render import RenderStage
-from genai_audit.processor.retention import RetentionStage
+from genai_audit.processor.retention import (
+    PolicySource,
+    RetentionPolicy,
+    RetentionStage,
+    StaticPolicies,
+)
 
 
-def default_pipeline(settings: Settings, keys: KeyStore) -> RecordPipeline:
+def default_policy(settings: Settings) -> RetentionPolicy:
+    """The configured default retention (used where no tenant policy is recorded)."""
+    return RetentionPolicy(settings.retention_days)
+
+
+def default_pipeline(settings: Settings, keys: KeyStore,
+                     policies: PolicySource | None = None) -> RecordPipeline:
+    """``policies``: per-tenant retention (the store's, from the exporter); default: static."""
     stages: list[Stage] = [
         PseudonymStage(keys),
         RenderStage(capture_content=settings.capture_content),
         CommitmentStage(keys),
         PricingStage(load_price_table(settings.pricing_file)),
-        RetentionStage(settings.retention_days),
+        RetentionStage(policies or StaticPolicies(default_policy(settings))),
     ]
     return RecordPipeline(stages)

@@ -25,7 +25,12 @@ _log = logging.getLogger(__name__)
 
 
 class Stage(Protocol):
-    """One step of the pipeline. ``process`` mutates the records in place."""
+    """One step of the pipeline. ``process`` mutates the records in place.
+
+    Contract: a stage is atomic per call. If ``process`` raises, it must not have changed
+    any record (compute first, assign last), because the pipeline then retries the same
+    records one by one and a half-applied stage would run twice on some of them.
+    """
 
     name: str
     failure_flag: Flag  # flagged on a record the stage could not process

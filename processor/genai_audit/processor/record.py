@@ -33,6 +33,7 @@ class Flag(enum.StrEnum):
     REDACTION_FAILED = "redaction_failed"
     ENCRYPTION_FAILED = "encryption_failed"
     NO_USER = "no_user"
+    TENANT_REATTRIBUTED = "tenant_reattributed"  # gateway: span claimed another tenant
 
 
 class ContentState(enum.StrEnum):
@@ -42,6 +43,7 @@ class ContentState(enum.StrEnum):
     ENCRYPTED = "encrypted"
     WITHHELD = "withheld"  # fail-closed: content dropped, metadata kept
     NOT_CAPTURED = "not_captured"  # capture off, or the span carried no content
+    EXPIRED = "expired"  # content retention passed: the column TTL blanked the content
 
 
 @dataclass
@@ -105,6 +107,7 @@ class AuditRecord:
     pii_entity_counts: dict[str, int] = field(default_factory=dict)
     hipaa_compliant_route: bool = False
     retention_days: int = 365
+    content_retention_days: int = 365  # content columns expire after this (<= retention_days)
     flags: set[Flag] = field(default_factory=set)
     extra: dict[str, Any] = field(default_factory=dict)  # stage-private values
     schema_version: int = RECORD_SCHEMA_VERSION

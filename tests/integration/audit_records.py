@@ -1,0 +1,33 @@
+"""Test helper: real spans -> the real pipeline -> the real writer, with backdated times."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from genai_audit.clickhouse.policies import StorePolicies
+from genai_audit.clickhouse.store import Store
+from genai_audit.clickhouse.writer import InteractionWriter
+from genai_audit.config import Settings
+from genai_audit.keystore import KeyStore
+from genai_audit.processor.factory import default_pipeline, default_policy
+
+# Credentials of the test S3 server (moto accepts any): tests check they never leak.
+KEY_ID, SECRET = "AKIATESTARCHIVE", "s3cr3t-never-printed"
+
+
+def write_records(store: Store, keystore: KeyStore, make_span: Callable[..., object],
+                  at: datetime | Sequence[datetime], count: int = 1,
+                  **span_attrs: object) -> list[str]:
+    """Write records stamped at ``at`` (``count`` of them, or one per time given) in ONE
+    insert (so one part), with the store's tenant policies; return their ids."""
+    times = [at] * count if isinstance(at, datetime) else list(at)
+    settings = Settings.load({}, env={})
+    pipeline = default_pipeline(settings, keystore,
+                                StorePolicies(store, default_policy(settings), refresh_s=0))
+    spans = [make_span(**span_attrs) for _ in times]
+    records = pipeline.build(spans)  # type: ignore[arg-type]
+    for record, when in zip(records, times, strict=True):
+        record.event_timestamp = when.astimezone(UTC)
+    InteractionWriter(store).write(records)
+    return [r.id for r in records]

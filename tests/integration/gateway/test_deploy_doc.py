@@ -1,0 +1,21 @@
+"""docs/deploy.md: its role SQL parses as ClickHouse SQL (chDB has no RBAC: EXPLAIN AST)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+DOC = Path(__file__).resolve().parents[3] / "docs" / "deploy.md"
+
+
+def test_writer_role_sql_parses(store):
+    [block] = re.findall(r"```sql\n(.*?)```", DOC.read_text(), re.S)
+    statements = [s.strip() for s in block.split(";") if s.strip()]
+    assert any("GRANT INSERT ON genai_audit.interactions" in s for s in statements)
+    assert not any(re.search(r"\b(ALTER|DELETE|DROP|TRUNCATE)\b", s) for s in statements)
+    for statement in statements:
+        store.query("EXPLAIN AST " + statement)

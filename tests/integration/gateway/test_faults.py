@@ -1,0 +1,235 @@
+"""Fault tests on loopback, bounded in count and time: bad input, store outage, kill -9."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from gateway_harness import TOKENS, Gateway, free_port, query
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+AUTH = {"Authorization": f"Bearer {TOKENS['acme']}"}
+
+
+def post(gw: Gateway, body: bytes, *, ctype: str = "application/x-protobuf",
+         headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
+    request = urllib.request.Request(gw.http + "/v1/traces", data=body, headers={
+        "Content-Type": ctype, **AUTH, **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read(), dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), dict(exc.headers)
+
+
+def test_mixed_good_and_bad_input(tmp_path, tokens_file, gateways, make_span):
+    gw = Gateway(tmp_path, f"chdb://{tmp_path / 'store'}", tokens_file=tokens_file,
+                 extra=["--max-attribute-kb", "1", "--max-message-mb", "1"]).start()
+    gateways.append(gw)
+    good = make_span(genai_audit__tool="good")
+    utf8 = make_span(genai_audit__tool="utf8", enduser__id="bob-MARK")
+    big = make_span(genai_audit__tool="big", gen_ai__input__messages="x" * 5000)
+    spoof = make_span(genai_audit__tool="spoof", tenant__id="globex")
+    broken = make_span(genai_audit__tool="broken")
+    request = encode_spans([good, utf8, big, spoof, broken])
+    request.resource_spans[0].scope_spans[0].spans[4].span_id = b"\x00" * 8
+    body = request.SerializeToString().replace(b"bob-MARK", b"bob\xff\xfeARK")
+    body += b"\xf8\x07\x01"  # an unknown field (a newer OTLP): ignored, counted
+    status, payload, _ = post(gw, body)
+    assert status == 200
+    response = trace_service_pb2.ExportTraceServiceResponse.FromString(payload)
+    assert response.partial_success.rejected_spans == 2
+    assert "tenant_mismatch=1" in response.partial_success.error_message
+    assert "invalid_span_id=1" in response.partial_success.error_message
+
+    gz = gzip.compress(encode_spans([make_span(genai_audit__tool="gzip")]).SerializeToString())
+    assert post(gw, gz, headers={"Content-Encoding": "gzip"})[0] == 200
+    data = ({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+        "name": "chat", "startTimeUnixNano": str(time.time_ns()),
+        "endTimeUnixNano": str(time.time_ns() + 5 * 10**8), "futureField": True,
+        "attributes": [{"key": k, "value": {"stringValue": v}} for k, v in {
+            "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+            "genai_audit.tool": "json"}.items()]}]}]}]})
+    status, payload, headers = post(gw, json.dumps(data).encode(), ctype="application/json")
+    assert status == 200 and headers["Content-Type"] == "application/json", payload
+
+    for body_, ctype, extra, code in (
+            (b"\x0a\xff\xff\xff\xff\x0f", "application/x-protobuf", {}, 400),
+            (b"{broken", "application/json", {}, 400),
+            (b"not gzip", "application/x-protobuf", {"Content-Encoding": "gzip"}, 400),
+            (b"x", "text/plain", {}, 415),
+            (b"\0" * (1024 * 1024 + 1), "application/x-protobuf", {}, 413),
+            (gzip.compress(b"\0" * (2 * 1024 * 1024)), "application/x-protobuf",
+             {"Content-Encoding": "gzip"}, 413)):
+        assert post(gw, body_, ctype=ctype, headers=extra)[0] == code, (ctype, extra)
+    metrics = gw.metrics()
+    assert metrics['rejected_spans_total{reason="malformed"}'] == 3
+    assert metrics['rejected_spans_total{reason="too_large"}'] == 2
+    assert metrics["invalid_utf8_requests_total"] == 1
+    assert metrics["unknown_field_requests_total"] == 1
+    assert metrics["truncated_spans_total"] == 1
+    assert gw.stop() == 0
+    rows = {r["tool_name"]: r for r in query(
+        gw.dsn, "SELECT tool_name, flags, tenant_id FROM interactions")}
+    assert sorted(rows) == ["big", "good", "gzip", "json", "utf8"]
+    assert "invalid_utf8" in rows["utf8"]["flags"]
+    assert "content_truncated" in rows["big"]["flags"]
+
+
+class Load:
+    """Steady load: numbered batches of spans posted one after another; records acks."""
+
+    def __init__(self, gw: Gateway, make_span, *, batch: int = 5) -> None:
+        self.gw, self.make_span, self.batch = gw, make_span, batch
+        self.sent: list[tuple[list[str], bytes]] = []  # (span ids, body), acked or not
+        self.acked: list[str] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Load:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def send_one(self, spans=None) -> bool:
+        spans = spans or [self.make_span() for _ in range(self.batch)]
+        ids = [f"{s.context.span_id:016x}" for s in spans]
+        body = encode_spans(spans).SerializeToString()
+        self.sent.append((ids, body))
+        try:
+            status, _, _ = post(self.gw, body)
+        except OSError:
+            status = 0
+        if status == 200:
+            self.acked += ids
+            return True
+        self.failures += 1
+        return False
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.send_one()
+            time.sleep(0.02)
+
+
+def test_store_unavailable_under_load_then_back(tmp_path, tokens_file, gateways, make_span):
+    """Phase 1: the store DSN points at a closed loopback port (a real connection failure
+    in clickhouse-connect): every batch is acknowledged from the spool. Phase 2: the same
+    spool, the gateway restarted against a reachable store (the embedded engine: there is
+    no ClickHouse server here to take down and bring back within one run): it drains the
+    spool, takes new load, and every span is stored exactly once."""
+    spool = tmp_path / "spool"
+    down = Gateway(tmp_path, f"http://writer:pw@127.0.0.1:{free_port()}",
+                   tokens_file=tokens_file, spool_dir=spool).start()
+    gateways.append(down)
+    load = Load(down, make_span).start()
+    time.sleep(3)
+    load.stop()
+    metrics = down.metrics()
+    assert load.failures == 0 and len(load.acked) >= 25
+    assert metrics["spooled_records_total"] == len(load.acked)
+    assert metrics["spool_records"] == len(load.acked)
+    assert down.stop() == 0
+
+    dsn = f"chdb://{tmp_path / 'store'}"
+    up = Gateway(tmp_path, dsn, tokens_file=tokens_file, spool_dir=spool).start()
+    gateways.append(up)
+    load.gw = up
+    load._stop.clear()
+    load._thread = threading.Thread(target=load._run, daemon=True)
+    load.start()
+    time.sleep(2)
+    load.stop()
+    metrics = up.metrics()
+    assert load.failures == 0
+    assert metrics["spool_batches"] == 0 and metrics["drained_records_total"] >= 25
+    assert up.stop() == 0
+    [counts] = query(dsn, "SELECT count() AS n, uniqExact(span_id) AS u FROM interactions")
+    assert counts == {"n": len(load.acked), "u": len(load.acked)}
+
+
+def test_sigkill_mid_load_loses_no_acknowledged_span(tmp_path, tokens_file, gateways,
+                                                     make_span):
+    dsn = f"chdb://{tmp_path / 'store'}"
+    first = Gateway(tmp_path, dsn, tokens_file=tokens_file).start()
+    gateways.append(first)
+    load = Load(first, make_span).start()
+    deadline = time.monotonic() + 30
+    while len(load.acked) < 60 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.kill()  # SIGKILL mid-load
+    load.stop()
+    acked_before = set(load.acked)
+    assert len(acked_before) >= 60
+    # Restart on the same store and spool; the sender replays everything it sent (a
+    # collector replays what it did not get an answer for; here even acknowledged ones).
+    second = Gateway(tmp_path, dsn, tokens_file=tokens_file).start()
+    gateways.append(second)
+    assert [post(second, body)[0] for _, body in load.sent] == [200] * len(load.sent)
+    assert second.metrics()["duplicate_records_total"] >= len(acked_before)
+    assert second.stop() == 0
+    rows = query(dsn, "SELECT span_id, count() AS n FROM interactions GROUP BY span_id")
+    stored = {r["span_id"]: r["n"] for r in rows}
+    assert acked_before <= set(stored), "an acknowledged span was lost"
+    assert set(stored.values()) == {1}, "a span was stored twice"
+    assert set(stored) == {i for ids, _ in load.sent for i in ids}
+
+
+def test_spool_full_answers_retryable_on_both_protocols(tmp_path, tokens_file, gateways,
+                                                        make_span):
+    import grpc
+    from google.rpc import error_details_pb2, status_pb2
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+    gw = Gateway(tmp_path, f"http://writer:pw@127.0.0.1:{free_port()}",
+                 tokens_file=tokens_file, extra=["--spool-max-mb", "1"]).start()
+    gateways.append(gw)
+    big = "y" * 20_000
+    statuses = []
+    for _ in range(80):  # ~20 KB per record: the 1 MB spool fills within ~50 records
+        status, _, headers = post(gw, encode_spans(
+            [make_span(gen_ai__input__messages=big)]).SerializeToString())
+        statuses.append(status)
+        if status != 200:
+            break
+    assert statuses[0] == 200 and statuses[-1] == 503
+    assert int(headers["Retry-After"]) > 0
+    with grpc.insecure_channel(gw.grpc) as channel:
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as rpc:
+            stub.Export(encode_spans([make_span(gen_ai__input__messages=big)]), timeout=30,
+                        metadata=(("authorization", AUTH["Authorization"]),))
+    assert rpc.value.code() is grpc.StatusCode.UNAVAILABLE
+    trailers = dict(rpc.value.trailing_metadata())
+    status = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
+    retry = error_details_pb2.RetryInfo()
+    assert status.details[0].Unpack(retry) and retry.retry_delay.seconds > 0
+    urllib.request.urlopen(gw.http + "/healthz", timeout=10)
+    with pytest.raises(urllib.error.HTTPError) as ready:
+        urllib.request.urlopen(gw.http + "/readyz", timeout=10)
+    assert ready.value.code == 503
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    deadline = time.monotonic() + 10
+    with grpc.insecure_channel(gw.grpc) as channel:
+        checker = health_pb2_grpc.HealthStub(channel)
+        while True:  # the health status follows readiness within a couple of seconds
+            answer = checker.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+            if answer.status == health_pb2.HealthCheckResponse.NOT_SERVING:
+                break
+            assert time.monotonic() < deadline, "gRPC health never reported NOT_SERVING"
+            time.sleep(0.5)
+    assert gw.metrics()['rejected_spans_total{reason="unavailable"}'] == 2
+    assert gw.stop() == 0
