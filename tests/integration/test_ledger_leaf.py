@@ -7,13 +7,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from ledger_helpers import ledgered_writer, make_record
 
 from genai_audit.clickhouse.ledger import leaf
 from genai_audit.clickhouse.store import Store
 from genai_audit.keystore import LocalKeyStore
 from genai_audit.processor.record import ContentState, Flag
-
-from .ledger_helpers import ledgered_writer, make_record
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +27,7 @@ AWKWARD = [
     dict(total_cost=Decimal("0.0000000005")), dict(total_cost=Decimal(0)),
     dict(total_cost=Decimal("999999999.999999999")),
     dict(event_timestamp=datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-         retention_days=36500),  # else the TTL drops it at insert
+         retention_days=36500, content_retention_days=36500),  # else TTLs apply at insert
     dict(event_timestamp=datetime(2038, 1, 19, 3, 14, 8, 1, tzinfo=UTC)),
     dict(prompt_hash=b"\x00" * 32, response_hash=b"\xff" * 32, is_streaming=True,
          has_pii_detected=True, hipaa_compliant_route=True, status_code=-1, latency_ms=0),

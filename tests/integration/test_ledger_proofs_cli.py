@@ -6,13 +6,12 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from ledger_helpers import populate
 
 from genai_audit.cli.main import cli
 from genai_audit.clickhouse.ledger import proof as proofs
 from genai_audit.clickhouse.store import Store
 from genai_audit.keystore import LocalKeyStore
-
-from .ledger_helpers import populate
 
 pytestmark = pytest.mark.integration
 SYNC = {"mutations_sync": 2}

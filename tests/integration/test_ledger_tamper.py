@@ -4,13 +4,12 @@ with write access would, and check that verify names each changed record."""
 from __future__ import annotations
 
 import pytest
+from ledger_helpers import populate
 
 from genai_audit.clickhouse.ledger import verify as v
 from genai_audit.clickhouse.ledger.leaf import INTERACTIONS, sql_leaf_hash
 from genai_audit.clickhouse.store import Store
 from genai_audit.keystore import LocalKeyStore
-
-from .ledger_helpers import populate
 
 pytestmark = pytest.mark.integration
 SYNC = {"mutations_sync": 2}

@@ -16,13 +16,12 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import pytest
+from ledger_helpers import ledgered_writer, make_record
 
 from genai_audit.clickhouse.ledger import verify as v
 from genai_audit.clickhouse.ledger.log import PreparedBatch
 from genai_audit.clickhouse.store import Store
 from genai_audit.keystore import LocalKeyStore
-
-from .ledger_helpers import ledgered_writer, make_record
 
 pytestmark = pytest.mark.integration
 

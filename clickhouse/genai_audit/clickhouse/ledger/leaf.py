@@ -117,7 +117,7 @@ INTERACTIONS_V1: tuple[Field, ...] = (
     Field("is_streaming", BO),
     *_f(S, "trace_id", "span_id"),
     Field("flags", Kind.STRING_ARRAY),
-    *_f(I, "record_version", "retention_days"),
+    *_f(I, "record_version", "retention_days", "content_retention_days"),
 )
 
 INTERACTIONS = LeafSchema(
