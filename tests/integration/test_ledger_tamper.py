@@ -237,3 +237,24 @@ def test_history_rewritten_with_the_signing_key_is_caught_by_an_exported_anchor(
     result = run(store, keystore, anchors=anchors)  # ...the auditor's copy is not
     assert [(f.kind, f.position) for f in result.findings] == [("checkpoint", N)]
     assert "re-signed" in result.findings[0].detail
+
+
+def test_rows_dropped_by_retention_are_expected_not_tampering(store, keystore):
+    """Old records (retention 1 day, written 2 days late) that the TTL drops are reported as
+    expired; a young record deleted alongside them is still named."""
+    from datetime import UTC, datetime, timedelta
+
+    from ledger_helpers import ledgered_writer, make_record
+    writer = ledgered_writer(store, keystore)
+    old = datetime.now(UTC) - timedelta(hours=23, minutes=59, seconds=58)
+    records = [make_record(i, event_timestamp=old, retention_days=1, content_retention_days=1)
+               for i in range(3)] + [make_record(i) for i in range(3, 6)]
+    writer.write(records)
+    writer.ledger.close()
+    import time
+    time.sleep(3)  # the three old records are now past their retention
+    store.command("ALTER TABLE interactions DELETE WHERE retention_days = 1 OR log_index = 4",
+                  settings=SYNC)  # what the TTL merge does, plus one real deletion
+    result = run(store, keystore)
+    assert kinds(result) == {("deleted", 4, records[4].id)}
+    assert [(w.kind, w.position) for w in result.warnings] == [("expired", 0)]

@@ -60,7 +60,8 @@ _log = logging.getLogger(__name__)
 CHECKPOINTS_TABLE = "ledger_checkpoints"
 SEEN_IDS = 200_000  # committed record ids remembered to keep in-process replays idempotent
 CHECKPOINT_COLUMNS = ("log_id", "origin", "source_table", "tenant_id", "tree_size", "root_hash",
-                      "prev_size", "consistency_proof", "leaf_hashes", "record_ids", "note")
+                      "prev_size", "consistency_proof", "leaf_hashes", "record_ids",
+                      "record_expires", "note")
 
 
 class LedgerError(RuntimeError):
@@ -86,6 +87,7 @@ class Entry(NamedTuple):  # a NamedTuple: cheap to make, one per record
     position: int
     leaf: bytes
     record_id: uuid.UUID
+    expires: int  # unix seconds when retention may drop the row (0: never)
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ class _Log:
     size: int = 0  # the last checkpoint's tree size
     compact: list[bytes] = field(default_factory=list)  # its compact range
     root: bytes = merkle.EMPTY_ROOT
-    done: dict[int, tuple[bytes, uuid.UUID]] = field(default_factory=dict)
+    done: dict[int, tuple[bytes, uuid.UUID, int]] = field(default_factory=dict)
     last_checkpoint: float = 0.0
 
 
@@ -130,6 +132,10 @@ class Ledger:
         self._columns = tuple(row_columns)
         self._value_idx, self._decimal_idx = self._layout(schema, self._columns)
         self._id_idx = self._columns.index("id")
+        self._expiry_idx = ((self._columns.index("event_timestamp"),
+                             self._columns.index("retention_days"))
+                            if {"event_timestamp", "retention_days"} <= set(self._columns)
+                            else None)
         self._tenant_idx = self._columns.index("tenant_id")
         self._logs: dict[str, _Log] = {}  # by log id
         self._open: dict[str, _Log] = {}  # by tenant: the log new rows go to
@@ -177,10 +183,17 @@ class Ledger:
             out.append(values)
             record_id = values[self._id_idx]
             entries.append(Entry(log_id, index, leaf, record_id if isinstance(
-                record_id, uuid.UUID) else uuid.UUID(str(record_id))))
+                record_id, uuid.UUID) else uuid.UUID(str(record_id)), self._expires(values)))
         token = hashlib.sha256(b"".join(e.leaf for e in entries)).hexdigest()
         return PreparedBatch(self.schema.table, (*self._columns, *LEDGER_COLUMNS), out, token,
                              tuple(entries))
+
+    def _expires(self, values: Sequence[Any]) -> int:
+        """When the table's TTL may drop this row (so verify can tell expiry from deletion)."""
+        if self._expiry_idx is None:
+            return 0
+        ts, days = values[self._expiry_idx[0]], values[self._expiry_idx[1]]
+        return int(ts.timestamp()) + int(days) * 86_400
 
     def _log_for(self, tenant_id: str) -> _Log:
         log = self._open.get(tenant_id)
@@ -202,7 +215,7 @@ class Ledger:
                 self._seen.popitem(last=False)
         with self._commit_lock:
             for e in batch.entries:
-                self._logs[e.log_id].done[e.position] = (e.leaf, e.record_id)
+                self._logs[e.log_id].done[e.position] = (e.leaf, e.record_id, e.expires)
             now = self._clock()
             for log in {self._logs[e.log_id].log_id: self._logs[e.log_id]
                         for e in batch.entries}.values():
@@ -246,7 +259,7 @@ class Ledger:
 
     def _checkpoint(self, log: _Log) -> bool:
         """Sign the contiguous committed prefix of ``log`` (commit lock held)."""
-        new: list[tuple[bytes, uuid.UUID]] = []
+        new: list[tuple[bytes, uuid.UUID, int]] = []
         while log.size + len(new) in log.done:
             new.append(log.done[log.size + len(new)])
         if not new:
@@ -278,13 +291,13 @@ class SignedCheckpoint:
 
 def sign_extension(database: str, table: str, log_id: str, tenant_id: str, old_size: int,
                    old_compact: Sequence[bytes], old_root: bytes,
-                   new: Sequence[tuple[bytes, uuid.UUID]],
+                   new: Sequence[tuple[bytes, uuid.UUID, int]],
                    key: Ed25519PrivateKey) -> SignedCheckpoint:
     """The next checkpoint of a log: its root from the previous compact range and the new
     leaves, a consistency proof from the previous checkpoint (checked here, before signing),
     the signed note, and the ``ledger_checkpoints`` row."""
     size = old_size + len(new)
-    ext = merkle.Extension(old_size, old_compact, [leaf for leaf, _ in new])
+    ext = merkle.Extension(old_size, old_compact, [leaf for leaf, _, _ in new])
     root = ext.mth(0, size)
     proof = merkle.consistency_proof(ext.mth, old_size, size)
     if not merkle.verify_consistency(old_size, size, old_root, root, proof):
@@ -293,5 +306,6 @@ def sign_extension(database: str, table: str, log_id: str, tenant_id: str, old_s
     origin = origin_for(database, log_id)
     note = notes.sign(notes.Checkpoint(origin, size, root), key)
     row = [log_id, origin, table, tenant_id, size, root, old_size, proof,
-           b"".join(leaf for leaf, _ in new), b"".join(rid.bytes for _, rid in new), note]
+           b"".join(leaf for leaf, _, _ in new), b"".join(rid.bytes for _, rid, _ in new),
+           b"".join(exp.to_bytes(8, "big") for _, _, exp in new), note]
     return SignedCheckpoint(size, root, ext.compact_range(), row)

@@ -20,6 +20,7 @@ positions can be checked. They are warnings (a writer may still be about to sign
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -39,7 +40,7 @@ from genai_audit.clickhouse.store import Store
 
 MODIFIED, DELETED, INSERTED, REORDERED, TRUNCATED = (
     "modified", "deleted", "inserted", "reordered", "truncated")
-CHECKPOINT, UNANCHORED = "checkpoint", "unanchored"
+CHECKPOINT, UNANCHORED, EXPIRED = "checkpoint", "unanchored", "expired"
 CHUNK_RECORDS = 2_000_000
 
 
@@ -326,6 +327,7 @@ class _Diagnosis:
         self.v, self.log_id, self.cps, self.strict, self.result = (
             verifier, log_id, cps, strict, result)
         self.anchored = anchored
+        self.expires: dict[int, int] = {}  # position -> when retention may drop it
 
     def find(self, kind: str, position: int | None, record_id: str | None, detail: str) -> None:
         self.result.findings.append(Finding(kind, self.log_id, position, record_id, detail))
@@ -354,9 +356,9 @@ class _Diagnosis:
         compact: list[bytes] = []
         pending: list[bytes] = []
         pending_ids: list[str] = []
-        for size, prev, leaves_hex, ids_hex in self.v.store.rows(
+        for size, prev, leaves_hex, ids_hex, exp_hex in self.v.store.rows(
                 "SELECT tree_size, prev_size, hex(leaf_hashes), "
-                "hex(record_ids) FROM ledger_checkpoints "
+                "hex(record_ids), hex(record_expires) FROM ledger_checkpoints "
                 "WHERE log_id = {log:String} ORDER BY tree_size", {"log": self.log_id}):
             size, prev = int(size), int(prev)
             blob = bytes.fromhex(leaves_hex)
@@ -365,6 +367,9 @@ class _Diagnosis:
             rec_ids = [str(uuid.UUID(bytes=id_blob[i:i + 16]))
                        for i in range(0, len(id_blob) - 15, 16)]
             start = len(auth) + len(pending)
+            exp_blob = bytes.fromhex(exp_hex)
+            for i in range(0, len(exp_blob) - 7, 8):
+                self.expires[prev + i // 8] = int.from_bytes(exp_blob[i:i + 8], "big")
             if prev != start or len(leaves) != size - prev:
                 self.find(CHECKPOINT, size, None, f"checkpoint at size {size}: its list of "
                           "appended leaves was altered (does not chain)")
@@ -467,6 +472,15 @@ class _Diagnosis:
 
     def _missing(self, missing: list[int], size: int, ids: list[str],
                  by_pos: dict[int, list[_Row]]) -> None:
+        now = time.time()
+        expired = [p for p in missing if 0 < self.expires.get(p, 0) <= now]
+        if expired:  # dropped by the table's retention TTL: expected, not tampering
+            self.result.warnings.append(Finding(
+                EXPIRED, self.log_id, expired[0], None,
+                f"{len(expired)} signed record(s) past their retention were dropped by the "
+                "table's TTL (expected; archive manifests account for them)"))
+            gone = set(expired)
+            missing = [p for p in missing if p not in gone]
         if not missing:
             return
         last_row = max(by_pos) if by_pos else -1

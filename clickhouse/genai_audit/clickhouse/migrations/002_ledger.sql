@@ -11,7 +11,9 @@ ALTER TABLE interactions ADD INDEX IF NOT EXISTS idx_log_id log_id TYPE set(1024
 -- tree size, base64 root, Ed25519 signature). origin, tree_size and root_hash repeat it for
 -- queries (the auditor report reads them).
 -- leaf_hashes (32 bytes each) and record_ids (16-byte UUIDs) list, in order, what was
--- appended since the previous checkpoint (prev_size), so verify can name each changed record;
+-- appended since the previous checkpoint (prev_size), and record_expires (8-byte unix seconds)
+-- when retention may drop each, so verify can name each changed record and tell a record
+-- that retention dropped from one that was deleted;
 -- consistency_proof links it to that checkpoint.
 CREATE TABLE IF NOT EXISTS ledger_checkpoints (
     log_id LowCardinality(String),
@@ -24,6 +26,7 @@ CREATE TABLE IF NOT EXISTS ledger_checkpoints (
     consistency_proof Array(FixedString(32)),
     leaf_hashes String,
     record_ids String,
+    record_expires String,
     note String,
     created_at DateTime64(6, 'UTC') DEFAULT now64(6)
 )
