@@ -231,7 +231,8 @@ def test_history_rewritten_with_the_signing_key_is_caught_by_an_exported_anchor(
         "SELECT toString(id) FROM interactions ORDER BY log_index")]
     store.command("ALTER TABLE ledger_checkpoints DELETE WHERE 1", settings=SYNC)
     signed = sign_extension(store.database, "interactions", log_id, tenant, 0, [],
-                            bytes(32), list(zip(leaves, ids)), keystore.signing_key())
+                            bytes(32), [(leaf, i, 0) for leaf, i in zip(leaves, ids)],
+                            keystore.signing_key())
     store.insert(CHECKPOINTS_TABLE, [signed.row], CHECKPOINT_COLUMNS)
     assert run(store, keystore).ok  # the store alone is fooled by a key holder...
     result = run(store, keystore, anchors=anchors)  # ...the auditor's copy is not
