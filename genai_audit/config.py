@@ -98,6 +98,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "dsn": _optional_str,
     "database": _optional_str,
     "keystore_dir": _optional_str,
+    "master_key_file": _optional_str,
     "pricing_file": _optional_str,
     "capture_content": _bool,
     "retention_days": _retention_days,
@@ -137,6 +138,8 @@ class Settings:
     dsn: str | None = None  # None: GENAI_AUDIT_DSN or ./genai-audit-data (see clickhouse.dsn)
     database: str | None = None  # None: genai_audit
     keystore_dir: str | None = None  # None: "<store dir>-keys" beside an embedded store
+    master_key_file: str | None = None  # None: <keystore dir>/master.key (unless
+    #                                     GENAI_AUDIT_MASTER_KEY holds the key itself)
     pricing_file: str | None = None  # extra/overriding prices (JSON)
     capture_content: bool = True  # False: metadata only, no content stored at all
     retention_days: int = 365

@@ -1,33 +1,120 @@
 """Keys live here, never in ClickHouse.
 
-``KeyStore`` is the seam: the pipeline asks it for per-tenant secrets (pseudonyms,
-content commitments) and the store's Ed25519 signing key (ledger checkpoints, archive
-manifests). ``LocalKeyStore`` keeps them in one JSON file beside the store,
-created with mode 0600, written atomically under an exclusive lock so several processes
-can share it. A KMS or Vault backend implements the same protocol.
+``KeyStore`` is the seam the pipeline and the CLI use:
+
+* per-tenant secrets (``tenant_secret``) and the store's Ed25519 signing key;
+* per-data-subject keys (``SubjectKey``): a random pseudonym (what ClickHouse stores as
+  ``gdpr_pseudonymized_user_key``) and a random AES-256 data key (DEK) that encrypts the
+  subject's content. Records without a user use the tenant's no-subject key (pseudonym "").
+  The only link from a user id to its pseudonym and DEK is a keystore row, found by
+  ``HMAC(tenant index secret, user id)``; deleting that row (``destroy_subject``) is the
+  GDPR Art. 17 crypto-shredding: content becomes unreadable and the pseudonym unlinkable.
+
+``LocalKeyStore`` keeps everything in one SQLite file (``keystore.db``, mode 0600) beside
+the store, every key wrapped by the master key (``genai_audit.masterkey``). SQLite gives
+multi-process safety (file locks), durability (``synchronous=FULL``, rollback journal
+deleted on commit) and real deletion (``secure_delete``: freed bytes are zeroed, so a
+destroyed key leaves no copy in the file). Processes sharing the file notice another
+process's erasures before their next key lookup (``PRAGMA data_version`` + an erasure
+epoch), so no stale cached key outlives its erasure.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
+import hashlib
+import hmac
 import os
 import secrets
+import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-KEYSTORE_FILE = "keystore.json"
-KEYSTORE_VERSION = 1
+from genai_audit.masterkey import (
+    ENV_MASTER_KEY,
+    MASTER_KEY_FILE,
+    KeyWrapper,
+    MasterKey,
+    MasterKeyError,
+    fsync_dir,
+    load_master_key,
+    write_key_file,
+)
+
+if TYPE_CHECKING:
+    from genai_audit.config import Settings
+
+KEYSTORE_FILE = "keystore.db"
+KEYSTORE_VERSION = "2"
+NO_SUBJECT = ""  # pseudonym of the tenant's no-subject key (records without a user)
+_NO_SUBJECT_LOOKUP = "*"
+_INDEX_PURPOSE = "subject-index"
+_KEK_CHECK = b"genai-audit keystore kek check"
+_BUSY_TIMEOUT_S = 30.0
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, wrapped BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS subjects (tenant TEXT NOT NULL, lookup TEXT NOT NULL,"
+    " pseudonym TEXT NOT NULL, key_id TEXT NOT NULL, wrapped BLOB NOT NULL,"
+    " created_at TEXT NOT NULL, erased_before TEXT, PRIMARY KEY (tenant, lookup))",
+    "CREATE UNIQUE INDEX IF NOT EXISTS subjects_by_pseudonym ON subjects (tenant, pseudonym)",
+    "CREATE TABLE IF NOT EXISTS erasures (tenant TEXT NOT NULL, lookup TEXT NOT NULL,"
+    " erasure_id TEXT NOT NULL, request_id TEXT NOT NULL, erased_at TEXT NOT NULL,"
+    " PRIMARY KEY (tenant, lookup))",
+)
 
 
 class KeyStoreError(Exception):
-    """The keystore cannot be read or written."""
+    """The keystore cannot be read or written, or its master key does not fit."""
+
+
+@dataclass(frozen=True)
+class SubjectKey:
+    """One data subject's pseudonym and data key (DEK)."""
+
+    tenant_id: str
+    pseudonym: str  # NO_SUBJECT for the tenant's no-subject key
+    key_id: str  # non-secret id of the DEK, stored with each record it encrypts
+    dek: bytes = field(repr=False)
+    # Set when this user was erased before this key was created: records of the user that
+    # started before then belong to the erased subject and must not be stored under this key.
+    erased_before: datetime | None = None
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def derive(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose`` (e.g. content commitments), dead with the DEK."""
+        key = self._memo.get(purpose)
+        if key is None:
+            key = self._memo[purpose] = HKDF(
+                algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"genai-audit/" + purpose.encode()).derive(self.dek)
+        return bytes(key)
+
+    def aead(self) -> AESGCM:
+        """The AES-256-GCM cipher of the DEK (built once per key)."""
+        cipher = self._memo.get("\0aead")
+        if cipher is None:
+            cipher = self._memo["\0aead"] = AESGCM(self.dek)
+        return cast(AESGCM, cipher)
+
+
+@dataclass(frozen=True)
+class ErasureMarker:
+    """What the keystore remembers of an erased subject: no pseudonym, no key."""
+
+    erasure_id: str
+    request_id: str
+    erased_at: str
 
 
 class KeyStore(Protocol):
@@ -39,78 +126,441 @@ class KeyStore(Protocol):
         """The store's Ed25519 signing key (ledger checkpoints, archive manifests)."""
         ...
 
+    def subject_keys(self, tenant_id: str, user_ids: Iterable[str]) -> dict[str, SubjectKey]:
+        """The key of each user (created on first sight), by user id."""
+        ...
+
+    def key_for_pseudonym(self, tenant_id: str, pseudonym: str) -> SubjectKey | None:
+        """The key behind a stored pseudonym; None once erased. NO_SUBJECT is created."""
+        ...
+
+    def find_subject(self, tenant_id: str, user_id: str) -> SubjectKey | None:
+        """The user's live key, never creating one."""
+        ...
+
+    def erasure_marker(self, tenant_id: str, user_id: str) -> ErasureMarker | None: ...
+
+    def destroy_subject(self, tenant_id: str, user_id: str, marker: ErasureMarker) -> bool:
+        """Delete the user's pseudonym mapping and DEK for good; False if there was none."""
+        ...
+
 
 class LocalKeyStore:
-    """Per-tenant secrets in ``<directory>/keystore.json`` (0600)."""
+    """The keystore in ``<directory>/keystore.db``, keys wrapped by the master key."""
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.directory = Path(directory).resolve()
+    def __init__(self, directory: str | os.PathLike[str], *, wrapper: KeyWrapper | None = None,
+                 master_key_file: str | os.PathLike[str] | None = None,
+                 create: bool = True) -> None:
+        """``create=False``: an existing keystore only (readers: a wrong path is an error,
+        not a new empty keystore that finds no keys)."""
+        self.create = create
+        self.directory = Path(directory).expanduser().resolve()
         self.path = self.directory / KEYSTORE_FILE
-        self._cache: dict[tuple[str, str], bytes] = {}
-        self._lock = threading.Lock()
+        self.master_key_file = (Path(master_key_file).expanduser().resolve() if master_key_file
+                                else self.directory / MASTER_KEY_FILE)
+        self._wrapper = wrapper
+        self._kek_check: bytes | None = None  # the check value the loaded master key opens
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        self._data_version = -1
+        self._epoch = b""
+        self._secrets: dict[str, bytes] = {}
+        self._by_lookup: dict[tuple[str, str], SubjectKey] = {}
+        self._by_pseudonym: dict[tuple[str, str], SubjectKey] = {}
         self._signing: Ed25519PrivateKey | None = None
 
+    # -- secrets ---------------------------------------------------------------------
     def tenant_secret(self, tenant_id: str, purpose: str) -> bytes:
-        key = (tenant_id, purpose)
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None:
-                return cached
-            secret = self._load_or_create(f"{purpose}:{tenant_id}")
-            self._cache[key] = secret
-            return secret
+        return self._secret(f"{purpose}:{tenant_id}")
 
     def signing_key(self) -> Ed25519PrivateKey:
         with self._lock:
             if self._signing is None:
-                seed = self._load_or_create("signing:ed25519")
-                self._signing = Ed25519PrivateKey.from_private_bytes(seed)
+                self._signing = Ed25519PrivateKey.from_private_bytes(
+                    self._secret("signing:ed25519"))
             return self._signing
 
     def public_key_pem(self) -> bytes:
         return self.signing_key().public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
-    def _load_or_create(self, name: str) -> bytes:
-        with self._locked() as data:
-            secrets_ = data.setdefault("tenant_secrets", {})
-            if name not in secrets_:
-                secrets_[name] = secrets.token_hex(32)
-                self._write(data)
-            try:
-                return bytes.fromhex(secrets_[name])
-            except (TypeError, ValueError) as exc:
-                raise KeyStoreError(f"keystore {self.path}: secret {name!r} is corrupt") from exc
+    def _secret(self, name: str) -> bytes:
+        with self._lock:
+            cached = self._secrets.get(name)
+            if cached is not None:
+                return cached
+            aad = _secret_aad(name)
+            with self._transaction(write=False) as conn:
+                row = conn.execute("SELECT wrapped FROM secrets WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                with self._transaction(write=True) as conn:
+                    row = conn.execute("SELECT wrapped FROM secrets WHERE name = ?",
+                                       (name,)).fetchone()
+                    if row is None:
+                        row = (self._wrap(secrets.token_bytes(32), aad),)
+                        conn.execute("INSERT INTO secrets (name, wrapped) VALUES (?, ?)",
+                                     (name, row[0]))
+            secret = self._unwrap(row[0], aad, f"secret {name!r}")
+            self._secrets[name] = secret
+            return secret
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[dict[str, Any]]:
+    # -- data subjects ---------------------------------------------------------------
+    def subject_keys(self, tenant_id: str, user_ids: Iterable[str]) -> dict[str, SubjectKey]:
+        with self._lock:
+            self._refresh()
+            wanted = {user: self._lookup(tenant_id, user) for user in set(user_ids)}
+            found = {u: k for u, lk in wanted.items()
+                     if (k := self._by_lookup.get((tenant_id, lk))) is not None}
+            missing = {u: lk for u, lk in wanted.items() if u not in found}
+            if missing:
+                found.update(self._ensure(tenant_id, missing))
+            return found
+
+    def key_for_pseudonym(self, tenant_id: str, pseudonym: str) -> SubjectKey | None:
+        with self._lock:
+            self._refresh()
+            cached = self._by_pseudonym.get((tenant_id, pseudonym))
+            if cached is not None:
+                return cached
+            if pseudonym == NO_SUBJECT:
+                return self._ensure(tenant_id, {"": _NO_SUBJECT_LOOKUP})[""]
+            with self._transaction(write=False) as conn:
+                row = conn.execute(
+                    "SELECT lookup, pseudonym, key_id, wrapped, erased_before FROM subjects"
+                    " WHERE tenant = ? AND pseudonym = ?", (tenant_id, pseudonym)).fetchone()
+            return None if row is None else self._remember(tenant_id, row)
+
+    def find_subject(self, tenant_id: str, user_id: str) -> SubjectKey | None:
+        with self._lock:
+            self._refresh()
+            lookup = self._lookup(tenant_id, user_id)
+            with self._transaction(write=False) as conn:
+                row = conn.execute(
+                    "SELECT lookup, pseudonym, key_id, wrapped, erased_before FROM subjects"
+                    " WHERE tenant = ? AND lookup = ?", (tenant_id, lookup)).fetchone()
+            return None if row is None else self._remember(tenant_id, row)
+
+    def erasure_marker(self, tenant_id: str, user_id: str) -> ErasureMarker | None:
+        lookup = self._lookup(tenant_id, user_id)
+        with self._lock, self._transaction(write=False) as conn:
+            row = conn.execute("SELECT erasure_id, request_id, erased_at FROM erasures"
+                               " WHERE tenant = ? AND lookup = ?", (tenant_id, lookup)).fetchone()
+        return None if row is None else ErasureMarker(*row)
+
+    def destroy_subject(self, tenant_id: str, user_id: str, marker: ErasureMarker) -> bool:
+        erased_at = _utc(marker.erased_at).isoformat()
+        lookup = self._lookup(tenant_id, user_id)
+        with self._lock:
+            with self._transaction(write=True) as conn:
+                deleted = conn.execute("DELETE FROM subjects WHERE tenant = ? AND lookup = ?",
+                                       (tenant_id, lookup)).rowcount
+                if deleted:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO erasures (tenant, lookup, erasure_id,"
+                        " request_id, erased_at) VALUES (?, ?, ?, ?, ?)",
+                        (tenant_id, lookup, marker.erasure_id, marker.request_id, erased_at))
+                    conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES"
+                                 " ('erasure_epoch', ?)", (secrets.token_bytes(16),))
+            self._forget_subjects()
+            return bool(deleted)
+
+    def status(self) -> dict[str, Any]:
+        """What the keystore holds, without any key material."""
+        with self._lock:
+            kek = self._kek()
+            with self._transaction(write=False) as conn:
+                counts = conn.execute(
+                    "SELECT (SELECT count(DISTINCT tenant) FROM subjects),"
+                    " (SELECT count(*) FROM subjects WHERE lookup != ?),"
+                    " (SELECT count(*) FROM erasures), (SELECT count(*) FROM secrets)",
+                    (_NO_SUBJECT_LOOKUP,)).fetchone()
+        source = getattr(kek, "source", type(kek).__name__)
+        return {"keystore": str(self.path), "master_key_id": kek.key_id,
+                "master_key_source": source, "tenants": counts[0], "subjects": counts[1],
+                "erased_subjects": counts[2], "secrets": counts[3]}
+
+    def _lookup(self, tenant_id: str, user_id: str) -> str:
+        secret = self.tenant_secret(tenant_id, _INDEX_PURPOSE)
+        return hmac.new(secret, user_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def _ensure(self, tenant_id: str, lookups: dict[str, str]) -> dict[str, SubjectKey]:
+        """Fetch or create (in one transaction) the subjects behind ``{user: lookup}``."""
+        result: dict[str, SubjectKey] = {}
+        with self._transaction(write=True) as conn:
+            for user, lookup in lookups.items():
+                row = conn.execute(
+                    "SELECT lookup, pseudonym, key_id, wrapped, erased_before FROM subjects"
+                    " WHERE tenant = ? AND lookup = ?", (tenant_id, lookup)).fetchone()
+                if row is None:
+                    pseudonym = (NO_SUBJECT if lookup == _NO_SUBJECT_LOOKUP
+                                 else secrets.token_hex(16))
+                    key_id = secrets.token_hex(8)
+                    wrapped = self._wrap(secrets.token_bytes(32),
+                                         _dek_aad(tenant_id, pseudonym, key_id))
+                    erased = conn.execute("SELECT erased_at FROM erasures WHERE tenant = ?"
+                                          " AND lookup = ?", (tenant_id, lookup)).fetchone()
+                    erased_before = erased[0] if erased else None
+                    conn.execute(
+                        "INSERT INTO subjects (tenant, lookup, pseudonym, key_id, wrapped,"
+                        " created_at, erased_before) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (tenant_id, lookup, pseudonym, key_id, wrapped, _now(), erased_before))
+                    row = (lookup, pseudonym, key_id, wrapped, erased_before)
+                result[user] = self._remember(tenant_id, row)
+        return result
+
+    def _remember(self, tenant_id: str, row: tuple[str, str, str, bytes, str | None]
+                  ) -> SubjectKey:
+        lookup, pseudonym, key_id, wrapped, erased_before = row
+        dek = self._unwrap(wrapped, _dek_aad(tenant_id, pseudonym, key_id), "a subject key")
+        key = SubjectKey(tenant_id, pseudonym, key_id, dek,
+                         _utc(erased_before) if erased_before else None)
+        self._by_lookup[(tenant_id, lookup)] = key
+        self._by_pseudonym[(tenant_id, pseudonym)] = key
+        return key
+
+    def _forget_subjects(self) -> None:
+        self._by_lookup.clear()
+        self._by_pseudonym.clear()
+
+    def _refresh(self) -> None:
+        """Drop cached subject keys if any process erased a subject since we last looked."""
+        conn = self._connection()
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version:
+            return
+        self._data_version = version
+        row = conn.execute("SELECT value FROM meta WHERE name = 'erasure_epoch'").fetchone()
+        epoch = bytes(row[0]) if row else b""
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._forget_subjects()
+
+    # -- master key and file ------------------------------------------------------------
+    def ensure_master_key(self) -> KeyWrapper:
+        """Load (creating it for a new keystore) the master key and check it fits."""
+        with self._lock:
+            return self._kek()
+
+    def _kek(self) -> KeyWrapper:
+        if self._wrapper is not None:
+            return self._wrapper
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                check = conn.execute("SELECT value FROM meta WHERE name = 'kek_check'").fetchone()
+                wrapper: KeyWrapper
+                if check is None:  # a new keystore: bind it to this master key
+                    wrapper = load_master_key(self.master_key_file, create=True)
+                    check = (wrapper.wrap(_KEK_CHECK, b"kek-check"),)
+                    conn.execute("INSERT INTO meta (name, value) VALUES ('kek_check', ?)", check)
+                else:
+                    wrapper = self._load_fitting(bytes(check[0]))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except MasterKeyError as exc:
+            raise KeyStoreError(f"keystore {self.path}: {exc}") from None
+        except sqlite3.Error as exc:
+            raise KeyStoreError(f"keystore {self.path}: {exc}") from None
+        self._wrapper, self._kek_check = wrapper, bytes(check[0])
+        return wrapper
+
+    def _load_fitting(self, check: bytes) -> KeyWrapper:
+        """The configured master key, which must open ``check``. A rotation that stopped
+        after its commit left the new key in ``<key file>.new``: promote it."""
+        wrapper = load_master_key(self.master_key_file, create=False)
+        try:
+            wrapper.unwrap(check, b"kek-check")
+            return wrapper
+        except MasterKeyError:
+            pending = _pending_key_file(self.master_key_file)
+            if os.environ.get(ENV_MASTER_KEY) or not pending.exists():
+                raise
+        fresh = load_master_key(pending, create=False, env={})
+        fresh.unwrap(check, b"kek-check")  # raises if it does not fit either
+        os.replace(pending, self.master_key_file)
+        fsync_dir(self.master_key_file.parent)
+        return load_master_key(self.master_key_file, create=False)
+
+    def _follow_rotation(self, conn: sqlite3.Connection) -> None:
+        """Inside a transaction: if another process rotated the master key, load the new one."""
+        if self._kek_check is None:
+            return  # an injected wrapper (KMS): rotation is the KMS's business
+        row = conn.execute("SELECT value FROM meta WHERE name = 'kek_check'").fetchone()
+        if row is not None and bytes(row[0]) != self._kek_check:
+            try:
+                self._wrapper = self._load_fitting(bytes(row[0]))
+            except MasterKeyError as exc:
+                raise KeyStoreError(f"keystore {self.path}: the master key was rotated and "
+                                    f"this process cannot load the new one: {exc}") from None
+            self._kek_check = bytes(row[0])
+
+    def rotate_master_key(self, new_key: bytes | None = None) -> str:
+        """Re-wrap every key under a new master key; return its id.
+
+        The DEKs, secrets and pseudonyms stay the same (stored content stays readable).
+        With a key file, the new key is generated into ``<file>.new`` and moved over the old
+        file after the commit. With ``GENAI_AUDIT_MASTER_KEY``, pass ``new_key`` and then
+        set the variable to it wherever the keystore is used. Other processes sharing the
+        file pick up a rotated key file by themselves.
+        """
+        with self._lock:
+            if self._kek_check is None and self._wrapper is not None:
+                raise KeyStoreError("this keystore's keys are wrapped by an external service: "
+                                    "rotate the key there")
+            old = self._kek()
+            from_env = bool(os.environ.get(ENV_MASTER_KEY))
+            if from_env and new_key is None:
+                raise KeyStoreError(f"{ENV_MASTER_KEY} holds the master key: give the new key")
+            pending = _pending_key_file(self.master_key_file)
+            if new_key is not None:
+                new: KeyWrapper = MasterKey(new_key, "new master key")
+            else:
+                write_key_file(pending)
+                new = load_master_key(pending, create=False, env={})
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._follow_rotation(conn)
+                    old = self._wrapper or old
+                    for name, wrapped in conn.execute(
+                            "SELECT name, wrapped FROM secrets").fetchall():
+                        aad = _secret_aad(name)
+                        conn.execute("UPDATE secrets SET wrapped = ? WHERE name = ?",
+                                     (new.wrap(old.unwrap(bytes(wrapped), aad), aad), name))
+                    for rowid, wrapped, tenant, pseudonym, key_id in conn.execute(
+                            "SELECT rowid, wrapped, tenant, pseudonym, key_id FROM subjects"
+                            ).fetchall():
+                        aad = _dek_aad(tenant, pseudonym, key_id)
+                        conn.execute("UPDATE subjects SET wrapped = ? WHERE rowid = ?",
+                                     (new.wrap(old.unwrap(bytes(wrapped), aad), aad), rowid))
+                    check = new.wrap(_KEK_CHECK, b"kek-check")
+                    conn.execute("UPDATE meta SET value = ? WHERE name = 'kek_check'", (check,))
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except MasterKeyError as exc:
+                raise KeyStoreError(f"keystore {self.path}: {exc}") from None
+            except sqlite3.Error as exc:
+                raise KeyStoreError(f"keystore {self.path}: {exc}") from None
+            if new_key is None:
+                os.replace(pending, self.master_key_file)
+                fsync_dir(self.master_key_file.parent)
+                new = load_master_key(self.master_key_file, create=False, env={})
+            self._wrapper, self._kek_check = new, check
+            return new.key_id
+
+    def _wrap(self, plaintext: bytes, aad: bytes) -> bytes:
+        return self._kek().wrap(plaintext, aad)
+
+    def _unwrap(self, blob: bytes, aad: bytes, what: str) -> bytes:
+        try:
+            return self._kek().unwrap(bytes(blob), aad)
+        except MasterKeyError as exc:
+            raise KeyStoreError(f"keystore {self.path}: {what} does not unwrap: {exc}") from None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        if not self.create and not self.path.exists():
+            raise KeyStoreError(f"no keystore at {self.path}: set GENAI_AUDIT_KEYSTORE_DIR "
+                                "(keystore_dir) to the store's keystore")
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with open(self.directory / ".lock", "a+") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                try:
-                    yield self._read()
-                finally:
-                    fcntl.flock(lock, fcntl.LOCK_UN)
-        except OSError as exc:
-            raise KeyStoreError(f"keystore {self.path}: {exc.strerror or exc}") from exc
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode = DELETE")
+            conn.execute("PRAGMA secure_delete = ON")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                version = conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
+                if version is None:
+                    conn.execute("INSERT INTO meta (name, value) VALUES ('version', ?)",
+                                 (KEYSTORE_VERSION,))
+                elif str(version[0]) != KEYSTORE_VERSION:
+                    raise KeyStoreError(f"keystore {self.path}: unknown format {version[0]!r}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except (OSError, sqlite3.Error) as exc:
+            raise KeyStoreError(f"keystore {self.path}: cannot open: {exc}") from None
+        self._conn, self._pid = conn, os.getpid()
+        self._secrets.clear()
+        self._forget_subjects()
+        self._data_version = -1
+        return conn
 
-    def _read(self) -> dict[str, Any]:
-        if not self.path.exists():
-            return {"version": KEYSTORE_VERSION}
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        self._kek()
+        conn = self._connection()
         try:
-            data = json.loads(self.path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise KeyStoreError(f"keystore {self.path} is unreadable: {exc}") from exc
-        if not isinstance(data, dict) or data.get("version") != KEYSTORE_VERSION:
-            raise KeyStoreError(f"keystore {self.path}: unknown format")
-        return data
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                self._follow_rotation(conn)
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise KeyStoreError(f"keystore {self.path}: {exc}") from None
 
-    def _write(self, data: dict[str, Any]) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+            self._secrets.clear()
+            self._forget_subjects()
+
+
+def _secret_aad(name: str) -> bytes:
+    return b"secret\0" + name.encode()
+
+
+def _pending_key_file(key_file: Path) -> Path:
+    return key_file.with_name(key_file.name + ".new")
+
+
+def _dek_aad(tenant_id: str, pseudonym: str, key_id: str) -> bytes:
+    return "\0".join(("dek", tenant_id, pseudonym, key_id)).encode()
+
+
+def _utc(text: str) -> datetime:
+    """An ISO 8601 time as an aware UTC datetime (naive means UTC)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise KeyStoreError(f"not an ISO 8601 time: {text!r}") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def default_keystore_dir(settings: Settings) -> Path:
+    """``<store dir>-keys`` beside an embedded store; ``./genai-audit-keys`` for a server."""
+    from genai_audit.clickhouse.dsn import embedded_path, resolve_dsn
+
+    if settings.keystore_dir:
+        return Path(settings.keystore_dir).expanduser().resolve()
+    path = embedded_path(resolve_dsn(settings.dsn))
+    return Path(str(path) + "-keys") if path else Path("genai-audit-keys").resolve()
+
+
+def open_keystore(settings: Settings, *, create: bool = True) -> LocalKeyStore:
+    """The keystore the settings name (directory and master key file)."""
+    return LocalKeyStore(default_keystore_dir(settings), master_key_file=settings.master_key_file,
+                         create=create)

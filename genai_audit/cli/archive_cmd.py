@@ -9,13 +9,14 @@ import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from genai_audit.cli.common import WHEN, CommandError, open_keystore, open_store, store_options, utc
+from genai_audit.cli.common import WHEN, CommandError, open_store, store_options, utc
 from genai_audit.cli.formats import format_table
 from genai_audit.clickhouse.archive import ArchiveRun, archive, default_cutoff, load_manifest
 from genai_audit.clickhouse.archive_location import ArchiveLocation, location_from_settings
 from genai_audit.clickhouse.archive_manifest import Manifest, ManifestError
 from genai_audit.clickhouse.archive_verify import VerifyResult, verify_archive
 from genai_audit.config import Settings
+from genai_audit.keystore import open_keystore
 
 EPILOG = """\b
 Credentials (never in the URL, never logged):

@@ -19,7 +19,6 @@ import click
 from genai_audit.clickhouse.migrate import migrate
 from genai_audit.clickhouse.store import Store
 from genai_audit.config import Settings
-from genai_audit.keystore import LocalKeyStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,13 +58,6 @@ def open_store(settings: Settings, *, migrate_schema: bool = True) -> Store:
     if migrate_schema:
         migrate(store)
     return store
-
-
-def open_keystore(settings: Settings) -> LocalKeyStore:
-    """The keystore beside the store (or ``keystore_dir``), as the exporter uses it."""
-    from genai_audit.exporter.span_exporter import default_keystore_dir
-
-    return LocalKeyStore(default_keystore_dir(settings))
 
 
 def actor_option(func: F) -> F:

@@ -10,7 +10,6 @@ from genai_audit.cli.common import (
     WHEN,
     CommandError,
     actor_option,
-    open_keystore,
     open_store,
     store_options,
     utc,
@@ -18,6 +17,7 @@ from genai_audit.cli.common import (
 from genai_audit.cli.formats import format_table
 from genai_audit.clickhouse.holds import Hold, HoldError, add_hold, list_holds, release_hold
 from genai_audit.config import Settings
+from genai_audit.keystore import open_keystore
 
 
 @click.group("hold")

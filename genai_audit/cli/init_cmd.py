@@ -5,19 +5,24 @@ from __future__ import annotations
 import click
 
 from genai_audit.cli.common import open_store, store_options
-from genai_audit.cli.ledger_keys import store_keys
 from genai_audit.clickhouse.ledger.checkpoint import verifier_key
 from genai_audit.clickhouse.migrate import schema_version
 from genai_audit.config import Settings
+from genai_audit.keystore import open_keystore
 
 
 @click.command("init")
 @store_options
 def command(settings: Settings) -> None:
-    """Create or migrate the audit schema. Safe to run again: applies only what is missing.
+    """Create or migrate the audit schema and the keystore. Safe to run again.
 
-    Also creates the keystore beside the store (if missing), with the Ed25519 key that signs
-    ledger checkpoints; its public key is printed (and `genai-audit checkpoint pubkey`).
+    Applies only the missing migrations. The keystore (keys never live in ClickHouse) is
+    created beside an embedded store, or in GENAI_AUDIT_KEYSTORE_DIR (keystore_dir); its
+    master key comes from GENAI_AUDIT_MASTER_KEY or a key file (mode 0600) that is
+    generated here if absent.
+
+    The keystore also holds the Ed25519 key that signs ledger checkpoints; its public key is
+    printed here (and by `genai-audit checkpoint pubkey`).
 
     \b
     Examples:
@@ -30,8 +35,9 @@ def command(settings: Settings) -> None:
     applied = migrate(store)
     for m in applied:
         click.echo(f"applied {m.version:03d}_{m.name}")
+    keys = open_keystore(settings)
+    kek = keys.ensure_master_key()
+    click.echo(f"keystore {keys.path} (master key {kek.key_id})")
     click.echo(f"schema at version {schema_version(store)} in {store.display_dsn} "
                f"(database {store.database})" + ("" if applied else ", already up to date"))
-    keys = store_keys(settings, create=True)
-    click.echo(f"ledger signing key in {keys.directory}: "
-               f"{verifier_key(keys.signing_key().public_key())}")
+    click.echo(f"ledger signing key: {verifier_key(keys.signing_key().public_key())}")

@@ -9,14 +9,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from genai_audit.cli.common import CommandError
 from genai_audit.clickhouse.ledger import checkpoint as notes
 from genai_audit.config import Settings
-from genai_audit.exporter.span_exporter import default_keystore_dir
-from genai_audit.keystore import LocalKeyStore
+from genai_audit.keystore import LocalKeyStore, open_keystore
 
 
-def store_keys(settings: Settings, *, create: bool = False) -> LocalKeyStore:
-    """The store's keystore. Only ``init`` creates one: a fresh key would verify nothing."""
-    keys = LocalKeyStore(default_keystore_dir(settings))
-    if not create and not keys.path.exists():
+def store_keys(settings: Settings) -> LocalKeyStore:
+    """The store's existing keystore (only ``init`` creates one: a fresh key verifies
+    nothing)."""
+    keys = open_keystore(settings, create=False)
+    if not keys.path.exists():
         raise CommandError(f"no keystore at {keys.path}: point --config or "
                            "GENAI_AUDIT_KEYSTORE_DIR at the store's keystore, or pass --pubkey")
     return keys

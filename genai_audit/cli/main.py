@@ -10,16 +10,21 @@ from genai_audit.cli import (
     archive_cmd,
     checkpoint_cmd,
     demo_cmd,
+    disclosures_cmd,
+    erase_cmd,
     hold_cmd,
     init_cmd,
+    keys_cmd,
     maintain_cmd,
     prove_cmd,
     pseudonym_cmd,
     query_cmd,
+    rbac_cmd,
     report_cmd,
     retention_cmd,
     serve_cmd,
     settings_cmd,
+    show_cmd,
     verify_cmd,
     verify_proof_cmd,
 )
@@ -29,8 +34,9 @@ from genai_audit.config import SettingsError
 from genai_audit.keystore import KeyStoreError
 
 COMMANDS = [init_cmd, demo_cmd, query_cmd, report_cmd, pseudonym_cmd, serve_cmd, settings_cmd,
-            retention_cmd, hold_cmd, archive_cmd, maintain_cmd, verify_cmd, prove_cmd,
-            verify_proof_cmd, checkpoint_cmd]
+            retention_cmd, hold_cmd, archive_cmd, maintain_cmd, erase_cmd, show_cmd,
+            disclosures_cmd, rbac_cmd, keys_cmd, verify_cmd, prove_cmd, verify_proof_cmd,
+            checkpoint_cmd]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 
 from genai_audit.cli.archive_cmd import format_verify
-from genai_audit.cli.common import open_keystore, open_store, store_options
+from genai_audit.cli.common import open_store, store_options
 from genai_audit.clickhouse.maintain import MaintenanceReport, run_maintenance
 from genai_audit.config import Settings
+from genai_audit.keystore import open_keystore
 
 
 @click.command("maintain")

@@ -6,9 +6,8 @@ import click
 
 from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_store, store_options
 from genai_audit.config import Settings
-from genai_audit.exporter.span_exporter import default_keystore_dir
-from genai_audit.keystore import LocalKeyStore
-from genai_audit.processor.pseudonym import PURPOSE, pseudonymize
+from genai_audit.keystore import open_keystore
+from genai_audit.processor.pseudonym import pseudonym_of
 
 
 @click.command("pseudonym")
@@ -18,10 +17,11 @@ from genai_audit.processor.pseudonym import PURPOSE, pseudonymize
 def command(tenant: str, user_id: str, settings: Settings) -> None:
     """Print the pseudonymous user key (gdpr_pseudonymized_user_key) of one user.
 
-    The store never holds user ids, only this keyed HMAC; auditors filter on it (see
-    docs/auditor-cookbook.md). Needs the keystore, so whoever runs it is trusted with
-    the tenant's pseudonym secret. Refuses a tenant with no records (so a typo does not
-    mint a secret) and exits 1 when the key has no records.
+    The store never holds user ids, only this random pseudonym, which only the keystore
+    links to the user id; auditors filter on it (see docs/auditor-cookbook.md). Needs the
+    keystore, so whoever runs it is trusted with that link. Refuses a tenant with no
+    records, and exits 1 for a user the tenant never had, or whose data was erased
+    (GDPR Art. 17 deletes the link), or whose key has no records.
 
     \b
     Examples:
@@ -35,12 +35,12 @@ def command(tenant: str, user_id: str, settings: Settings) -> None:
         if not store.scalar("SELECT count() FROM interactions WHERE tenant_id = {t:String}",
                             {"t": tenant}):
             raise CommandError(f"tenant {tenant!r} has no records in this store")
-        keys = LocalKeyStore(default_keystore_dir(settings))
-        if not keys.path.exists():  # never mint a fresh keystore: its keys would match nothing
-            raise CommandError(f"no keystore at {keys.path}: point --config or "
-                               "GENAI_AUDIT_KEYSTORE_DIR at the store's keystore")
-        secret = keys.tenant_secret(tenant, PURPOSE)
-        key = pseudonymize(user_id, secret)
+        # Never mint a fresh keystore: its keys would match nothing (an error, exit 2).
+        key = pseudonym_of(open_keystore(settings, create=False), tenant, user_id)
+        if key is None:
+            click.echo(f"genai-audit: tenant {tenant} has no live data subject with this user "
+                       "id (never seen, or erased)", err=True)
+            click.get_current_context().exit(EXIT_PROBLEM)
         records = store.scalar(
             "SELECT count() FROM interactions WHERE tenant_id = {t:String} "
             "AND gdpr_pseudonymized_user_key = {k:String}", {"t": tenant, "k": key})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from genai_audit.cli.common import CommandError, open_keystore, open_store, store_options
+from genai_audit.cli.common import CommandError, open_store, store_options
 from genai_audit.cli.formats import FORMATTERS
 from genai_audit.clickhouse.archive_location import location_from_settings
 from genai_audit.clickhouse.archive_manifest import ManifestError
@@ -13,6 +13,7 @@ from genai_audit.clickhouse.errors import QueryRejected
 from genai_audit.clickhouse.readonly import READONLY_SETTINGS, check_read_only
 from genai_audit.clickhouse.store import Store
 from genai_audit.config import Settings
+from genai_audit.keystore import open_keystore
 
 
 @click.command("query")

@@ -16,8 +16,7 @@ from genai_audit.clickhouse.reports.render import FORMATS, render
 from genai_audit.clickhouse.reports.scope import has_table
 from genai_audit.clickhouse.retention import report_facts
 from genai_audit.config import Settings
-from genai_audit.exporter.span_exporter import default_keystore_dir
-from genai_audit.keystore import LocalKeyStore
+from genai_audit.keystore import open_keystore
 
 DEFAULT_DAYS = 365
 
@@ -114,7 +113,7 @@ def command(tenant: str | None, start: str | None, end: str | None, fmt: str,
 
 def ledger_check(settings: Settings) -> Verifier | None:
     """The ledger check, when this machine has the store's keystore (else: "not run")."""
-    keys = LocalKeyStore(default_keystore_dir(settings))
+    keys = open_keystore(settings, create=False)
     if not keys.path.exists():
         return None
     return report_verifier(keys.signing_key().public_key())

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from genai_audit.cli.common import store_options
 from genai_audit.cli.formats import FORMATTERS
 from genai_audit.clickhouse.dsn import redact_dsn, resolve_database, resolve_dsn
 from genai_audit.config import Settings
-from genai_audit.exporter.span_exporter import default_keystore_dir, default_spool_dir
+from genai_audit.exporter.span_exporter import default_spool_dir
+from genai_audit.keystore import default_keystore_dir
+from genai_audit.masterkey import ENV_MASTER_KEY, MASTER_KEY_FILE
 
 
 def settings_rows(settings: Settings) -> list[tuple[str, str, str]]:
@@ -21,6 +25,9 @@ def settings_rows(settings: Settings) -> list[tuple[str, str, str]]:
             value = resolve_database(value)
         elif name == "keystore_dir":
             value = str(default_keystore_dir(settings))
+        elif name == "master_key_file":  # where the key comes from, never the key itself
+            value = (f"(unused: {ENV_MASTER_KEY} is set)" if os.environ.get(ENV_MASTER_KEY)
+                     else str(value or default_keystore_dir(settings) / MASTER_KEY_FILE))
         elif name == "spool_dir":
             value = str(default_spool_dir(settings))
         elif isinstance(value, frozenset):

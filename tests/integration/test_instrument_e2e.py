@@ -21,6 +21,8 @@ import pytest
 from genai_audit.demo.runner import instrument_command
 from genai_audit.demo.stub_llm import answer_for, usage_for
 from genai_audit.keystore import LocalKeyStore
+from genai_audit.processor.commitments import commitment_key
+from genai_audit.processor.encryption import open_sealed
 from genai_audit.processor.pricing import load_price_table
 from genai_audit.processor.render import canonical_json
 
@@ -89,12 +91,13 @@ def test_instrumented_app_lands_exact_rows(tmp_path, stub_llm):
         messages = [{"role": "user", "content": prompt}]
         answer = answer_for(messages)
         usage = usage_for(messages, answer)
-        pseudonym = hmac.new(keys.tenant_secret(tenant, "pseudonym"), user.encode(),
-                             hashlib.sha256).hexdigest()[:32]
+        subject = keys.find_subject(tenant, user)
+        assert subject is not None
+        pseudonym = subject.pseudonym
         sent = [{"role": "user", "parts": [{"content": prompt, "type": "text"}]}]
         got = [{"role": "assistant", "parts": [{"content": answer, "type": "text"}],
                 "finish_reason": "stop"}]
-        commit = keys.tenant_secret(tenant, "commitment")
+        commit = commitment_key(subject)
         assert (row["tenant_id"], row["gdpr_pseudonymized_user_key"]) == (tenant, pseudonym)
         assert (row["tool_name"], row["feature_name"], row["model"]) == (tool, feature, model)
         assert (row["prompt_tokens"], row["response_tokens"]) == (
@@ -105,7 +108,10 @@ def test_instrumented_app_lands_exact_rows(tmp_path, stub_llm):
                                               hashlib.sha256).hexdigest()
         assert row["response_hash"] == hmac.new(commit, canonical_json(got).encode(),
                                                 hashlib.sha256).hexdigest()
-        assert row["response_preview"] == answer
+        assert (row["content_state"], row["content_key_id"]) == ("encrypted", subject.key_id)
+        assert answer not in json.dumps(row)  # content is ciphertext at rest
+        assert open_sealed(subject, row["id"], "response_preview",
+                           row["response_preview"]) == answer
         assert 0 < row["latency_ms"] < wall_ms
         assert (row["status_code"], row["is_streaming"], row["flags"]) == (200, stream, [])
         assert (row["service_name"], row["provider"]) == ("e2e-app", "openai")

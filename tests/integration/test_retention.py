@@ -128,7 +128,7 @@ def test_content_only_expiry_keeps_metadata(store, keystore, make_span):
     set_policy(store, "acme", RetentionPolicy(30, 1), changed_by="dpo", reason="minimise")
     [rid] = write_records(store, keystore, make_span, _about_to_expire())
     before = store.rows("SELECT full_prompt_text, content_state, prompt_hash FROM interactions")
-    assert before[0][0] and before[0][1] == "plaintext"
+    assert before[0][0] and before[0][1] == "encrypted"
     _no_background_ttl_merges(store)  # see the test above
     _wait_for_expiry()
     assert [(r, c) for _, r, c in overdue(store)] == [(0, 1)]

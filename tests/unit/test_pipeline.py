@@ -8,21 +8,27 @@ import pytest
 
 from genai_audit.clickhouse.writer import record_row
 from genai_audit.config import Settings
+from genai_audit.processor.commitments import commitment_key
+from genai_audit.processor.encryption import open_sealed
 from genai_audit.processor.factory import default_pipeline
 from genai_audit.processor.pipeline import RecordPipeline
 from genai_audit.processor.record import AuditRecord, ContentState, Flag
 
 
-def test_default_pipeline_pseudonymizes_renders_commits_and_prices(make_span, keystore):
+def test_default_pipeline_pseudonymizes_renders_commits_encrypts_and_prices(make_span,
+                                                                             keystore):
     pipeline = default_pipeline(Settings.load(env={}), keystore)
     [r] = pipeline.build([make_span()])
     assert r.user_id is None
-    secret = keystore.tenant_secret("acme", "pseudonym")
-    assert r.user_key == hmac.new(secret, b"alice", hashlib.sha256).hexdigest()[:32]
-    assert r.prompt_text == '[{"parts":[{"content":"hi","type":"text"}],"role":"user"}]'
-    assert r.response_preview == "hello"
-    commit_key = keystore.tenant_secret("acme", "commitment")
-    assert r.prompt_hash == hmac.new(commit_key, r.prompt_text.encode(), hashlib.sha256).digest()
+    subject = keystore.find_subject("acme", "alice")
+    assert subject is not None and r.user_key == subject.pseudonym
+    assert r.content_state is ContentState.ENCRYPTED and r.content_key_id == subject.key_id
+    assert r.content.is_empty()  # structured plaintext dropped after sealing
+    prompt = open_sealed(subject, r.id, "full_prompt_text", r.prompt_text)
+    assert prompt == '[{"parts":[{"content":"hi","type":"text"}],"role":"user"}]'
+    assert open_sealed(subject, r.id, "response_preview", r.response_preview) == "hello"
+    commit_key = commitment_key(subject)
+    assert r.prompt_hash == hmac.new(commit_key, prompt.encode(), hashlib.sha256).digest()
     assert r.total_cost > 0 and r.retention_days == 365
 
 

@@ -12,7 +12,8 @@ table without TTL, partitioned by hold:
   and the originals, if still in ``interactions``, expire on their own schedule.
 
 Nothing is added to the insert path: a hold can never make ingestion fail. The user is named
-by the same keyed pseudonym as in the store; the plaintext user id never reaches SQL.
+by the same pseudonym as in the store (the keystore maps the user id to it); the plaintext
+user id never reaches SQL.
 
 SQL text here is assembled only from module constants, column names read from the
 server's catalogue (quoted) and table-function calls whose arguments are bound parameters;
@@ -30,7 +31,7 @@ from clickhouse_connect.driver.binding import format_str, quote_identifier
 from genai_audit.clickhouse.dsn import validate_identifier
 from genai_audit.clickhouse.store import Store
 from genai_audit.keystore import KeyStore
-from genai_audit.processor.pseudonym import PURPOSE, pseudonymize
+from genai_audit.processor.pseudonym import pseudonym_of
 
 HOLDS = "legal_holds"
 HELD = "held_interactions"
@@ -77,7 +78,11 @@ def add_hold(store: Store, keys: KeyStore, *, tenant_id: str, reason: str, actor
     if user_id is not None:
         if not user_id.strip():
             raise HoldError("--user must not be empty")
-        user_key = pseudonymize(user_id, keys.tenant_secret(tenant_id, PURPOSE))
+        found = pseudonym_of(keys, tenant_id, user_id)
+        if found is None:
+            raise HoldError(f"tenant {tenant_id} has no live data subject with this user id "
+                            "(never seen, or erased)")
+        user_key = found
     hold_id = str(uuid.uuid4())
     store.insert(HOLDS, [[hold_id, "placed", tenant_id, user_key, from_ts, to_ts, reason, actor]],
                  ["hold_id", "event", "tenant_id", "user_key", "from_ts", "to_ts", "reason",

@@ -59,7 +59,9 @@ def available_migrations() -> list[Migration]:
 
 
 def applied_versions(store: Store) -> dict[int, str]:
-    store.command(_BOOTSTRAP)
+    # Check before creating: a least-privilege writer may read but not create tables.
+    if not store.scalar("EXISTS TABLE schema_migrations"):
+        store.command(_BOOTSTRAP)
     return {int(v): str(c) for v, c in store.rows(
         "SELECT version, any(checksum) FROM schema_migrations GROUP BY version")}
 

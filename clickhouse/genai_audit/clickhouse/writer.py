@@ -26,7 +26,7 @@ COLUMNS: tuple[str, ...] = (
     "feature_name", "region", "data_class", "prompt_tokens", "response_tokens",
     "cached_tokens", "total_cost", "pricing_version", "has_pii_detected",
     "pii_redacted_before_llm", "pii_entity_counts", "hipaa_compliant_route", "content_state",
-    "prompt_hash", "response_hash", "response_preview", "full_prompt_text",
+    "content_key_id", "prompt_hash", "response_hash", "response_preview", "full_prompt_text",
     "full_response_text", "request_id", "status_code", "error_type", "latency_ms",
     "finish_reasons", "is_streaming", "trace_id", "span_id", "flags", "record_version",
     "retention_days", "content_retention_days",
@@ -42,11 +42,11 @@ def record_row(r: AuditRecord) -> list[Any]:
         r.feature_name, r.region, r.data_class, r.prompt_tokens, r.response_tokens,
         r.cached_tokens, r.total_cost, r.pricing_version, r.has_pii_detected,
         r.pii_redacted_before_llm, dict(r.pii_entity_counts), r.hipaa_compliant_route,
-        r.content_state.value, r.prompt_hash.ljust(32, b"\0"), r.response_hash.ljust(32, b"\0"),
-        r.response_preview, r.prompt_text, r.response_text, r.request_id, r.status_code,
-        r.error_type, r.latency_ms, list(r.finish_reasons), r.is_streaming, r.trace_id,
-        r.span_id, sorted(f.value for f in r.flags), r.schema_version, r.retention_days,
-        r.content_retention_days,
+        r.content_state.value, r.content_key_id, r.prompt_hash.ljust(32, b"\0"),
+        r.response_hash.ljust(32, b"\0"), r.response_preview, r.prompt_text, r.response_text,
+        r.request_id, r.status_code, r.error_type, r.latency_ms, list(r.finish_reasons),
+        r.is_streaming, r.trace_id, r.span_id, sorted(f.value for f in r.flags),
+        r.schema_version, r.retention_days, r.content_retention_days,
     ]
 
 

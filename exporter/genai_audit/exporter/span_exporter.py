@@ -35,7 +35,7 @@ from genai_audit.clickhouse.store import Store
 from genai_audit.clickhouse.writer import COLUMNS, InteractionWriter
 from genai_audit.config import Settings
 from genai_audit.exporter.spool import Spool
-from genai_audit.keystore import KeyStore, LocalKeyStore
+from genai_audit.keystore import KeyStore, open_keystore
 from genai_audit.processor.factory import default_pipeline, default_policy
 from genai_audit.processor.pipeline import RecordPipeline
 from genai_audit.processor.record import AuditRecord
@@ -45,14 +45,6 @@ _log = logging.getLogger(__name__)
 _BACKOFF_BASE_S = 0.05
 _BACKOFF_MAX_S = 2.0
 _DRAIN_INTERVAL_S = 1.0  # while spooling, retry the store at most this often
-
-
-def default_keystore_dir(settings: Settings) -> Path:
-    """``<store dir>-keys`` beside an embedded store; ``./genai-audit-keys`` for a server."""
-    if settings.keystore_dir:
-        return Path(settings.keystore_dir).expanduser().resolve()
-    path = embedded_path(resolve_dsn(settings.dsn))
-    return Path(str(path) + "-keys") if path else Path("genai-audit-keys").resolve()
 
 
 def default_spool_dir(settings: Settings) -> Path:
@@ -285,7 +277,7 @@ class ClickHouseSpanExporter(SpanExporter):
 
     def _get_keys(self) -> KeyStore:
         if self._keys is None:
-            self._keys = LocalKeyStore(default_keystore_dir(self.settings))
+            self._keys = open_keystore(self.settings)
         return self._keys
 
     def _get_pipeline(self) -> RecordPipeline:

@@ -1,9 +1,11 @@
 """Content commitments: ``prompt_hash`` / ``response_hash``.
 
-HMAC-SHA256 under a per-tenant commitment secret over the content *as stored* (after
-redaction). Keyed, so a stored hash cannot be matched against guessed prompts by anyone
-without the keystore (no unkeyed hash of content is ever stored); whoever holds the key
-(``genai-audit show``) can check that decrypted content matches its commitment.
+HMAC-SHA256 over the content *as stored* (after redaction, before encryption), keyed by a
+key derived from the data subject's DEK (``SubjectKey.derive("commitment")``). Keyed, so a
+stored hash cannot be matched against guessed prompts by anyone without the keystore;
+keyed *per subject*, so once the subject is erased nobody, keystore holders included, can
+confirm a guess of the erased content. Whoever reads through ``genai-audit show`` checks
+that the decrypted content matches its commitment.
 """
 
 from __future__ import annotations
@@ -11,14 +13,39 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 
-from genai_audit.keystore import KeyStore
+from genai_audit.keystore import KeyStore, SubjectKey
 from genai_audit.processor.record import AuditRecord, Flag
 
 PURPOSE = "commitment"
 
 
+class SubjectKeyMissing(LookupError):
+    """The record's subject has no key (erased while the record was in flight)."""
+
+
 def commit(secret: bytes, text: str) -> bytes:
     return hmac.digest(secret, text.encode("utf-8"), "sha256")
+
+
+def commitment_key(subject: SubjectKey) -> bytes:
+    return subject.derive(PURPOSE)
+
+
+class BatchKeys:
+    """The subject keys of one batch: one keystore lookup per subject, not per record."""
+
+    def __init__(self, keys: KeyStore) -> None:
+        self.keys = keys
+        self._seen: dict[tuple[str, str], SubjectKey | None] = {}
+
+    def __call__(self, record: AuditRecord) -> SubjectKey:
+        slot = (record.tenant_id, record.user_key)
+        if slot not in self._seen:
+            self._seen[slot] = self.keys.key_for_pseudonym(*slot)
+        key = self._seen[slot]
+        if key is None:
+            raise SubjectKeyMissing(f"record {record.id}: the subject's key is gone (erased)")
+        return key
 
 
 class CommitmentStage:
@@ -29,7 +56,8 @@ class CommitmentStage:
         self.keys = keys
 
     def process(self, records: Sequence[AuditRecord]) -> None:
-        for record in records:
-            secret = self.keys.tenant_secret(record.tenant_id, PURPOSE)
+        key_of = BatchKeys(self.keys)
+        for record in records:  # withheld records too: a commitment to the empty content
+            secret = commitment_key(key_of(record))
             record.prompt_hash = commit(secret, record.prompt_text)
             record.response_hash = commit(secret, record.response_text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from genai_audit.config import Settings
 from genai_audit.keystore import KeyStore
 from genai_audit.processor.commitments import CommitmentStage
+from genai_audit.processor.encryption import EncryptionStage
 from genai_audit.processor.pipeline import RecordPipeline, Stage
 from genai_audit.processor.pricing import PricingStage, load_price_table
 from genai_audit.processor.pseudonym import PseudonymStage
@@ -29,6 +30,7 @@ def default_pipeline(settings: Settings, keys: KeyStore,
         PseudonymStage(keys),
         RenderStage(capture_content=settings.capture_content),
         CommitmentStage(keys),
+        EncryptionStage(keys),
         PricingStage(load_price_table(settings.pricing_file)),
         RetentionStage(policies or StaticPolicies(default_policy(settings))),
     ]

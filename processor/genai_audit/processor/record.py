@@ -32,6 +32,8 @@ class Flag(enum.StrEnum):
     CONTENT_WITHHELD = "content_withheld"  # a stage failed closed
     REDACTION_FAILED = "redaction_failed"
     ENCRYPTION_FAILED = "encryption_failed"
+    PSEUDONYMIZATION_FAILED = "pseudonymization_failed"  # keystore failed: no user key
+    SUBJECT_ERASED = "subject_erased"  # started before its user's GDPR erasure: no content
     NO_USER = "no_user"
     TENANT_REATTRIBUTED = "tenant_reattributed"  # gateway: span claimed another tenant
 
@@ -100,6 +102,7 @@ class AuditRecord:
     prompt_text: str = ""  # serialized content as stored (after redaction / encryption)
     response_text: str = ""
     response_preview: str = ""
+    content_key_id: str = ""  # id of the subject data key that encrypted the content
     prompt_hash: bytes = b""
     response_hash: bytes = b""
     has_pii_detected: bool = False

@@ -190,5 +190,10 @@ def test_in_process_redaction_marks_spans_and_the_gateway_does_not_redact_again(
     trusted = Principal(tenant="acme", trust_processed=True)
     core.export(trusted, encode_spans([copy]).SerializeToString(), as_json=False)
     assert gateway_redact.seen == []
-    [(prompt,)] = store.rows("SELECT full_prompt_text FROM interactions")
+    [(rid, stored)] = store.rows("SELECT toString(id), full_prompt_text FROM interactions")
+    assert "alice@example.com" not in stored  # ciphertext at rest
+    from genai_audit.clickhouse.disclosure import disclose
+
+    [read] = disclose(store, keystore, [rid], actor="test", purpose="redaction check")
+    prompt = read.prompt_text or ""
     assert "<EMAIL>" in prompt and "alice@example.com" not in prompt

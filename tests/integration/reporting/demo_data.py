@@ -27,7 +27,7 @@ from genai_audit.config import Settings
 from genai_audit.keystore import LocalKeyStore
 from genai_audit.processor.factory import default_pipeline
 from genai_audit.processor.pipeline import RecordPipeline
-from genai_audit.processor.pseudonym import PURPOSE, pseudonymize
+from genai_audit.processor.pseudonym import pseudonym_of
 from genai_audit.processor.record import AuditRecord, Flag
 
 PRICES = {"gpt-4o": (Decimal("2.50"), Decimal("10.00")),
@@ -202,7 +202,9 @@ def write_specs(store: Store, keys: LocalKeyStore, specs: Sequence[Spec]) -> Non
 
 
 def user_key(keys: LocalKeyStore, tenant: str, user: str) -> str:
-    return pseudonymize(user, keys.tenant_secret(tenant, PURPOSE))
+    key = pseudonym_of(keys, tenant, user)
+    assert key is not None, f"{user} of {tenant} was never written"
+    return key
 
 
 PERIOD = (datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 5, 1, tzinfo=UTC))

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
+from uuid import uuid4
 
 import pytest
 import yaml
@@ -109,8 +110,25 @@ def test_macro_expansion_matches_the_plugin():
         "toStartOfInterval(toDateTime(ts), INTERVAL 60 second)"
 
 
+@pytest.fixture(scope="module")
+def panel_store(shared_audit_store):
+    """The demo rows plus one erasure and one disclosure inside the period."""
+    at, key = PERIOD[0] + timedelta(days=3), "0" * 32
+    shared_audit_store.insert(
+        "subject_erasures", [[uuid4(), at, "acme", key, 4, "dpo", "subject-request", "DSR-1"]],
+        ["erasure_id", "erased_at", "tenant_id", "gdpr_pseudonymized_user_key",
+         "records_affected", "operator", "reason", "request_id"])
+    shared_audit_store.insert(
+        "access_log", [[uuid4(), at, "acme", "dr.who", "treatment", "show", [uuid4()], [key],
+                        1, 0]],
+        ["access_id", "accessed_at", "tenant_id", "actor", "purpose", "channel", "record_ids",
+         "user_keys", "records_disclosed", "records_erased"])
+    return shared_audit_store
+
+
 @pytest.mark.parametrize("dashboard, panel, target", list(_panels()))
-def test_panel_sql_runs_and_has_the_panel_shape(shared_audit_store, dashboard, panel, target):
+def test_panel_sql_runs_and_has_the_panel_shape(panel_store, dashboard, panel, target):
+    shared_audit_store = panel_store
     (var,) = dashboard["templating"]["list"]
     tenants = [str(r[0]) for r in shared_audit_store.rows(var["query"])]
     assert "acme" in tenants

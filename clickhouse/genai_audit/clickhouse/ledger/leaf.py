@@ -108,6 +108,7 @@ INTERACTIONS_V1: tuple[Field, ...] = (
     Field("pii_entity_counts", Kind.STRING_INT_MAP),
     Field("hipaa_compliant_route", BO),
     Field("content_state", S, True),
+    Field("content_key_id", S),  # which data key encrypted the content (erasure: issue 5)
     *_f(B, "prompt_hash", "response_hash"),
     *_f(S, "response_preview", "full_prompt_text", "full_response_text", "request_id"),
     Field("status_code", I),

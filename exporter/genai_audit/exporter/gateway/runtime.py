@@ -40,8 +40,8 @@ from genai_audit.exporter.gateway.grpc_server import GrpcListener, start_grpc
 from genai_audit.exporter.gateway.http_server import HttpListener, start_http
 from genai_audit.exporter.gateway.metrics import Metrics
 from genai_audit.exporter.gateway.sink import LocalSink, OwnerServer, RemoteSink, Sink
-from genai_audit.exporter.span_exporter import ClickHouseSpanExporter, default_keystore_dir
-from genai_audit.keystore import LocalKeyStore
+from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
+from genai_audit.keystore import open_keystore
 from genai_audit.processor.factory import default_pipeline
 
 _log = logging.getLogger("genai_audit.gateway")
@@ -111,7 +111,7 @@ def start_listeners(settings: Settings, core: GatewayCore, reuse_port: bool) -> 
 
 def build_core(settings: Settings, auth: Authenticator, sink: Sink, metrics: Metrics
                ) -> GatewayCore:
-    keys = LocalKeyStore(default_keystore_dir(settings))
+    keys = open_keystore(settings)
     return GatewayCore(auth=auth, pipeline=default_pipeline(settings, keys), sink=sink,
                        metrics=metrics, tenant_mismatch=settings.gateway_tenant_mismatch,
                        max_attribute_chars=settings.gateway_max_attribute_kb * 1024)

@@ -1,0 +1,151 @@
+"""GDPR Art. 17 erasure of one data subject, by crypto-shredding.
+
+The audit trail stays immutable: no interaction row is updated or deleted. Instead the
+subject's keystore row (pseudonym mapping + data key) is destroyed, so the subject's
+content can no longer be decrypted, its commitments can no longer be checked against a
+guess, and its pseudonym no longer links back to the user id. Metadata (tokens, cost,
+tool, time) stays, so reports still add up; the ledger's hashes, computed over the
+stored ciphertext, still verify.
+
+Order, chosen so a crash at any point is repaired by running the erasure again:
+
+0. refuse while a legal hold covers the subject (GDPR Art. 17(3)(e): data kept for legal
+   claims; the held copies are encrypted under the same key);
+1. count the subject's records;
+2. append a PII-free tombstone to ``subject_erasures`` (reused if a crashed run left one);
+3. destroy the subject in the keystore (and remember, without the pseudonym, that the
+   user was erased, so a second run answers "already erased" instead of "unknown").
+
+``erase_subject`` is the library call; ``genai-audit erase`` and the gateway's API wrap it.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+
+from genai_audit.clickhouse.holds import list_holds
+from genai_audit.clickhouse.store import Store
+from genai_audit.keystore import ErasureMarker, KeyStore
+
+ERASED_TEXT = "[DATA ERASED PER GDPR ARTICLE 17]"
+TOMBSTONE_TABLE = "subject_erasures"
+TOMBSTONE_COLUMNS = ("erasure_id", "erased_at", "tenant_id", "gdpr_pseudonymized_user_key",
+                     "content_key_id", "request_id", "records_affected", "operator", "reason",
+                     "tool_version")
+
+# The grounds of GDPR Art. 17(1) (and a data-subject request under 17(1) in general): a code
+# instead of free text keeps the tombstone free of personal data by construction.
+REASONS: dict[str, str] = {
+    "subject-request": "Art. 17(1): erasure requested by the data subject",
+    "no-longer-necessary": "Art. 17(1)(a): no longer necessary for the purpose",
+    "consent-withdrawn": "Art. 17(1)(b): consent withdrawn",
+    "objection": "Art. 17(1)(c): objection to processing",
+    "unlawful-processing": "Art. 17(1)(d): unlawfully processed",
+    "legal-obligation": "Art. 17(1)(e): erasure required by law",
+    "child-consent": "Art. 17(1)(f): data of a child collected for online services",
+}
+# Answered from the ``subject_counts`` projection (migration 003): no scan of the records.
+COUNT_SQL = ("SELECT count() FROM interactions WHERE tenant_id = {t:String}"
+             " AND gdpr_pseudonymized_user_key = {p:String}")
+_OPERATOR = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/#-]{1,128}$")
+
+
+class ErasureError(ValueError):
+    """An erasure request that cannot be carried out as given (bad reason, operator...)."""
+
+
+class ErasureStatus(enum.StrEnum):
+    ERASED = "erased"
+    ALREADY_ERASED = "already_erased"
+    UNKNOWN = "unknown"  # no such subject in this tenant: nothing was erased
+    HELD = "held"  # under a legal hold (Art. 17(3)(e)): nothing was erased
+
+
+@dataclass(frozen=True)
+class ErasureResult:
+    status: ErasureStatus
+    tenant_id: str
+    erasure_id: str = ""
+    request_id: str = ""
+    user_key: str = ""  # the (now unlinkable) pseudonym; "" when unknown / already erased
+    records_affected: int = 0
+    erased_at: str = ""
+    held_by: tuple[str, ...] = ()  # ids of the active legal holds that block the erasure
+
+
+@functools.cache
+def tool_version() -> str:
+    try:
+        return metadata.version("genai-audit")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def validate_request(reason: str, operator: str, request_id: str | None) -> None:
+    if reason not in REASONS:
+        raise ErasureError(f"unknown reason {reason!r}: use one of {', '.join(REASONS)}")
+    if not _OPERATOR.match(operator):
+        raise ErasureError("operator: 1-128 characters of letters, digits and . _ @ + -")
+    if request_id is not None and not _REQUEST_ID.match(request_id):
+        raise ErasureError("request id: 1-128 characters of letters, digits and . _ : / # -")
+
+
+def erase_subject(store: Store, keys: KeyStore, *, tenant_id: str, user_id: str, reason: str,
+                  operator: str, request_id: str | None = None) -> ErasureResult:
+    """Erase one data subject of one tenant. Idempotent; an unknown subject is reported."""
+    validate_request(reason, operator, request_id)
+    subject = keys.find_subject(tenant_id, user_id)
+    if subject is None:
+        marker = keys.erasure_marker(tenant_id, user_id)
+        if marker is None:
+            return ErasureResult(ErasureStatus.UNKNOWN, tenant_id)
+        return ErasureResult(ErasureStatus.ALREADY_ERASED, tenant_id, marker.erasure_id,
+                             marker.request_id, records_affected=_recorded_count(store, marker),
+                             erased_at=marker.erased_at)
+    holds = tuple(h.hold_id for h in list_holds(store, tenant_id)
+                  if h.user_key in ("", subject.pseudonym))
+    if holds:  # the held copies are encrypted under this key: destroying it would void them
+        return ErasureResult(ErasureStatus.HELD, tenant_id, user_key=subject.pseudonym,
+                             held_by=holds)
+    records = int(store.scalar(COUNT_SQL, {"t": tenant_id, "p": subject.pseudonym}) or 0)
+    tombstone = _existing_tombstone(store, tenant_id, subject.pseudonym)
+    if tombstone is None:
+        erasure_id = str(uuid.uuid4())
+        erased_at = datetime.now(UTC)
+        tombstone = ErasureMarker(erasure_id, request_id or erasure_id, erased_at.isoformat())
+        store.insert(TOMBSTONE_TABLE, [[
+            uuid.UUID(erasure_id), erased_at, tenant_id, subject.pseudonym, subject.key_id,
+            tombstone.request_id, records, operator, reason, tool_version()]],
+            TOMBSTONE_COLUMNS, settings={"insert_deduplication_token": erasure_id})
+    keys.destroy_subject(tenant_id, user_id, tombstone)
+    return ErasureResult(ErasureStatus.ERASED, tenant_id, tombstone.erasure_id,
+                         tombstone.request_id, subject.pseudonym, records, tombstone.erased_at)
+
+
+def _existing_tombstone(store: Store, tenant_id: str, pseudonym: str) -> ErasureMarker | None:
+    rows = store.rows(
+        "SELECT toString(erasure_id), request_id, erased_at FROM subject_erasures"
+        " WHERE tenant_id = {t:String} AND gdpr_pseudonymized_user_key = {p:String}"
+        " ORDER BY erased_at LIMIT 1", {"t": tenant_id, "p": pseudonym})
+    if not rows:
+        return None
+    erasure_id, request, erased_at = rows[0]
+    return ErasureMarker(str(erasure_id), str(request), erased_at.isoformat())
+
+
+def _recorded_count(store: Store, marker: ErasureMarker) -> int:
+    value = store.scalar("SELECT max(records_affected) FROM subject_erasures"
+                         " WHERE erasure_id = {e:UUID}", {"e": marker.erasure_id})
+    return int(value or 0)
+
+
+def is_erased(store: Store, tenant_id: str, pseudonym: str) -> bool:
+    """Whether a tombstone covers this pseudonym (its content reads as ERASED_TEXT)."""
+    return _existing_tombstone(store, tenant_id, pseudonym) is not None

@@ -1,0 +1,195 @@
+"""GDPR Art. 17 erasure by crypto-shredding, library and CLI, against the embedded store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+
+import pytest
+
+from genai_audit.cli.main import main
+from genai_audit.clickhouse.disclosure import ReadState, disclose
+from genai_audit.clickhouse.erasure import (
+    COUNT_SQL,
+    ERASED_TEXT,
+    ErasureError,
+    ErasureStatus,
+    erase_subject,
+)
+from genai_audit.clickhouse.writer import InteractionWriter
+from genai_audit.config import Settings
+from genai_audit.processor.factory import default_pipeline
+from genai_audit.processor.record import ContentState, Flag
+
+pytestmark = pytest.mark.integration
+
+SECRET = "my diagnosis is type 2 diabetes"
+AUDITOR = {"actor": "auditor-1", "purpose": "erasure test"}
+# A fingerprint of every stored byte of every row: erasure must not change one of them.
+ALL_ROWS = ("SELECT count(), sum(cityHash64(*)), sum(total_cost), sum(prompt_tokens)"
+            " FROM interactions")
+
+
+def _messages(text: str) -> str:
+    return json.dumps([{"role": "user", "parts": [{"type": "text", "content": text}]}])
+
+
+@pytest.fixture
+def ingested(store, keystore, make_span):
+    spans = [make_span(**{"enduser.id": "alice", "gen_ai.input.messages": _messages(SECRET)}),
+             make_span(**{"enduser.id": "alice", "genai_audit.tool": "contract_review"}),
+             make_span(**{"enduser.id": "bob"}),
+             make_span(**{"enduser.id": "alice", "tenant.id": "globex"}),
+             make_span(**{"enduser.id": None})]
+    records = default_pipeline(Settings.load(env={}), keystore).build(spans)
+    InteractionWriter(store).write(records)
+    return records
+
+
+def _erase(store, keystore, user="alice", tenant="acme", **kw):
+    return erase_subject(store, keystore, tenant_id=tenant, user_id=user,
+                         reason=kw.pop("reason", "subject-request"),
+                         operator=kw.pop("operator", "dpo"), **kw)
+
+
+def test_erasure_makes_content_unreadable_and_keeps_everything_else(store, keystore, ingested):
+    alice_key = keystore.find_subject("acme", "alice")
+    before = store.rows(ALL_ROWS)
+    result = _erase(store, keystore, request_id="DSR-7")
+    assert result.status is ErasureStatus.ERASED and result.records_affected == 2
+    assert result.user_key == alice_key.pseudonym and result.request_id == "DSR-7"
+    assert store.rows(ALL_ROWS) == before  # no row updated, deleted or added; costs add up
+
+    read = {r.id: r for r in disclose(store, keystore, [r.id for r in ingested], **AUDITOR)}
+    alice_acme, alice_tool, bob, alice_globex, nobody = (read[r.id] for r in ingested)
+    for erased in (alice_acme, alice_tool):
+        assert erased.state is ReadState.ERASED
+        assert erased.prompt_text == erased.response_text == ERASED_TEXT
+        assert erased.tool_name and erased.model == "gpt-4o"  # metadata intact
+    for untouched in (bob, alice_globex, nobody):  # other subjects, tenants, no-user key
+        assert untouched.state is ReadState.DISCLOSED and untouched.commitment_ok
+    assert SECRET not in json.dumps([vars(r) for r in read.values()], default=str)
+
+    [tomb] = store.rows("SELECT tenant_id, gdpr_pseudonymized_user_key, request_id,"
+                        " records_affected, operator, reason, content_key_id"
+                        " FROM subject_erasures")
+    assert tomb == ("acme", alice_key.pseudonym, "DSR-7", 2, "dpo", "subject-request",
+                    alice_key.key_id)
+    assert "alice" not in json.dumps(store.rows("SELECT * FROM subject_erasures"), default=str)
+
+    view = store.rows("SELECT user_id, full_prompt_text, full_response_text, response_preview,"
+                      " prompt_preview FROM llm_interaction_audit")
+    assert Counter(v[1:] for v in view) == {(None,) * 4: 3, (ERASED_TEXT,) * 4: 2}
+    assert {v[0] for v in view if v[1] == ERASED_TEXT} == {alice_key.pseudonym}
+
+
+def test_erased_key_is_unrecoverable_from_the_keystore_file(store, keystore, ingested):
+    alice = keystore.find_subject("acme", "alice")
+    with sqlite3.connect(keystore.path) as db:
+        [(wrapped,)] = db.execute("SELECT wrapped FROM subjects WHERE pseudonym = ?",
+                                  (alice.pseudonym,)).fetchall()
+    _erase(store, keystore)
+    files = b"".join(p.read_bytes() for p in keystore.directory.rglob("*") if p.is_file())
+    assert wrapped not in files and alice.dek not in files
+    assert alice.pseudonym.encode() not in files  # the user id -> pseudonym link is gone too
+
+
+def test_erasure_is_idempotent_and_unknown_subjects_are_not_success(store, keystore, ingested):
+    first = _erase(store, keystore)
+    again = _erase(store, keystore, request_id="DSR-duplicate")
+    assert again.status is ErasureStatus.ALREADY_ERASED
+    assert (again.erasure_id, again.records_affected) == (first.erasure_id, 2)
+    assert store.scalar("SELECT count() FROM subject_erasures") == 1
+    assert _erase(store, keystore, user="zed").status is ErasureStatus.UNKNOWN
+    assert _erase(store, keystore, user="bob", tenant="globex").status is ErasureStatus.UNKNOWN
+    assert store.scalar("SELECT count() FROM subject_erasures") == 1
+
+
+def test_a_crash_after_the_tombstone_is_repaired_by_running_again(store, keystore, ingested):
+    class CrashBeforeDestroy:
+        def __getattr__(self, name):
+            if name == "destroy_subject":
+                raise RuntimeError("crash")
+            return getattr(keystore, name)
+
+    with pytest.raises(RuntimeError):
+        _erase(store, CrashBeforeDestroy())
+    assert keystore.find_subject("acme", "alice") is not None  # not yet erased
+    done = _erase(store, keystore)
+    assert done.status is ErasureStatus.ERASED
+    assert store.scalar("SELECT count() FROM subject_erasures") == 1  # tombstone reused
+
+
+@pytest.mark.parametrize("kw, message", [({"reason": "because"}, "unknown reason"),
+                                         ({"operator": "Jane Doe"}, "operator"),
+                                         ({"request_id": "x'; DROP"}, "request id")])
+def test_bad_requests_are_refused_before_anything_happens(store, keystore, ingested, kw,
+                                                           message):
+    with pytest.raises(ErasureError, match=message):
+        _erase(store, keystore, **kw)
+    assert keystore.find_subject("acme", "alice") is not None
+
+
+def test_erase_cli_exit_codes(store, keystore, ingested, monkeypatch, capsys):
+    monkeypatch.setenv("GENAI_AUDIT_KEYSTORE_DIR", str(keystore.directory))
+    base = ["erase", "--dsn", store.dsn, "--database", store.database, "--tenant", "acme",
+            "--reason", "consent-withdrawn", "--operator", "dpo"]
+    assert main([*base, "--user", "alice", "--request-id", "DSR-9"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("erased:") and "2 record(s)" in out and "alice" not in out
+    assert main([*base, "--user", "alice"]) == 0
+    assert "already erased" in capsys.readouterr().out
+    assert main([*base, "--user", "nobody-we-know", "--format", "json"]) == 1
+    assert json.loads(capsys.readouterr().out)["status"] == "unknown"
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("bob\n"))
+    assert main([*base, "--user", "-"]) == 0  # the user id from stdin, not argv
+    assert "erased:" in capsys.readouterr().out
+    assert main([*base[:-4], "--user", "x", "--reason", "whim"]) == 2
+
+
+def test_counting_a_subjects_records_reads_the_projection_not_the_records(store, ingested):
+    plan = "\n".join(r[0] for r in store.rows(
+        "EXPLAIN " + COUNT_SQL, {"t": "acme", "p": ingested[0].user_key}))
+    assert "subject_counts" in plan
+
+
+def test_records_in_flight_during_the_erasure_are_erased_too(store, keystore, ingested,
+                                                             make_span):
+    old_pseudonym = keystore.find_subject("acme", "alice").pseudonym
+    in_flight = make_span(**{"enduser.id": "alice", "gen_ai.input.messages": _messages(SECRET)})
+    _erase(store, keystore)
+    comes_back = make_span(**{"enduser.id": "alice"})  # the user returns after the erasure
+    pipeline = default_pipeline(Settings.load(env={}), keystore)
+    late, new = pipeline.build([in_flight, comes_back])
+    assert Flag.SUBJECT_ERASED in late.flags and late.content_state is ContentState.WITHHELD
+    assert late.user_key == "" and late.prompt_text == "" and late.prompt_tokens == 10
+    assert new.content_state is ContentState.ENCRYPTED and not new.flags
+    assert new.user_key not in ("", old_pseudonym)  # a new data subject
+    InteractionWriter(store).write([late, new])
+    assert SECRET not in json.dumps(store.rows("SELECT * FROM interactions"), default=str)
+
+
+def test_readers_never_create_a_keystore_where_there_is_none(store, tmp_path, monkeypatch,
+                                                             capsys):
+    monkeypatch.setenv("GENAI_AUDIT_KEYSTORE_DIR", str(tmp_path / "wrong-place"))
+    db = ["--dsn", store.dsn, "--database", store.database]
+    assert main(["erase", *db, "--tenant", "acme", "--user", "alice", "--reason",
+                 "objection"]) == 2
+    assert "no keystore at" in capsys.readouterr().err
+    assert main(["disclosures", *db, "--tenant", "acme", "--user", "alice"]) == 2
+    assert not (tmp_path / "wrong-place").exists()
+
+
+def test_a_legal_hold_defers_the_erasure(store, keystore, ingested):
+    from genai_audit.clickhouse.holds import add_hold, release_hold
+
+    hold = add_hold(store, keystore, tenant_id="acme", user_id="alice", reason="litigation",
+                    actor="counsel")
+    held = _erase(store, keystore)
+    assert held.status is ErasureStatus.HELD and held.held_by == (hold.hold_id,)
+    assert keystore.find_subject("acme", "alice") is not None  # nothing destroyed
+    assert store.scalar("SELECT count() FROM subject_erasures") == 0
+    assert _erase(store, keystore, user="bob").status is ErasureStatus.ERASED  # not held
+    release_hold(store, hold.hold_id, actor="counsel", reason="settled")
+    assert _erase(store, keystore).status is ErasureStatus.ERASED
