@@ -60,7 +60,7 @@ SELECT *, {leaf} AS leaf_hash FROM (
     '2025-01' AS pricing_version, number % 7 = 0 AS has_pii_detected,
     number % 7 = 0 AS pii_redacted_before_llm,
     if(number % 7 = 0, map('EMAIL', toUInt32(1)), map()) AS pii_entity_counts,
-    false AS hipaa_compliant_route, 'plaintext' AS content_state,
+    false AS hipaa_compliant_route, 'plaintext' AS content_state, '' AS content_key_id,
     SHA256(concat('p', toString(number))) AS prompt_hash,
     SHA256(concat('r', toString(number))) AS response_hash,
     concat('Noted: summary of vendor review #', toString(number)) AS response_preview,
@@ -73,7 +73,7 @@ SELECT *, {leaf} AS leaf_hash FROM (
     false AS is_streaming, lower(hex(SHA256(toString(number)))) AS trace_id,
     substring(lower(hex(SHA256(toString(number)))), 1, 16) AS span_id,
     CAST([], 'Array(String)') AS flags, toUInt16(1) AS record_version,
-    toUInt16(3650) AS retention_days,
+    toUInt16(3650) AS retention_days, toUInt16(3650) AS content_retention_days,
     concat('interactions/tenant-', toString(number % {logs:UInt32}), '/bench-writer') AS log_id,
     intDiv(number, {logs:UInt32}) AS log_index, toUInt8(1) AS leaf_version
   FROM numbers({start:UInt64}, {count:UInt64}))
