@@ -182,7 +182,7 @@ class Settings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
-        path, required = _config_path(config_file, env)
+        path, required = config_path(env, config_file)
         for name, value in _read_file(path, required).items():
             values[name], sources[name] = _parse(name, value, f"file {path}"), f"file {path}"
         for name in _PARSERS:
@@ -222,7 +222,10 @@ def _parse(name: str, value: Any, source: str) -> Any:
         raise SettingsError(f"{exc} (from {source})") from None
 
 
-def _config_path(config_file: str | Path | None, env: Mapping[str, str]) -> tuple[Path, bool]:
+def config_path(env: Mapping[str, str] | None = None,
+                config_file: str | Path | None = None) -> tuple[Path, bool]:
+    """The config file to read and whether it must exist (named explicitly)."""
+    env = os.environ if env is None else env
     if config_file is not None:
         return Path(config_file), True
     if env.get(ENV_CONFIG):

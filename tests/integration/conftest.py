@@ -1,4 +1,10 @@
-"""Fixtures for the archive tests: a real S3-compatible server (moto) on 127.0.0.1."""
+"""Integration fixtures: a real S3-compatible server (moto) on 127.0.0.1, and one OpenAI
+instrumentation for the whole session.
+
+The openai instrumentation wraps the client once per ``instrument()``; instrumenting it
+again after ``uninstrument()`` records streamed text twice. So it is instrumented once, with
+a provider whose only processor forwards to whatever processors the running test installs.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,9 @@ import boto3
 import pytest
 from audit_records import KEY_ID, SECRET
 from moto.server import ThreadedMotoServer
+from opentelemetry.context import Context
+from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +40,32 @@ def s3_bucket(s3_endpoint: str) -> tuple[Any, str]:
     bucket = f"audit-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)
     return client, bucket
+
+
+class ForwardingProcessor(SpanProcessor):
+    def __init__(self) -> None:
+        self.targets: list[SpanProcessor] = []
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        for target in list(self.targets):
+            target.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        for target in list(self.targets):
+            target.on_end(span)
+
+
+class OpenAITracing:
+    def __init__(self) -> None:
+        self.forwarder = ForwardingProcessor()
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(self.forwarder)
+
+
+@pytest.fixture(scope="session")
+def openai_tracing() -> Iterator[OpenAITracing]:
+    tracing = OpenAITracing()
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=tracing.provider)
+    yield tracing
+    instrumentor.uninstrument()

@@ -119,7 +119,8 @@ class ClickHouseSpanExporter(SpanExporter):
         try:
             with self._lock:
                 self._get_store()
-                self._get_pipeline()
+                pipeline = self._get_pipeline()
+            self._warm_stages(pipeline)
             return True
         except Exception as exc:
             _log.error("genai-audit: store not ready at start-up (%s: %s); will retry on export",
@@ -279,6 +280,20 @@ class ClickHouseSpanExporter(SpanExporter):
         if self._keys is None:
             self._keys = open_keystore(self.settings)
         return self._keys
+
+    def _warm_stages(self, pipeline: RecordPipeline) -> None:
+        """Let stages that load models (redaction) load them now, on a daemon thread, so
+        neither the first batch nor a synchronous tool's first write waits for all of it."""
+        def warm() -> None:
+            for stage in pipeline.stages:
+                method = getattr(stage, "warm", None)
+                if callable(method):
+                    try:
+                        method()
+                    except Exception as exc:  # the first batch meets it again, fails closed
+                        _log.warning("genai-audit: stage %s could not warm up (%s)",
+                                     getattr(stage, "name", "?"), type(exc).__name__)
+        threading.Thread(target=warm, name="genai-audit-warmup", daemon=True).start()
 
     def _get_pipeline(self) -> RecordPipeline:
         if self._pipeline is None:

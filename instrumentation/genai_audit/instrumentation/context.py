@@ -26,6 +26,10 @@ from genai_audit.instrumentation.keys import BAGGAGE_KEYS, CONTEXT_KEYS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Context value (not baggage: it must not leave the process) holding span attributes that
+#: the pre-LLM guard wants on the span of the call it makes; see ``guard.py``.
+GUARD_ATTRIBUTES_KEY = context.create_key("genai_audit.guard_attributes")
+
 
 class audit_context:
     """Set the compliance context for everything run inside it."""
@@ -69,7 +73,11 @@ class audit_context:
 
 
 def stamp_baggage(span: Span, parent_context: context.Context | None) -> None:
-    """Copy the compliance baggage onto a starting span (attributes it already has win)."""
+    """Copy the compliance baggage onto a starting span (attributes it already has win),
+    and the pre-LLM guard's verdict if the span starts inside a guarded call."""
+    guard_attrs = context.get_value(GUARD_ATTRIBUTES_KEY, parent_context)
+    if isinstance(guard_attrs, Mapping):
+        span.set_attributes(guard_attrs)
     entries = baggage.get_all(parent_context)
     if not entries:
         return

@@ -27,6 +27,14 @@ CONTEXT_KEYS: dict[str, str] = {
 
 BAGGAGE_KEYS: tuple[str, ...] = tuple(CONTEXT_KEYS.values())
 
+# Set by the pre-LLM guard (instrumentation/guard.py) on the span of a guarded call, through
+# a context value stamped at span start (context.stamp_baggage): never propagated as baggage.
+ATTR_PII_REDACTED_BEFORE_LLM = "genai_audit.pii_redacted_before_llm"
+ATTR_GUARD_ENTITY_COUNTS = "genai_audit.guard.entity_counts"  # JSON {"PERSON": 2, ...}
+ATTR_ROUTE_DECISION = "genai_audit.route.decision"  # allowed | rerouted | refused | unrestricted
+ATTR_ROUTE_ENDPOINT = "genai_audit.route.endpoint"  # base URL the call was (or would be) sent to
+ATTR_HIPAA_COMPLIANT_ROUTE = "genai_audit.hipaa_compliant_route"
+
 #: Marker on a span whose content genai-audit already processed in-process (value: the
 #: comma-separated stage names it ran, e.g. "redact"). The gateway skips those stages, and
 #: only for senders whose token is trusted to set it (``trust_processed`` in the tokens file).

@@ -21,7 +21,11 @@ from opentelemetry.trace import StatusCode
 from genai_audit.instrumentation.keys import (
     ATTR_DATA_CLASS,
     ATTR_FEATURE,
+    ATTR_GUARD_ENTITY_COUNTS,
+    ATTR_HIPAA_COMPLIANT_ROUTE,
+    ATTR_PII_REDACTED_BEFORE_LLM,
     ATTR_REGION,
+    ATTR_ROUTE_DECISION,
     ATTR_SESSION,
     ATTR_TENANT,
     ATTR_TOOL,
@@ -72,6 +76,11 @@ def normalize(span: ReadableSpan) -> AuditRecord:
     prompt_tokens, response_tokens, cached = _usage(attrs, flags, span)
     model = text.ident("gen_ai.request.model") or text.ident("gen_ai.response.model")
     resource_attrs = span.resource.attributes if span.resource is not None else {}
+    guarded = attrs.get(ATTR_PII_REDACTED_BEFORE_LLM) is True
+    guard_counts = _guard_counts(attrs) if guarded else {}
+    decision = text.ident(ATTR_ROUTE_DECISION)
+    if decision in _ROUTE_FLAGS:
+        flags.add(_ROUTE_FLAGS[decision])
     return AuditRecord(
         id=record_id(trace_id, span_id),
         trace_id=f"{trace_id:032x}",
@@ -101,7 +110,26 @@ def normalize(span: ReadableSpan) -> AuditRecord:
         is_streaming=bool(attrs.get("gen_ai.is_streaming") or attrs.get("llm.is_streaming")),
         content=_content(attrs, text, flags),
         flags=flags,
+        pii_redacted_before_llm=guarded,
+        has_pii_detected=bool(guard_counts),
+        pii_entity_counts=guard_counts,
+        hipaa_compliant_route=attrs.get(ATTR_HIPAA_COMPLIANT_ROUTE) is True,
     )
+
+
+_ROUTE_FLAGS = {"rerouted": Flag.ROUTE_REROUTED, "refused": Flag.ROUTE_REFUSED}
+
+
+def _guard_counts(attrs: Mapping[str, Any]) -> dict[str, int]:
+    """The guard's entity counts (JSON object of type -> count); anything else is ignored."""
+    try:
+        parsed = json.loads(str(attrs.get(ATTR_GUARD_ENTITY_COUNTS) or "{}"))
+    except (json.JSONDecodeError, RecursionError):
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    return {str(k)[:64]: min(int(v), 2**32 - 1) for k, v in parsed.items()
+            if isinstance(v, int) and not isinstance(v, bool) and v > 0}
 
 
 class _TextReader:

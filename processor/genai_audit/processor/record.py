@@ -35,6 +35,8 @@ class Flag(enum.StrEnum):
     PSEUDONYMIZATION_FAILED = "pseudonymization_failed"  # keystore failed: no user key
     SUBJECT_ERASED = "subject_erased"  # started before its user's GDPR erasure: no content
     NO_USER = "no_user"
+    ROUTE_REROUTED = "route_rerouted"  # the guard sent the call to the region's endpoint
+    ROUTE_REFUSED = "route_refused"  # the guard refused a call its region may not make
     TENANT_REATTRIBUTED = "tenant_reattributed"  # gateway: span claimed another tenant
 
 

@@ -66,6 +66,7 @@ class ComplianceSpanProcessor(SpanProcessor):
         if callable(warm_up):
             warm_up()
         atexit.register(self.shutdown)  # after warm-up: see ClickHouseSpanExporter.warm_up
+        threading._register_atexit(self._flush_at_exit)  # type: ignore[attr-defined]
         self._worker.start()
 
     # -- request thread ----------------------------------------------------------------
@@ -144,6 +145,12 @@ class ComplianceSpanProcessor(SpanProcessor):
                 pending.done.set()
 
     # -- lifecycle -------------------------------------------------------------------
+    def _flush_at_exit(self) -> None:
+        """Drain the queue while the interpreter is still whole (threading's exit hook runs
+        before ``atexit``): native libraries the pipeline uses (the redaction model) can
+        stall once interpreter finalization has begun."""
+        self.force_flush(self.settings.export_timeout_ms)
+
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         if self._shutdown_done:
             return True

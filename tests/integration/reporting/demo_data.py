@@ -189,7 +189,10 @@ def build_spans(specs: Sequence[Spec]) -> list[ReadableSpan]:
 
 def write_specs(store: Store, keys: LocalKeyStore, specs: Sequence[Spec]) -> None:
     # Records from 2024: keep them for 10 years so the TTL does not drop them at insert.
-    stages = default_pipeline(Settings(retention_days=3650), keys).stages
+    # The stand-in takes the real redaction stage's place: its counts are what the report
+    # tests check.
+    stages = [s for s in default_pipeline(Settings(retention_days=3650), keys).stages
+              if s.name != StandInRedaction.name]
     pipeline = RecordPipeline([stages[0], StandInRedaction(), *stages[1:]])
     ledger = Ledger(store, keys.signing_key(), row_columns=COLUMNS)  # as the exporter does
     InteractionWriter(store, ledger).write(pipeline.build(build_spans(specs)))

@@ -1,0 +1,234 @@
+"""Pattern recognizers: every text-detectable HIPAA Safe Harbor identifier, cards, IBANs,
+international phones and secrets.
+
+Each ``PatternSpec`` is a compiled regex with a base score, an optional validator
+(checksum, calendar, octets) and context words that lift the score when they appear
+just before (or shortly after) the match, as Presidio's context enhancer does. A spec
+whose base score is below the default threshold only fires with context (a bare 8-digit
+number is not an account number; "account no. 12345678" is).
+
+Cheap prefilters skip whole families: nothing with digits is tried on a text without a
+digit, the e-mail pattern needs an ``@``, and so on. Names and places come from the NER
+model (see ``engine.py``); dates come from here (the model's DATE includes "last week").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from genai_audit.processor.redaction import validators as v
+
+CONTEXT_BOOST = 0.35
+CONTEXT_BEFORE = 48  # characters searched for context words before a match
+CONTEXT_AFTER = 16
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One detected span of a text (offsets in the text it was found in)."""
+
+    entity: str
+    start: int
+    end: int
+    score: float
+    source: str  # recognizer name: pattern name or "ner"
+
+
+@dataclass(frozen=True)
+class PatternSpec:
+    name: str
+    entity: str
+    regex: re.Pattern[str]
+    score: float
+    context: tuple[str, ...] = ()
+    validate: Callable[[str], bool] | None = None
+    needs: str | tuple[str, ...] = "digit"  # prefilter: "digit", "" (always), or
+    # substrings of which the lowercased text must hold one
+    group: int = 0  # regex group that is the identifier (context keyword groups excluded)
+
+    def applies(self, text: str, lowered: str, has_digit: bool) -> bool:
+        if self.needs == "digit":
+            return has_digit
+        if isinstance(self.needs, tuple):
+            return any(word in lowered for word in self.needs)
+        return not self.needs or self.needs in lowered
+
+    def find(self, text: str, lowered: str) -> Iterator[Finding]:
+        for match in self.regex.finditer(text):
+            start, end = match.span(self.group)
+            if start == end:
+                continue
+            value = text[start:end]
+            if self.validate is not None and not self.validate(value):
+                continue
+            score = self.score
+            if self.context and _has_context(lowered, start, end, self.context):
+                score = min(1.0, score + CONTEXT_BOOST)
+            yield Finding(self.entity, start, end, score, self.name)
+
+
+def _has_context(lowered: str, start: int, end: int, words: tuple[str, ...]) -> bool:
+    window = lowered[max(0, start - CONTEXT_BEFORE):start] + " " + lowered[end:end + CONTEXT_AFTER]
+    return any(word in window for word in words)
+
+
+def _c(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    return re.compile(pattern, flags)
+
+
+_I = re.IGNORECASE
+_SEP = r"[ \-.]?"
+_MONTHS = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|"
+           r"aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)")
+_DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
+_YEAR = r"(?:1[89]\d\d|20\d\d)"
+# an identifier after a label: letters/digits with inner - or /, at least one digit
+_ID = r"((?=[A-Z0-9\-/]*\d)[A-Z0-9][A-Z0-9\-/]{3,24}[A-Z0-9])"
+_LABEL_GAP = r"(?:\s*(?:number|no\.?|num|#|id|identifier)?)?\s*(?:is|:|#|=|-)?\s*"
+
+_PHONE_CTX = ("phone", "tel", "call", "cell", "mobile", "fax", "contact", "reach", "text me",
+              "whatsapp", "number")
+
+SPECS: tuple[PatternSpec, ...] = (
+    # -- secrets: these leak a system, not a person, and are never wanted in a log ------
+    PatternSpec("private_key_block", "PRIVATE_KEY", _c(
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+        r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|$)"), 1.0, needs="private key"),
+    PatternSpec("openai_key", "API_KEY", _c(r"\bsk-(?:proj-|svcacct-|admin-|ant-[a-z0-9]+-)?"
+                                           r"[A-Za-z0-9_\-]{20,}"), 0.95, needs="sk-"),
+    PatternSpec("vendor_token", "API_KEY", _c(
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}|xox[abposr]-[A-Za-z0-9\-]{10,}"
+        r"|AIza[0-9A-Za-z_\-]{35}|(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}|glpat-[A-Za-z0-9_\-]{20}"
+        r"|hf_[A-Za-z0-9]{30,}|SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,})"), 0.95, needs=""),
+    PatternSpec("aws_access_key", "AWS_ACCESS_KEY", _c(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|"
+                                                      r"ANPA|ANVA|AIPA)[0-9A-Z]{16}\b"), 0.95),
+    PatternSpec("aws_secret_key", "AWS_SECRET_KEY", _c(
+        r"(?<![A-Za-z0-9/+=])([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"), 0.2,
+        ("aws", "secret", "access key"), v.has_digit_and_letter),
+    PatternSpec("jwt", "JWT_TOKEN", _c(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\."
+                                       r"[A-Za-z0-9_\-]{8,}"), 0.95, needs="eyj"),
+    PatternSpec("bearer_secret", "API_KEY", _c(
+        r"(?:api[_\- ]?key|secret|token|password|passwd|pwd|bearer)[\"']?\s*[:=]?\s*[\"']?"
+        r"([A-Za-z0-9_\-+/=.]{16,})", _I), 0.6, validate=v.has_digit_and_letter, group=1,
+        needs=("key", "secret", "token", "passw", "pwd", "bearer")),
+    # -- contact -----------------------------------------------------------------------
+    PatternSpec("email", "EMAIL_ADDRESS", _c(
+        r"\b[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+)*"
+        r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\b"), 1.0, needs="@"),
+    PatternSpec("url", "URL", _c(
+        r"\b(?:https?://|ftp://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]", _I), 0.9,
+        needs=("http", "ftp:", "www.")),
+    PatternSpec("phone_intl", "PHONE_NUMBER", _c(
+        r"(?<![\w+])(?:\+|00)[1-9]\d{0,3}(?:[ \-.]?\(?\d{1,5}\)?){2,6}(?!\w)"), 0.75,
+        _PHONE_CTX, v.phone),
+    PatternSpec("phone_national", "PHONE_NUMBER", _c(
+        r"(?<![\w+\-./])(?:\(\d{2,5}\)\s?|\d{2,5}[ \-.])\d{2,4}(?:[ \-.]\d{2,4}){1,3}"
+        r"(?![\w\-]|\.\d)"),
+        0.55, _PHONE_CTX, v.phone),
+    PatternSpec("phone_compact", "PHONE_NUMBER", _c(r"(?<![\w\-])\d{10,11}(?![\w\-])"), 0.2,
+                _PHONE_CTX),
+    PatternSpec("ip_v4", "IP_ADDRESS", _c(
+        r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)"
+        r"(?:/\d{1,2})?(?![\d.]*\d)"), 0.8, ("ip", "address", "host", "server")),
+    PatternSpec("ip_v6", "IP_ADDRESS", _c(
+        r"(?<![\w:.])(?=[0-9A-Fa-f]*:[0-9A-Fa-f]*:)[0-9A-Fa-f:]{3,39}(?:%\w+)?(?![\w:])"), 0.8,
+        ("ip",), v.ip_address, needs=":"),
+    PatternSpec("mac", "DEVICE_ID", _c(r"\b[0-9A-Fa-f]{2}(?:[:\-][0-9A-Fa-f]{2}){5}\b"), 0.8),
+    # -- money -------------------------------------------------------------------------
+    PatternSpec("credit_card", "CREDIT_CARD", _c(
+        r"(?<![\d\-])\d{4}(?:[ \-]?\d{2,4}){2,4}(?:[ \-]?\d{1,3})?(?![\d\-])"), 0.9,
+        ("card", "visa", "mastercard", "amex", "credit", "debit", "cc"), v.credit_card),
+    PatternSpec("iban", "IBAN_CODE", _c(
+        r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), 1.0, ("iban",), v.iban),
+    PatternSpec("account_number", "ACCOUNT_NUMBER", _c(
+        r"\b(?:account|acct|a/c|routing|aba|bank)" + _LABEL_GAP + r"(\d[\d\- ]{4,18}\d)\b", _I),
+        0.7, validate=lambda s: v.has_digits(s, 6), group=1,
+        needs=("account", "acct", "a/c", "routing", "aba", "bank")),
+    # -- government and health identifiers ---------------------------------------------
+    PatternSpec("us_ssn", "US_SSN", _c(r"(?<![\d\-])\d{3}([ \-.]?)\d{2}\1\d{4}(?![\d\-])"), 0.5,
+                ("ssn", "social security", "social sec"), v.us_ssn),
+    PatternSpec("medical_record", "MEDICAL_RECORD_NUMBER", _c(
+        r"\b(?:MRN|medical record|med rec|chart|patient)" + _LABEL_GAP + _ID, _I), 0.85, group=1,
+        needs=("mrn", "medical record", "med rec", "chart", "patient")),
+    PatternSpec("health_plan", "HEALTH_PLAN_ID", _c(
+        r"\b(?:member|subscriber|beneficiary|policy|insurance|health plan|medicaid|medicare|"
+        r"insurer|plan|group)" + _LABEL_GAP + _ID, _I), 0.75, group=1,
+        needs=("member", "subscriber", "beneficiary", "policy", "insur", "plan", "medica",
+               "group")),
+    PatternSpec("medicare_mbi", "HEALTH_PLAN_ID", _c(
+        r"\b[1-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d-?[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d-?"
+        r"[AC-HJKMNP-RT-Y]{2}\d\d\b"), 0.6, ("medicare", "mbi", "beneficiary")),
+    PatternSpec("license", "LICENSE_NUMBER", _c(
+        r"\b(?:licen[cs]e|certificate|certification|permit|DEA|NPI|registration|passport|"
+        r"driver'?s?|DL)" + _LABEL_GAP + _ID, _I), 0.8, group=1,
+        needs=("licen", "certific", "permit", "dea", "npi", "registration", "passport",
+               "driver", "dl")),
+    PatternSpec("dea", "LICENSE_NUMBER", _c(r"\b[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}\b"), 0.3,
+                ("dea", "prescriber", "licen")),
+    PatternSpec("vin", "VEHICLE_ID", _c(r"\b[A-HJ-NPR-Z0-9]{17}\b"), 0.6,
+                ("vin", "vehicle", "car", "chassis"), v.vin),
+    PatternSpec("plate", "VEHICLE_ID", _c(
+        r"\b(?:license plate|licence plate|plate|registration plate|tag)" + _LABEL_GAP +
+        r"([A-Z0-9][A-Z0-9\- ]{1,8}[A-Z0-9])\b", _I), 0.75, group=1, needs=("plate", "tag")),
+    PatternSpec("device", "DEVICE_ID", _c(
+        r"\b(?:serial|device|IMEI|UDID|implant|pacemaker|pump|meid|s/n|sn)" + _LABEL_GAP + _ID,
+        _I), 0.75, group=1, needs=("serial", "device", "imei", "udid", "implant", "pacemaker",
+                                   "pump", "meid", "s/n", "sn")),
+    PatternSpec("imei", "DEVICE_ID", _c(
+        r"(?<![\d\-])\d{2}[ \-]?\d{6}[ \-]?\d{6}[ \-]?\d(?![\d\-])"), 0.3,
+        ("imei", "device", "phone"), v.imei),
+    PatternSpec("unique_id", "UNIQUE_ID", _c(
+        r"\b(?:employee|staff|student|customer|client|case|claim|ticket|badge|national|tax|"
+        r"TIN|EIN|NHS|user|reference|ref)" + _LABEL_GAP + _ID, _I), 0.6, group=1),
+    # -- places and dates --------------------------------------------------------------
+    PatternSpec("street_address", "STREET_ADDRESS", _c(
+        r"\b\d{1,6}(?:-\d{1,4})?\s+(?:[NSEW]\.?\s+)?(?:[A-Z][A-Za-z'\-]*\.?\s+){1,4}"
+        r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|"
+        r"way|terrace|ter|parkway|pkwy|highway|hwy|circle|cir|square|sq|trail|trl|close|"
+        r"crescent|row|strasse|straße)\b\.?(?:,?\s*(?:apt|apartment|suite|ste|unit|#|flat)\.?"
+        r"\s*#?[A-Z0-9\-]+)?", _I), 0.85),
+    PatternSpec("po_box", "STREET_ADDRESS", _c(r"\bP\.?\s?O\.?\s+Box\s+\d+\b", _I), 0.85),
+    PatternSpec("zip_state", "ZIP_CODE", _c(
+        r"\b(?:A[KLRZ]|C[AOT]|D[CE]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|O[HKR]|"
+        r"PA|RI|S[CD]|T[NX]|UT|V[AT]|W[AIVY])\s+(\d{5}(?:-\d{4})?)\b"), 0.9, group=1),
+    PatternSpec("zip_context", "ZIP_CODE", _c(r"(?<![\d\-])\d{5}(?:-\d{4})?(?![\d\-])"), 0.2,
+                ("zip", "postal", "postcode", "post code")),
+    PatternSpec("uk_postcode", "ZIP_CODE", _c(
+        r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[ABD-HJLNP-UW-Z]{2}\b"), 0.7, ("postcode", "post code")),
+    PatternSpec("date_numeric", "DATE_TIME", _c(
+        r"(?<![\d/.\-])(?:\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})|\d{4}-\d{1,2}-\d{1,2})"
+        r"(?![\d/\-]|\.\d)"), 0.75,
+        ("born", "birth", "dob", "date", "admitted", "discharged", "died", "death", "visit"),
+        v.numeric_date),
+    PatternSpec("date_month_first", "DATE_TIME", _c(
+        rf"\b{_MONTHS}\.?\s+{_DAY}(?:,?\s+{_YEAR})?\b", _I), 0.75,
+        ("born", "birth", "dob", "admitted", "discharged", "died", "on"), needs=""),
+    PatternSpec("date_day_first", "DATE_TIME", _c(
+        rf"\b{_DAY}(?:\s+of)?\s+{_MONTHS}\.?(?:,?\s+{_YEAR})?\b", _I), 0.75,
+        ("born", "birth", "dob", "admitted", "discharged", "died")),
+)
+
+# Names with a title: the NER model misses some single surnames ("Dr. Okafor").
+TITLED_NAME = PatternSpec("titled_name", "PERSON", _c(
+    r"\b(?:Dr|Mr|Mrs|Ms|Mx|Miss|Prof|Sr|Sra|Herr|Frau|Mme|M)\.?\s+"
+    r"((?:[A-Z][a-z'\-]+|[A-Z]\.)(?:\s+[A-Z][a-z'\-]+){0,2})"), 0.75, needs="", group=1)
+
+ALL_SPECS: tuple[PatternSpec, ...] = (*SPECS, TITLED_NAME)
+
+ENTITY_TYPES: frozenset[str] = frozenset(
+    {spec.entity for spec in ALL_SPECS} | {"PERSON", "LOCATION", "ORGANIZATION"})
+
+_DIGIT = re.compile(r"\d")
+
+
+def find_patterns(text: str, specs: tuple[PatternSpec, ...] = ALL_SPECS) -> list[Finding]:
+    """Every pattern finding of one text (overlaps resolved later)."""
+    lowered = text.lower()
+    has_digit = _DIGIT.search(text) is not None
+    found: list[Finding] = []
+    for spec in specs:
+        if spec.applies(text, lowered, has_digit):
+            found.extend(spec.find(text, lowered))
+    return found
