@@ -127,6 +127,8 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "gateway_tenant_mismatch": _choice("reject", "reattribute"),
     "gateway_max_message_mb": _positive_int,
     "gateway_max_attribute_kb": _positive_int,
+    "ledger_checkpoint_records": _positive_int,
+    "ledger_checkpoint_seconds": _positive_int,
 }
 _SECRETS = frozenset({"s3_secret_access_key"})  # never shown by describe()
 
@@ -168,6 +170,8 @@ class Settings:
     gateway_tenant_mismatch: str = "reject"  # reject | reattribute (flagged)
     gateway_max_message_mb: int = 16
     gateway_max_attribute_kb: int = 1024
+    ledger_checkpoint_records: int = 4096  # sign a checkpoint after this many records...
+    ledger_checkpoint_seconds: int = 30  # ...or this long after the last one (docs/ledger.md)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from genai_audit.cli.common import open_store, store_options
+from genai_audit.clickhouse.ledger.checkpoint import verifier_key
 from genai_audit.clickhouse.migrate import schema_version
 from genai_audit.config import Settings
 from genai_audit.keystore import open_keystore
@@ -19,6 +20,9 @@ def command(settings: Settings) -> None:
     created beside an embedded store, or in GENAI_AUDIT_KEYSTORE_DIR (keystore_dir); its
     master key comes from GENAI_AUDIT_MASTER_KEY or a key file (mode 0600) that is
     generated here if absent.
+
+    The keystore also holds the Ed25519 key that signs ledger checkpoints; its public key is
+    printed here (and by `genai-audit checkpoint pubkey`).
 
     \b
     Examples:
@@ -36,3 +40,4 @@ def command(settings: Settings) -> None:
     click.echo(f"keystore {keys.path} (master key {kek.key_id})")
     click.echo(f"schema at version {schema_version(store)} in {store.display_dsn} "
                f"(database {store.database})" + ("" if applied else ", already up to date"))
+    click.echo(f"ledger signing key: {verifier_key(keys.signing_key().public_key())}")

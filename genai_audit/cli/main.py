@@ -8,6 +8,7 @@ import click
 
 from genai_audit.cli import (
     archive_cmd,
+    checkpoint_cmd,
     demo_cmd,
     disclosures_cmd,
     erase_cmd,
@@ -15,6 +16,7 @@ from genai_audit.cli import (
     init_cmd,
     keys_cmd,
     maintain_cmd,
+    prove_cmd,
     pseudonym_cmd,
     query_cmd,
     rbac_cmd,
@@ -23,6 +25,8 @@ from genai_audit.cli import (
     serve_cmd,
     settings_cmd,
     show_cmd,
+    verify_cmd,
+    verify_proof_cmd,
 )
 from genai_audit.cli.common import EXIT_ERROR
 from genai_audit.clickhouse.errors import StoreError
@@ -31,7 +35,8 @@ from genai_audit.keystore import KeyStoreError
 
 COMMANDS = [init_cmd, demo_cmd, query_cmd, report_cmd, pseudonym_cmd, serve_cmd, settings_cmd,
             retention_cmd, hold_cmd, archive_cmd, maintain_cmd, erase_cmd, show_cmd,
-            disclosures_cmd, rbac_cmd, keys_cmd]
+            disclosures_cmd, rbac_cmd, keys_cmd, verify_cmd, prove_cmd, verify_proof_cmd,
+            checkpoint_cmd]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

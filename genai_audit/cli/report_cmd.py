@@ -10,11 +10,13 @@ from pathlib import Path
 import click
 
 from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_store, store_options
-from genai_audit.clickhouse.reports import STEPS, Status, build_report
+from genai_audit.clickhouse.ledger.verify import report_verifier
+from genai_audit.clickhouse.reports import STEPS, Status, Verifier, build_report
 from genai_audit.clickhouse.reports.render import FORMATS, render
 from genai_audit.clickhouse.reports.scope import has_table
 from genai_audit.clickhouse.retention import report_facts
 from genai_audit.config import Settings
+from genai_audit.keystore import open_keystore
 
 DEFAULT_DAYS = 365
 
@@ -91,6 +93,7 @@ def command(tenant: str | None, start: str | None, end: str | None, fmt: str,
                                show_eta=False, item_show_func=lambda s: s) as bar:
             report = build_report(store, tenant=tenant, start=start_at, end=end_at,
                                   max_rows=max_rows, retention=report_facts,
+                                  verifier=ledger_check(settings),
                                   progress=lambda step: bar.update(1, step))
     finally:
         store.close()
@@ -106,3 +109,11 @@ def command(tenant: str | None, start: str | None, end: str | None, fmt: str,
                    err=True)
     if fail_on_findings and report.overall is Status.ATTENTION:
         click.get_current_context().exit(EXIT_PROBLEM)
+
+
+def ledger_check(settings: Settings) -> Verifier | None:
+    """The ledger check, when this machine has the store's keystore (else: "not run")."""
+    keys = open_keystore(settings, create=False)
+    if not keys.path.exists():
+        return None
+    return report_verifier(keys.signing_key().public_key())

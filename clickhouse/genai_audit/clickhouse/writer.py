@@ -1,8 +1,10 @@
 """AuditRecord -> one ``interactions`` row, inserted with a deduplication token.
 
-The token is derived from the batch's record ids (which derive from trace and span ids), so
-a retried or replayed batch is dropped by ClickHouse instead of duplicated
-(``non_replicated_deduplication_window`` on the table).
+``prepare`` turns records into a ``PreparedBatch`` once: rows, and (with a ledger) each
+row's log position and leaf hash. ``insert`` may be called again with the same batch: its
+token is fixed, so a retried or replayed batch is dropped by ClickHouse instead of
+duplicated (``non_replicated_deduplication_window`` on the table). Without a ledger the
+token is derived from the batch's record ids (which derive from trace and span ids).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from genai_audit.clickhouse.ledger.log import Ledger, PreparedBatch
 from genai_audit.clickhouse.store import Store
 from genai_audit.processor.record import AuditRecord
 
@@ -57,12 +60,39 @@ def batch_token(records: Sequence[AuditRecord]) -> str:
 class InteractionWriter:
     """Writes finished records. Raises ``StoreError``/``StoreUnavailable`` on failure."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, ledger: Ledger | None = None) -> None:
         self.store = store
+        self.ledger = ledger
+
+    def prepare(self, records: Sequence[AuditRecord]) -> PreparedBatch:
+        rows = [record_row(r) for r in records]
+        if self.ledger is not None:
+            return self.ledger.prepare(rows)
+        return PreparedBatch(TABLE, COLUMNS, rows, batch_token(records), ())
+
+    def insert(self, batch: PreparedBatch) -> None:
+        """Insert a prepared batch; safe to call again with the same batch."""
+        if not batch.rows:
+            return
+        self.store.insert(batch.table, batch.rows, batch.columns,
+                          settings={"insert_deduplication_token": batch.token})
+
+    def committed(self, batch: PreparedBatch) -> None:
+        if self.ledger is not None:
+            self.ledger.committed(batch)
+
+    def failed(self, batch: PreparedBatch) -> None:
+        if self.ledger is not None:
+            self.ledger.failed(batch)
 
     def write(self, records: Sequence[AuditRecord]) -> None:
+        """Prepare, insert once, commit (no retries: see ``ClickHouseSpanExporter``)."""
         if not records:
             return
-        rows = [record_row(r) for r in records]
-        self.store.insert(TABLE, rows, COLUMNS,
-                          settings={"insert_deduplication_token": batch_token(records)})
+        batch = self.prepare(records)
+        try:
+            self.insert(batch)
+        except Exception:
+            self.failed(batch)
+            raise
+        self.committed(batch)

@@ -28,13 +28,14 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from genai_audit.clickhouse.dedup import RecentIds
 from genai_audit.clickhouse.dsn import embedded_path, resolve_dsn
 from genai_audit.clickhouse.errors import StoreError, StoreUnavailable
+from genai_audit.clickhouse.ledger.log import Ledger, PreparedBatch
 from genai_audit.clickhouse.migrate import migrate
 from genai_audit.clickhouse.policies import StorePolicies
 from genai_audit.clickhouse.store import Store
-from genai_audit.clickhouse.writer import InteractionWriter
+from genai_audit.clickhouse.writer import COLUMNS, InteractionWriter
 from genai_audit.config import Settings
 from genai_audit.exporter.spool import Spool
-from genai_audit.keystore import open_keystore
+from genai_audit.keystore import KeyStore, open_keystore
 from genai_audit.processor.factory import default_pipeline, default_policy
 from genai_audit.processor.pipeline import RecordPipeline
 from genai_audit.processor.record import AuditRecord
@@ -58,13 +59,14 @@ class ClickHouseSpanExporter(SpanExporter):
     """Export GenAI spans as audit records. Non-GenAI spans are ignored."""
 
     def __init__(self, settings: Settings | None = None, *, store: Store | None = None,
-                 pipeline: RecordPipeline | None = None,
+                 pipeline: RecordPipeline | None = None, keys: KeyStore | None = None,
                  sleep: Callable[[float], None] = time.sleep, spool: Spool | None = None,
                  skip_stored: bool = False) -> None:
         self.settings = settings or Settings.load()
         self._store = store
         self._owns_store = store is None
         self._pipeline = pipeline
+        self._keys = keys
         self._writer: InteractionWriter | None = None
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -96,7 +98,16 @@ class ClickHouseSpanExporter(SpanExporter):
             detach(token)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return True  # nothing is buffered here; the span processor owns the queue
+        """Records are not buffered here (the span processor owns the queue); this signs
+        ledger checkpoints over everything written so far."""
+        try:
+            with self._write_lock:
+                if self._writer is not None and self._writer.ledger is not None:
+                    self._writer.ledger.flush()
+            return True
+        except Exception as exc:
+            _log.error("genai-audit ledger flush failed: %s", type(exc).__name__)
+            return False
 
     def warm_up(self) -> bool:
         """Open the store and build the pipeline now (at start-up), not on the first export.
@@ -123,6 +134,12 @@ class ClickHouseSpanExporter(SpanExporter):
             self._shutdown = True
             if self._spool is not None:
                 self.drain_spool(force=True)
+            try:
+                if self._writer is not None and self._writer.ledger is not None:
+                    self._writer.ledger.close()  # the final checkpoints
+            except Exception as exc:
+                _log.error("genai-audit final ledger checkpoint failed: %s",
+                           type(exc).__name__)
             if self._store is not None and self._owns_store:
                 self._store.close()
 
@@ -183,7 +200,7 @@ class ClickHouseSpanExporter(SpanExporter):
                 _log.warning("store is back: %d spooled record(s) written", drained)
             return not self.spool.pending()
 
-    def _insert_once(self, records: Sequence[AuditRecord], *, replay: bool = False) -> None:
+    def _fresh(self, records: Sequence[AuditRecord], replay: bool) -> list[AuditRecord]:
         if self._recent is not None:
             fresh = self._recent.fresh(self._get_store(), records, replay=replay)
         elif replay:
@@ -191,22 +208,41 @@ class ClickHouseSpanExporter(SpanExporter):
         else:
             fresh = list({r.id: r for r in records}.values())  # a span twice in a batch: once
         self.stats["duplicates"] += len(records) - len(fresh)
-        if fresh:
-            self._get_writer().write(fresh)
-            self.stats["exported"] += len(fresh)
-            if self._recent is not None:
-                self._recent.remember(fresh)
+        return fresh
+
+    def _insert_batch(self, batch: PreparedBatch, fresh: Sequence[AuditRecord]) -> None:
+        """One insert attempt of a prepared batch (its ledger positions are fixed)."""
+        writer = self._get_writer()
+        writer.insert(batch)
+        writer.committed(batch)
+        self.stats["exported"] += len(fresh)
+        if self._recent is not None:
+            self._recent.remember(fresh)
 
     def _insert_replayed(self, records: Sequence[AuditRecord]) -> None:
-        self._insert_once(records, replay=True)
+        fresh = self._fresh(records, replay=True)
+        if not fresh:
+            return
+        batch = self._get_writer().prepare(fresh)
+        try:
+            self._insert_batch(batch, fresh)
+        except StoreError:
+            self._get_writer().failed(batch)
+            raise
 
     def _insert(self, records: Sequence[AuditRecord], *, replay: bool = False) -> None:
-        """Insert, retrying transient failures within the export deadline."""
+        """Insert, retrying transient failures within the export deadline. The batch is
+        prepared once (ledger positions, leaf hashes, deduplication token) and every retry
+        inserts it unchanged; when it is given up, its ledger log is sealed."""
         deadline = time.monotonic() + self.settings.export_timeout_ms / 1000
         attempt = 0
+        fresh = self._fresh(records, replay)
+        if not fresh:
+            return
+        batch = self._get_writer().prepare(fresh)
         while True:
             try:
-                self._insert_once(records, replay=replay)
+                self._insert_batch(batch, fresh)
                 return
             except StoreError as exc:
                 attempt += 1
@@ -214,6 +250,7 @@ class ClickHouseSpanExporter(SpanExporter):
                 retryable = isinstance(exc, StoreUnavailable) or _is_transient(exc)
                 if (not retryable or attempt > self.settings.max_retries
                         or time.monotonic() + delay > deadline):
+                    self._get_writer().failed(batch)
                     raise
                 self.stats["retries"] += 1
                 _log.warning("insert of %d record(s) failed (attempt %d), retrying in %.2fs",
@@ -232,8 +269,17 @@ class ClickHouseSpanExporter(SpanExporter):
 
     def _get_writer(self) -> InteractionWriter:
         if self._writer is None:
-            self._writer = InteractionWriter(self._get_store())
+            store = self._get_store()
+            ledger = Ledger(store, self._get_keys().signing_key(), row_columns=COLUMNS,
+                            checkpoint_records=self.settings.ledger_checkpoint_records,
+                            checkpoint_seconds=self.settings.ledger_checkpoint_seconds)
+            self._writer = InteractionWriter(store, ledger)
         return self._writer
+
+    def _get_keys(self) -> KeyStore:
+        if self._keys is None:
+            self._keys = open_keystore(self.settings)
+        return self._keys
 
     def _warm_stages(self, pipeline: RecordPipeline) -> None:
         """Let stages that load models (redaction) load them now, on a daemon thread, so
@@ -252,8 +298,7 @@ class ClickHouseSpanExporter(SpanExporter):
     def _get_pipeline(self) -> RecordPipeline:
         if self._pipeline is None:
             policies = StorePolicies(self._get_store(), default_policy(self.settings))
-            self._pipeline = default_pipeline(self.settings, open_keystore(self.settings),
-                                              policies)
+            self._pipeline = default_pipeline(self.settings, self._get_keys(), policies)
         return self._pipeline
 
 

@@ -1,0 +1,287 @@
+"""The leaf: a canonical, versioned byte encoding of one stored row, and its hash.
+
+A leaf covers every stored column of the row (metadata, content commitments and the content
+columns *as stored*: redacted text today, ciphertext once encryption is on) plus the row's
+place in its log. It never covers plaintext that erasure must remove, so erasing a data
+subject (destroying their key) leaves every leaf hash intact.
+
+Encoding, version 1 (``leaf_data``)::
+
+    ns(schema name "/v" version) || ns(log_id) || ns(log_index) || ns(value_1) || ... || ns(value_k)
+    ns(b) = ASCII decimal len(b) || ":" || b || ","      (a netstring)
+    leaf_hash = SHA-256(0x00 || leaf_data)                (RFC 9162 leaf hash)
+
+Each value's bytes depend on its ``Kind`` (see ``Kind`` below); the same encoding is
+generated as one vectorised ClickHouse SQL expression (``sql_leaf_hash``) for ``verify``,
+and the two are tested byte-identical. A schema's field list is THE place to add a column:
+a new column means a new version appended to ``versions``; old rows keep the version they
+were written with (``leaf_version`` column).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from genai_audit.clickhouse.dsn import validate_identifier
+
+LEDGER_COLUMNS = ("log_id", "log_index", "leaf_version", "leaf_hash")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DECIMAL_SCALE = 9
+_QUANTUM = Decimal(1).scaleb(-DECIMAL_SCALE)
+
+
+class Kind(enum.Enum):
+    """How a column's value becomes bytes. SQL and Python forms must agree byte for byte."""
+
+    STRING = "string"  # String / LowCardinality(String): its UTF-8 bytes
+    BYTES = "bytes"  # FixedString(N): the raw N bytes
+    UUID = "uuid"  # lowercase 8-4-4-4-12 text
+    INT = "int"  # any integer: ASCII decimal
+    BOOL = "bool"  # "1" / "0"
+    DECIMAL = "decimal"  # Decimal(P, 9): ASCII decimal with exactly 9 fractional digits
+    DATETIME64 = "datetime64"  # DateTime64(6, 'UTC'): decimal microseconds since the epoch
+    STRING_ARRAY = "string_array"  # Array(String): ns(e1) || ns(e2) ... in stored order
+    STRING_INT_MAP = "string_int_map"  # Map(String, Int): ns(k) || ns(v) ... sorted by key
+
+
+@dataclass(frozen=True)
+class Field:
+    column: str
+    kind: Kind
+    low_cardinality: bool = False  # SQL only: frame it per dictionary entry (same bytes)
+
+
+@dataclass(frozen=True)
+class LeafSchema:
+    """The covered columns of one table, per encoding version."""
+
+    table: str
+    versions: Mapping[int, tuple[Field, ...]]
+    not_covered: frozenset[str]  # stored columns deliberately outside the leaf, with reason
+    fixed_widths: Mapping[str, int] = field(default_factory=dict)  # FixedString(N) columns
+
+    def __post_init__(self) -> None:
+        validate_identifier(self.table, "table")
+
+    @property
+    def current(self) -> int:
+        return max(self.versions)
+
+    def fields(self, version: int | None = None) -> tuple[Field, ...]:
+        return self.versions[self.current if version is None else version]
+
+    def columns(self, version: int | None = None) -> tuple[str, ...]:
+        return tuple(f.column for f in self.fields(version))
+
+    def tag(self, version: int) -> bytes:
+        return f"{self.table}/v{version}".encode()
+
+
+def _f(kind: Kind, *columns: str) -> tuple[Field, ...]:
+    return tuple(Field(c, kind) for c in columns)
+
+
+def _lc(*columns: str) -> tuple[Field, ...]:
+    return tuple(Field(c, Kind.STRING, True) for c in columns)
+
+
+S, B, I, BO = Kind.STRING, Kind.BYTES, Kind.INT, Kind.BOOL  # noqa: E741
+
+INTERACTIONS_V1: tuple[Field, ...] = (
+    Field("id", Kind.UUID),
+    Field("event_timestamp", Kind.DATETIME64),
+    Field("tenant_id", S, True),
+    *_f(S, "gdpr_pseudonymized_user_key", "session_id"),
+    *_lc("service_name", "operation_name", "provider", "model", "response_model", "tool_name",
+         "feature_name", "region", "data_class"),
+    *_f(I, "prompt_tokens", "response_tokens", "cached_tokens"),
+    Field("total_cost", Kind.DECIMAL),
+    Field("pricing_version", S, True),
+    *_f(BO, "has_pii_detected", "pii_redacted_before_llm"),
+    Field("pii_entity_counts", Kind.STRING_INT_MAP),
+    Field("hipaa_compliant_route", BO),
+    Field("content_state", S, True),
+    Field("content_key_id", S),  # which data key encrypted the content (erasure: issue 5)
+    *_f(B, "prompt_hash", "response_hash"),
+    *_f(S, "response_preview", "full_prompt_text", "full_response_text", "request_id"),
+    Field("status_code", I),
+    Field("error_type", S, True),
+    Field("latency_ms", I),
+    Field("finish_reasons", Kind.STRING_ARRAY),
+    Field("is_streaming", BO),
+    *_f(S, "trace_id", "span_id"),
+    Field("flags", Kind.STRING_ARRAY),
+    *_f(I, "record_version", "retention_days", "content_retention_days"),
+)
+
+INTERACTIONS = LeafSchema(
+    table="interactions",
+    versions={1: INTERACTIONS_V1},
+    # ingested_at is stamped by the server at insert time, after the leaf is fixed.
+    not_covered=frozenset({"ingested_at"}),
+    fixed_widths={"prompt_hash": 32, "response_hash": 32},
+)
+
+SCHEMAS: dict[str, LeafSchema] = {INTERACTIONS.table: INTERACTIONS}
+
+
+# -- Python side (write time, proofs) ---------------------------------------------------
+
+def ns(value: bytes) -> bytes:
+    return b"%d:%s," % (len(value), value)
+
+
+def quantize_decimal(value: Decimal) -> Decimal:
+    """The stored value of a ``Decimal(P, 9)``: rounded once, here, before insert and leaf."""
+    return value.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+def _micros(value: datetime) -> int:
+    if value.tzinfo is None:
+        raise ValueError("leaf encoding needs timezone-aware datetimes")
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _string(value: Any) -> bytes:
+    return (value if value.__class__ is str else str(value)).encode("utf-8")
+
+
+def _uuid(value: Any) -> bytes:
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))).encode()
+
+
+def _string_array(value: Any) -> bytes:
+    return b"".join(ns(_string(v)) for v in value)
+
+
+def _string_int_map(value: Any) -> bytes:
+    items = sorted((_string(k), int(v)) for k, v in dict(value).items())
+    return b"".join(ns(k) + ns(b"%d" % v) for k, v in items)
+
+
+_ENCODERS: dict[Kind, Callable[[Any], bytes]] = {
+    Kind.STRING: _string,
+    Kind.BYTES: bytes,
+    Kind.UUID: _uuid,
+    Kind.INT: lambda v: b"%d" % int(v),
+    Kind.BOOL: lambda v: b"1" if v else b"0",
+    Kind.DECIMAL: lambda v: format(quantize_decimal(Decimal(v)), "f").encode(),
+    Kind.DATETIME64: lambda v: b"%d" % _micros(v),
+    Kind.STRING_ARRAY: _string_array,
+    Kind.STRING_INT_MAP: _string_int_map,
+}
+
+
+# per (table, version): the framed schema tag and each field's encoder, in order
+_PLANS: dict[tuple[str, int], tuple[bytes, list[Callable[[Any], bytes]]]] = {}
+
+
+def value_bytes(kind: Kind, value: Any) -> bytes:
+    """One column value as the bytes the leaf covers (before the netstring frame)."""
+    return _ENCODERS[kind](value)
+
+
+def leaf_data(schema: LeafSchema, version: int, log_id: str, log_index: int,
+              values: Sequence[Any]) -> bytes:
+    """``values`` in the order of ``schema.fields(version)``."""
+    fields = schema.fields(version)
+    if len(values) != len(fields):
+        raise ValueError(f"{schema.table} v{version} covers {len(fields)} columns, "
+                         f"got {len(values)} values")
+    key = (schema.table, version)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _PLANS[key] = (ns(schema.tag(version)), [_ENCODERS[f.kind] for f in fields])
+    head, encoders = plan
+    parts = [head, ns(log_id.encode("utf-8")), ns(b"%d" % log_index)]
+    for encode, v in zip(encoders, values, strict=True):
+        b = encode(v)
+        parts.append(b"%d:%s," % (len(b), b))
+    return b"".join(parts)
+
+
+def compute_leaf_hash(schema: LeafSchema, version: int, log_id: str, log_index: int,
+                      values: Sequence[Any]) -> bytes:
+    return hashlib.sha256(b"\x00" + leaf_data(schema, version, log_id, log_index,
+                                              values)).digest()
+
+
+# -- SQL side (verify) ------------------------------------------------------------------
+# Built only from this module's constants (column names are fixed identifiers, never input).
+
+def compose(template: str, **fragments: str) -> str:
+    """SQL text from a template and fragments this package generates (the schema's table
+    name, the leaf expression, fixed conditions): ``<name>`` marks where each goes, so
+    ClickHouse's ``{param:Type}`` placeholders pass through. Values never go through here:
+    they are always bound parameters."""
+    for name, fragment in fragments.items():
+        template = template.replace(f"<{name}>", fragment)
+    return template
+
+def _sql_ns(expr: str) -> str:
+    return f"concat(toString(length({expr})), ':', {expr}, ',')"
+
+
+def sql_value(field: Field) -> str:
+    c = f"`{field.column}`"
+    kind = field.kind
+    if kind in (Kind.STRING, Kind.BYTES):
+        return c
+    if kind is Kind.UUID or kind is Kind.INT:
+        return f"toString({c})"
+    if kind is Kind.BOOL:
+        return f"if({c}, '1', '0')"
+    if kind is Kind.DECIMAL:
+        return f"toDecimalString({c}, {DECIMAL_SCALE})"
+    if kind is Kind.DATETIME64:
+        return f"toString(toUnixTimestamp64Micro({c}))"
+    if kind is Kind.STRING_ARRAY:
+        return f"arrayStringConcat(arrayMap(x -> {_sql_ns('toString(x)')}, {c}))"
+    if kind is Kind.STRING_INT_MAP:
+        pair = f"concat({_sql_ns('toString(p.1)')}, {_sql_ns('toString(p.2)')})"
+        return (f"arrayStringConcat(arrayMap(p -> {pair}, arraySort(p -> p.1, "
+                f"arrayZip(arrayMap(k -> toString(k), mapKeys({c})), mapValues({c})))))")
+    raise ValueError(f"unknown kind {kind}")
+
+
+_FIXED_WIDTH = {Kind.BYTES: None, Kind.UUID: 36, Kind.BOOL: 1}  # None: FixedString(N)
+
+
+def _sql_leaf_parts(schema: LeafSchema, version: int, widths: Mapping[str, int]) -> str:
+    """The ``concat`` arguments of the leaf data, tuned for speed, same bytes: one flat concat;
+    a constant length prefix where the width is fixed; low-cardinality columns framed by a
+    nested concat, which ClickHouse evaluates once per dictionary entry."""
+    tag = schema.tag(version).decode()
+    out = [f"'{len(tag)}:{tag},'", "toString(length(toString(`log_id`))), ':', `log_id`, ','",
+           "toString(length(toString(`log_index`))), ':', toString(`log_index`), ','"]
+    for f in schema.fields(version):
+        v = sql_value(f)
+        width = widths.get(f.column) if f.kind is Kind.BYTES else _FIXED_WIDTH.get(f.kind)
+        if width is not None:
+            out.append(f"'{width}:', {v}, ','")
+        elif f.low_cardinality:
+            out.append(f"concat(toString(length({v})), ':', {v}, ',')")
+        else:
+            out.append(f"toString(length({v})), ':', {v}, ','")
+    return ", ".join(out)
+
+
+def sql_leaf_data(schema: LeafSchema, version: int) -> str:
+    return f"concat({_sql_leaf_parts(schema, version, schema.fixed_widths)})"
+
+
+def sql_leaf_hash(schema: LeafSchema) -> str:
+    """``FixedString(32)`` leaf hash recomputed from the row; zeros for an unknown version."""
+    expr = "toFixedString(repeat(char(0), 32), 32)"
+    for version in sorted(schema.versions):
+        parts = _sql_leaf_parts(schema, version, schema.fixed_widths)
+        expr = f"if(`leaf_version` = {version}, SHA256(concat(char(0), {parts})), {expr})"
+    return expr

@@ -1,0 +1,311 @@
+"""The write side of the ledger: positions, leaf hashes and signed checkpoints.
+
+Logs. Every row joins one append-only Merkle log: one per (table, tenant, writer session).
+A writer session is one ``Ledger`` object (one exporter or gateway process); its id is
+random, so writer processes never share a log and never coordinate. Within a process a
+short lock reserves a range of positions per batch; hashing, inserting and signing run
+outside it.
+
+Positions. ``prepare`` assigns positions and leaf hashes once, before the first insert
+attempt; the caller retries (or spools and replays) that same ``PreparedBatch``, whose
+deduplication token is the hash of its leaves, so a retry is byte-identical and ClickHouse
+drops it if the first attempt had landed. ``committed`` records a batch that landed;
+``failed`` one that was given up: its positions stay reserved (a spool may still replay
+it), and the tenant's next batch opens a fresh log, so checkpoints never wait on a hole.
+A record this session already committed (same id: the same span exported again) is left
+out of later batches, so an in-process replay adds nothing; a replay through another
+writer process lands as a second copy in that writer's log (verify stays clean; the
+duplicate id is visible to any query).
+
+Checkpoints. After ``checkpoint_records`` committed records or ``checkpoint_seconds``
+(at the next commit, on the timer, and on ``flush``/``close``), each log's contiguous
+committed prefix is signed: the new root is computed from the previous checkpoint's
+compact range plus the new leaves, a consistency proof from the previous checkpoint is
+built and checked, and the signed note goes into ``ledger_checkpoints`` with the leaves
+it added (so ``verify`` can name a changed record, not just a changed range).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+from urllib.parse import quote
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from genai_audit.clickhouse.errors import StoreError
+from genai_audit.clickhouse.ledger import checkpoint as notes
+from genai_audit.clickhouse.ledger import merkle
+from genai_audit.clickhouse.ledger.leaf import (
+    INTERACTIONS,
+    LEDGER_COLUMNS,
+    Kind,
+    LeafSchema,
+    compute_leaf_hash,
+    quantize_decimal,
+)
+from genai_audit.clickhouse.store import Store
+
+_log = logging.getLogger(__name__)
+
+CHECKPOINTS_TABLE = "ledger_checkpoints"
+SEEN_IDS = 200_000  # committed record ids remembered to keep in-process replays idempotent
+CHECKPOINT_COLUMNS = ("log_id", "origin", "source_table", "tenant_id", "tree_size", "root_hash",
+                      "prev_size", "consistency_proof", "leaf_hashes", "record_ids",
+                      "record_expires", "note")
+
+
+class LedgerError(RuntimeError):
+    """The ledger's own invariant broke (never expected; the write is refused)."""
+
+
+def new_writer_id() -> str:
+    """Sortable and unique: ``20260101T120000Z-1a2b3c4d``."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
+
+
+def make_log_id(table: str, tenant_id: str, writer_id: str) -> str:
+    return f"{table}/{quote(tenant_id, safe='')}/{writer_id}"
+
+
+def origin_for(database: str, log_id: str) -> str:
+    """The checkpoint origin line: unique per store database and log, no spaces or '+'."""
+    return f"genai-audit/{database}/{log_id}".replace("+", "%2B")
+
+
+class Entry(NamedTuple):  # a NamedTuple: cheap to make, one per record
+    log_id: str
+    position: int
+    leaf: bytes
+    record_id: uuid.UUID
+    expires: int  # unix seconds when retention may drop the row (0: never)
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """Rows with their ledger columns, ready to insert (and to retry or spool as they are)."""
+
+    table: str
+    columns: tuple[str, ...]
+    rows: list[list[Any]]
+    token: str
+    entries: tuple[Entry, ...]
+
+
+@dataclass
+class _Log:
+    log_id: str
+    tenant_id: str
+    next_index: int = 0
+    sealed: bool = False
+    size: int = 0  # the last checkpoint's tree size
+    compact: list[bytes] = field(default_factory=list)  # its compact range
+    root: bytes = merkle.EMPTY_ROOT
+    done: dict[int, tuple[bytes, uuid.UUID, int]] = field(default_factory=dict)
+    last_checkpoint: float = 0.0
+
+
+class Ledger:
+    """Assigns positions and signs checkpoints for one writer session over one table."""
+
+    def __init__(self, store: Store, signing_key: Ed25519PrivateKey, *,
+                 schema: LeafSchema = INTERACTIONS, row_columns: Sequence[str],
+                 checkpoint_records: int = 4096, checkpoint_seconds: float = 30.0,
+                 writer_id: str | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.schema = schema
+        self.writer_id = writer_id or new_writer_id()
+        self.checkpoint_records = checkpoint_records
+        self.checkpoint_seconds = checkpoint_seconds
+        self._key = signing_key
+        self._clock = clock
+        self._columns = tuple(row_columns)
+        self._value_idx, self._decimal_idx = self._layout(schema, self._columns)
+        self._id_idx = self._columns.index("id")
+        self._expiry_idx = ((self._columns.index("event_timestamp"),
+                             self._columns.index("retention_days"))
+                            if {"event_timestamp", "retention_days"} <= set(self._columns)
+                            else None)
+        self._tenant_idx = self._columns.index("tenant_id")
+        self._logs: dict[str, _Log] = {}  # by log id
+        self._open: dict[str, _Log] = {}  # by tenant: the log new rows go to
+        self._assign_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        self.stats = {"checkpoints": 0, "checkpoint_failures": 0}
+
+    @staticmethod
+    def _layout(schema: LeafSchema, columns: tuple[str, ...]) -> tuple[list[int], list[int]]:
+        covered = schema.columns()
+        missing = [c for c in covered if c not in columns]
+        uncovered = [c for c in columns if c not in covered and c not in schema.not_covered]
+        if missing or uncovered:
+            raise LedgerError(f"{schema.table}: written columns and leaf schema disagree "
+                              f"(not written: {missing}; not covered: {uncovered}); "
+                              "add the column to the leaf schema in ledger/leaf.py")
+        return ([columns.index(c) for c in covered],
+                [columns.index(f.column) for f in schema.fields() if f.kind is Kind.DECIMAL])
+
+    # -- hot path -------------------------------------------------------------------
+    def prepare(self, rows: Sequence[Sequence[Any]]) -> PreparedBatch:
+        """Give every row its log, position and leaf hash (once: retry the returned batch).
+        Rows whose record this session already committed are left out."""
+        placed: list[tuple[str, int]] = []
+        with self._assign_lock:
+            if self._seen:
+                rows = [r for r in rows if str(r[self._id_idx]) not in self._seen]
+            for row in rows:
+                log = self._log_for(str(row[self._tenant_idx]))
+                placed.append((log.log_id, log.next_index))
+                log.next_index += 1
+        version, schema, value_idx = self.schema.current, self.schema, self._value_idx
+        in_order = value_idx == list(range(len(value_idx)))
+        out, entries = [], []
+        for row, (log_id, index) in zip(rows, placed, strict=True):
+            values = list(row)
+            for i in self._decimal_idx:
+                values[i] = quantize_decimal(values[i])
+            covered = values[:len(value_idx)] if in_order else [values[i] for i in value_idx]
+            leaf = compute_leaf_hash(schema, version, log_id, index, covered)
+            values += (log_id, index, version, leaf)
+            out.append(values)
+            record_id = values[self._id_idx]
+            entries.append(Entry(log_id, index, leaf, record_id if isinstance(
+                record_id, uuid.UUID) else uuid.UUID(str(record_id)), self._expires(values)))
+        token = hashlib.sha256(b"".join(e.leaf for e in entries)).hexdigest()
+        return PreparedBatch(self.schema.table, (*self._columns, *LEDGER_COLUMNS), out, token,
+                             tuple(entries))
+
+    def _expires(self, values: Sequence[Any]) -> int:
+        """When the table's TTL may drop this row (so verify can tell expiry from deletion)."""
+        if self._expiry_idx is None:
+            return 0
+        ts, days = values[self._expiry_idx[0]], values[self._expiry_idx[1]]
+        return int(ts.timestamp()) + int(days) * 86_400
+
+    def _log_for(self, tenant_id: str) -> _Log:
+        log = self._open.get(tenant_id)
+        if log is None or log.sealed:
+            log_id = make_log_id(self.schema.table, tenant_id, self.writer_id)
+            if log is not None:  # a fresh log after a failed batch: same session, next id
+                log_id += f".{sum(1 for x in self._logs.values() if x.tenant_id == tenant_id)}"
+            log = _Log(log_id, tenant_id, last_checkpoint=self._clock())
+            self._logs[log_id] = log
+            self._open[tenant_id] = log
+        return log
+
+    def committed(self, batch: PreparedBatch) -> None:
+        """The batch landed: its leaves may now be covered by a checkpoint."""
+        with self._assign_lock:
+            for e in batch.entries:
+                self._seen[str(e.record_id)] = None
+            while len(self._seen) > SEEN_IDS:
+                self._seen.popitem(last=False)
+        with self._commit_lock:
+            for e in batch.entries:
+                self._logs[e.log_id].done[e.position] = (e.leaf, e.record_id, e.expires)
+            now = self._clock()
+            for log in {self._logs[e.log_id].log_id: self._logs[e.log_id]
+                        for e in batch.entries}.values():
+                if (len(log.done) >= self.checkpoint_records
+                        or now - log.last_checkpoint >= self.checkpoint_seconds):
+                    self._checkpoint(log)
+        self._ensure_timer()
+
+    def failed(self, batch: PreparedBatch) -> None:
+        """The batch was given up (or spooled): its logs take no more rows."""
+        with self._assign_lock:
+            for e in batch.entries:
+                self._logs[e.log_id].sealed = True
+
+    # -- checkpoints ----------------------------------------------------------------
+    def flush(self) -> int:
+        """Checkpoint every log with committed, unsigned records. Returns how many signed."""
+        with self._commit_lock:
+            return sum(self._checkpoint(log) for log in list(self._logs.values()) if log.done)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.flush()
+
+    def _ensure_timer(self) -> None:
+        if self._timer is None and self.checkpoint_seconds > 0:
+            self._timer = threading.Thread(target=self._tick, name="genai-audit-ledger",
+                                           daemon=True)
+            self._timer.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.checkpoint_seconds):
+            try:
+                with self._commit_lock:
+                    now = self._clock()
+                    for log in list(self._logs.values()):
+                        if log.done and now - log.last_checkpoint >= self.checkpoint_seconds:
+                            self._checkpoint(log)
+            except Exception as exc:  # the timer must survive a bad moment
+                _log.warning("ledger checkpoint timer: %s", type(exc).__name__)
+
+    def _checkpoint(self, log: _Log) -> bool:
+        """Sign the contiguous committed prefix of ``log`` (commit lock held)."""
+        new: list[tuple[bytes, uuid.UUID, int]] = []
+        while log.size + len(new) in log.done:
+            new.append(log.done[log.size + len(new)])
+        if not new:
+            return False
+        signed = sign_extension(self.store.database, self.schema.table, log.log_id,
+                                log.tenant_id, log.size, log.compact, log.root, new, self._key)
+        try:
+            self.store.insert(CHECKPOINTS_TABLE, [signed.row], CHECKPOINT_COLUMNS)
+        except StoreError as exc:
+            self.stats["checkpoint_failures"] += 1
+            _log.warning("ledger checkpoint of %s at %d failed (%s); retried later",
+                         log.log_id, signed.size, type(exc).__name__)
+            return False
+        for i in range(log.size, signed.size):
+            del log.done[i]
+        log.size, log.compact, log.root = signed.size, signed.compact, signed.root
+        log.last_checkpoint = self._clock()
+        self.stats["checkpoints"] += 1
+        return True
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    size: int
+    root: bytes
+    compact: list[bytes]
+    row: list[Any]  # in CHECKPOINT_COLUMNS order
+
+
+def sign_extension(database: str, table: str, log_id: str, tenant_id: str, old_size: int,
+                   old_compact: Sequence[bytes], old_root: bytes,
+                   new: Sequence[tuple[bytes, uuid.UUID, int]],
+                   key: Ed25519PrivateKey) -> SignedCheckpoint:
+    """The next checkpoint of a log: its root from the previous compact range and the new
+    leaves, a consistency proof from the previous checkpoint (checked here, before signing),
+    the signed note, and the ``ledger_checkpoints`` row."""
+    size = old_size + len(new)
+    ext = merkle.Extension(old_size, old_compact, [leaf for leaf, _, _ in new])
+    root = ext.mth(0, size)
+    proof = merkle.consistency_proof(ext.mth, old_size, size)
+    if not merkle.verify_consistency(old_size, size, old_root, root, proof):
+        raise LedgerError(f"log {log_id}: checkpoint {size} is not consistent with "
+                          f"checkpoint {old_size}")
+    origin = origin_for(database, log_id)
+    note = notes.sign(notes.Checkpoint(origin, size, root), key)
+    row = [log_id, origin, table, tenant_id, size, root, old_size, proof,
+           b"".join(leaf for leaf, _, _ in new), b"".join(rid.bytes for _, rid, _ in new),
+           b"".join(exp.to_bytes(8, "big") for _, _, exp in new), note]
+    return SignedCheckpoint(size, root, ext.compact_range(), row)

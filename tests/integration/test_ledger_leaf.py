@@ -1,0 +1,109 @@
+"""The leaf encoding: Python (write time) and ClickHouse SQL (verify) agree byte for byte,
+and the leaf covers every stored column but the documented exceptions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from ledger_helpers import ledgered_writer, make_record
+
+from genai_audit.clickhouse.ledger import leaf
+from genai_audit.clickhouse.store import Store
+from genai_audit.keystore import LocalKeyStore
+from genai_audit.processor.record import ContentState, Flag
+
+pytestmark = pytest.mark.integration
+
+AWKWARD = [
+    dict(),
+    dict(prompt_text="", response_text="", response_preview="", request_id=""),
+    dict(prompt_text="naïve 😀 \u0000 nul, tab\t, newline\n, 12:34, comma,,",
+         response_preview="日本語のテキスト", session_id="sess:1,2"),
+    dict(pii_entity_counts={"PHONE": 3, "EMAIL": 2, "Zeta": 0, "éclair": 7, "": 1}),
+    dict(finish_reasons=["stop", "length", ""], flags={Flag.NO_USER, Flag.UNKNOWN_MODEL}),
+    dict(total_cost=Decimal("12345.1234567894")),  # rounded to 9 places once, before both
+    dict(total_cost=Decimal("0.0000000005")), dict(total_cost=Decimal(0)),
+    dict(total_cost=Decimal("999999999.999999999")),
+    dict(event_timestamp=datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+         retention_days=36500, content_retention_days=36500),  # else TTLs apply at insert
+    dict(event_timestamp=datetime(2038, 1, 19, 3, 14, 8, 1, tzinfo=UTC)),
+    dict(prompt_hash=b"\x00" * 32, response_hash=b"\xff" * 32, is_streaming=True,
+         has_pii_detected=True, hipaa_compliant_route=True, status_code=-1, latency_ms=0),
+    dict(tenant_id="tenant with spaces/and+plus%", content_state=ContentState.ENCRYPTED,
+         prompt_text="\u00ff" * 5000),
+]
+
+
+def test_python_and_sql_leaf_hashes_are_identical(store: Store,
+                                                   keystore: LocalKeyStore) -> None:
+    writer = ledgered_writer(store, keystore, checkpoint_records=1000)
+    records = [make_record(i, **over) for i, over in enumerate(AWKWARD)]
+    writer.write(records)
+    expr = leaf.sql_leaf_hash(leaf.INTERACTIONS)
+    rows = store.rows(f"SELECT toString(id), hex(leaf_hash), hex({expr}) FROM interactions")
+    assert len(rows) == len(records)
+    for record_id, stored, recomputed in rows:
+        assert stored == recomputed, record_id
+    assert len({stored for _, stored, _ in rows}) == len(records)
+
+
+def test_sql_leaf_data_bytes_match_python(store: Store, keystore: LocalKeyStore) -> None:
+    """Not just the hash: the encoded bytes themselves, for a diagnosable failure."""
+    writer = ledgered_writer(store, keystore)
+    record = make_record(3, **AWKWARD[3], **AWKWARD[2])
+    batch = writer.prepare([record])
+    writer.insert(batch)
+    row = batch.rows[0]
+    cols = list(batch.columns)
+    values = [row[cols.index(c)] for c in leaf.INTERACTIONS.columns()]
+    expected = leaf.leaf_data(leaf.INTERACTIONS, 1, row[cols.index("log_id")],
+                              row[cols.index("log_index")], values)
+    got = store.scalar(f"SELECT hex({leaf.sql_leaf_data(leaf.INTERACTIONS, 1)}) "
+                       "FROM interactions")
+    assert bytes.fromhex(got) == expected
+
+
+def test_every_stored_column_is_covered_or_explicitly_excluded(store: Store) -> None:
+    described = {name: ctype for name, ctype, *_ in store.rows("DESCRIBE TABLE interactions")}
+    covered = set(leaf.INTERACTIONS.columns())
+    outside = set(leaf.LEDGER_COLUMNS) | leaf.INTERACTIONS.not_covered
+    assert set(described) == covered | outside, "add new columns to ledger/leaf.py"
+    kinds = {f.column: f.kind for f in leaf.INTERACTIONS.fields()}
+    for name, kind in kinds.items():  # the kind must fit the stored type
+        ctype = described[name]
+        ok = {
+            leaf.Kind.STRING: "String" in ctype and "Fixed" not in ctype and "Array" not in ctype
+            and "Map" not in ctype,
+            leaf.Kind.BYTES: ctype.startswith("FixedString"),
+            leaf.Kind.UUID: ctype == "UUID",
+            leaf.Kind.INT: "Int" in ctype and "Array" not in ctype,
+            leaf.Kind.BOOL: ctype == "Bool",
+            leaf.Kind.DECIMAL: ctype.startswith("Decimal") and ctype.endswith(", 9)"),
+            leaf.Kind.DATETIME64: ctype.startswith("DateTime64(6"),
+            leaf.Kind.STRING_ARRAY: ctype.startswith("Array(") and "String" in ctype,
+            leaf.Kind.STRING_INT_MAP: ctype.startswith("Map("),
+        }[kind]
+        assert ok, f"{name}: kind {kind} does not fit {ctype}"
+    for name, width in leaf.INTERACTIONS.fixed_widths.items():  # SQL uses constant prefixes
+        assert described[name] == f"FixedString({width})"
+    for f in leaf.INTERACTIONS.fields():  # per-dictionary framing only where it applies
+        assert f.low_cardinality == described[f.column].startswith("LowCardinality("), f
+
+
+def test_leaf_binds_position_and_log() -> None:
+    record = make_record(1)
+    from genai_audit.clickhouse.writer import COLUMNS, record_row
+    row = dict(zip(COLUMNS, record_row(record), strict=True))
+    values = [row[c] for c in leaf.INTERACTIONS.columns()]
+    h = leaf.compute_leaf_hash(leaf.INTERACTIONS, 1, "log-a", 5, values)
+    assert h != leaf.compute_leaf_hash(leaf.INTERACTIONS, 1, "log-a", 6, values)
+    assert h != leaf.compute_leaf_hash(leaf.INTERACTIONS, 1, "log-b", 5, values)
+    with pytest.raises(ValueError, match="covers"):
+        leaf.leaf_data(leaf.INTERACTIONS, 1, "log-a", 5, values[:-1])
+
+
+def test_naive_datetime_is_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        leaf.value_bytes(leaf.Kind.DATETIME64, datetime(2024, 1, 1))
