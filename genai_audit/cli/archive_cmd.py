@@ -108,6 +108,13 @@ def verify_cmd(ctx: click.Context, url: str | None, pubkey: str | None,
       genai-audit archive verify s3://audit-archive/prod
       genai-audit archive verify file:///mnt/archive --pubkey auditor-copy.pem
     """
+    if not check_archive(url, pubkey, settings):
+        ctx.exit(1)
+
+
+def check_archive(url: str | None, pubkey: str | None, settings: Settings) -> bool:
+    """Verify the archive at ``url`` and print the findings; True when intact.
+    Shared by ``archive verify`` and ``verify --archive``."""
     location = _location(url or settings.archive_url, settings)
     public = _public_key(pubkey) if pubkey else open_keystore(settings).signing_key().public_key()
     store = open_store(settings)
@@ -119,8 +126,7 @@ def verify_cmd(ctx: click.Context, url: str | None, pubkey: str | None,
 
         result = verify_archive(store, location, public, on_object=on_object)
     click.echo(format_verify(result))
-    if not result.ok:
-        ctx.exit(1)
+    return result.ok
 
 
 def _location(url: str | None, settings: Settings) -> ArchiveLocation:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from genai_audit.cli.archive_cmd import check_archive
 from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_store, store_options
 from genai_audit.cli.ledger_keys import public_key
 from genai_audit.clickhouse.ledger.export import read_anchors
@@ -68,11 +69,14 @@ def _utc(value: datetime | None) -> datetime | None:
               "checkpoint (use when writers are stopped).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
+@click.option("--archive", "archive_url", metavar="URL",
+              help="Verify an archive (s3://bucket/prefix or file:///dir) instead of the live "
+                   "ledger: manifest signature, every object's SHA-256 and its rows.")
 @store_options
 @click.pass_context
 def command(ctx: click.Context, tenant: str | None, since: datetime | None,
             until: datetime | None, checkpoint_file: str | None, pubkey: str | None,
-            strict: bool, fmt: str, settings: Settings) -> None:
+            strict: bool, fmt: str, archive_url: str | None, settings: Settings) -> None:
     """Check the tamper-evident ledger: every record against the signed checkpoints.
 
     Recomputes each record's leaf hash from its stored columns (in ClickHouse) and each
@@ -86,7 +90,12 @@ def command(ctx: click.Context, tenant: str | None, since: datetime | None,
       genai-audit verify
       genai-audit verify --tenant acme --from 2026-01-01 --to 2026-04-01
       genai-audit verify --checkpoint anchors.json --pubkey ledger.pub --strict
+      genai-audit verify --archive s3://audit-archive/prod
     """
+    if archive_url:
+        if not check_archive(archive_url, pubkey, settings):
+            ctx.exit(EXIT_PROBLEM)
+        return
     key_name, key = public_key(settings, pubkey)
     anchors: list[tuple[str, str]] = []
     if checkpoint_file:

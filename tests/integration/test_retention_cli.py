@@ -77,6 +77,8 @@ def test_archive_commands_and_maintain(cli_env, store, keystore, make_span, s3_b
     assert code == 0 and json.loads(out) == [{"n": 3, "t": 1}]
     code, out, _ = _run(capsys, "archive", "verify", url)
     assert code == 0 and "intact: 1 objects, 3 records" in out
+    code, out, _ = _run(capsys, "verify", "--archive", url)
+    assert code == 0 and "intact: 1 objects, 3 records" in out
     # an auditor checks with the public key they were given, without the keystore
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -93,6 +95,8 @@ def test_archive_commands_and_maintain(cli_env, store, keystore, make_span, s3_b
     client.put_object(Bucket=bucket, Key=key, Body=b"PAR1 tampered")
     code, out, _ = _run(capsys, "archive", "verify", url)
     assert code == 1 and "PROBLEM" in out and "hash_mismatch" in out
+    code, out2, _ = _run(capsys, "verify", "--archive", url)  # the same check, as issue 6 names it
+    assert code == 1 and out2 == out
     code, out, _ = _run(capsys, "retention", "status")
     assert "last verification:" in out and "FAILED" in out
     code, _, err = _run(capsys, "archive", "--to", "ftp://example/x")
