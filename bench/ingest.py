@@ -1,8 +1,10 @@
 """Ingest throughput: span -> record pipeline -> row in the embedded store.
 
 Compares, in one run, records/s of the full in-process path (ClickHouseSpanExporter.export:
-normalize, pseudonymize, render, commit, price, retention, insert with deduplication token)
-against a bare clickhouse-connect insert of the same final rows. The two are interleaved
+normalize, pseudonymize, redact, render, commit, encrypt, price, retention, ledger, insert
+with deduplication token), of the same path without the redaction stage (its cost shown
+apart: bench/redaction.py measures it in detail), and of a bare clickhouse-connect insert of
+the same final rows. The two are interleaved
 batch by batch (each into its own database of one embedded store) so that the machine's
 noise hits both alike; figures are medians over repeats.
 
@@ -28,6 +30,7 @@ from genai_audit.config import Settings
 from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
 from genai_audit.keystore import LocalKeyStore
 from genai_audit.processor.factory import default_pipeline
+from genai_audit.processor.pipeline import RecordPipeline
 
 
 def fresh(dsn: str) -> Store:
@@ -50,29 +53,38 @@ def main() -> None:
     batches = [spans[i:i + args.batch] for i in range(0, len(spans), args.batch)]
     final_rows = [[record_row(r) for r in default_pipeline(settings, keys).build(b)]
                   for b in batches]
-    pipeline_rps, bare_rps = [], []
+    names = ("full pipeline", "pipeline without redaction", "bare clickhouse-connect insert")
+    rates: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(args.repeats):
-        store, bare = fresh(dsn), fresh(dsn)
-        exporter = ClickHouseSpanExporter(settings, store=store,
-                                          pipeline=default_pipeline(settings, keys))
-        t_pipeline = t_bare = 0.0
+        full = default_pipeline(settings, keys)
+        no_redaction = RecordPipeline([st for st in full.stages if st.name != "redact"])
+        stores = [fresh(dsn) for _ in names]
+        exporters = [ClickHouseSpanExporter(settings, store=stores[0], pipeline=full, keys=keys),
+                     ClickHouseSpanExporter(settings, store=stores[1], pipeline=no_redaction,
+                                            keys=keys)]
+        elapsed = dict.fromkeys(names, 0.0)
         for batch, rows in zip(batches, final_rows, strict=True):
+            for name, exporter in zip(names, exporters, strict=False):
+                started = time.perf_counter()
+                exporter.export(batch)
+                elapsed[name] += time.perf_counter() - started
             started = time.perf_counter()
-            exporter.export(batch)
-            t_pipeline += time.perf_counter() - started
-            started = time.perf_counter()
-            bare.client.insert(TABLE, rows, column_names=list(COLUMNS))
-            t_bare += time.perf_counter() - started
-        assert store.scalar("SELECT count() FROM interactions") == len(spans)
-        pipeline_rps.append(len(spans) / t_pipeline)
-        bare_rps.append(len(spans) / t_bare)
-        for db in (store, bare):
+            stores[2].client.insert(TABLE, rows, column_names=list(COLUMNS))
+            elapsed[names[2]] += time.perf_counter() - started
+        for exporter in exporters:
+            exporter.shutdown()  # signs the final ledger checkpoints before the drop below
+        assert stores[0].scalar("SELECT count() FROM interactions") == len(spans)
+        for name in names:
+            rates[name].append(len(spans) / elapsed[name])
+        for db in stores:
             db.command(f"DROP DATABASE `{db.database}`")
 
-    p, b = median(pipeline_rps), median(bare_rps)
+    m = {name: median(v) for name, v in rates.items()}
+    bare = m[names[2]]
     print(f"records={args.records} batch={args.batch} repeats={args.repeats} (medians)")
-    print(ratio_line("span->row pipeline", p, "records/s", "bare clickhouse-connect insert", b,
-                     p / b, ">= 0.5"))
+    for name in names[:2]:
+        print(ratio_line(f"span->row {name}", m[name], "records/s", names[2], bare,
+                         m[name] / bare, ">= 0.5"))
 
 
 if __name__ == "__main__":
