@@ -253,3 +253,27 @@ def test_credentials_never_appear_in_errors(store, s3_endpoint):
     assert SECRET not in str(err.value) and KEY_ID not in str(err.value)
     with pytest.raises(Exception, match="credentials"):
         ArchiveLocation.parse(f"s3://{KEY_ID}:{SECRET}@bucket/x")
+
+
+def test_the_manifest_names_the_ledgers_signed_checkpoints(store, keystore, make_span, s3):
+    """By default the manifest carries the latest signed checkpoint of each archived
+    tenant's logs: the tree heads an auditor checks the archived leaves against."""
+    from genai_audit.clickhouse.ledger.checkpoint import open_note
+    from genai_audit.config import Settings
+    from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
+    from genai_audit.processor.factory import default_pipeline
+
+    _, _, location = s3
+    settings = Settings.load({}, env={})
+    records = default_pipeline(settings, keystore).build([make_span() for _ in range(3)])
+    for record in records:
+        record.event_timestamp = datetime.now(UTC) - timedelta(days=90)
+    exporter = ClickHouseSpanExporter(settings, store=store, keys=keystore)
+    exporter.write_records(records)
+    exporter.shutdown()  # signs the final checkpoint
+    archive(store, keystore, location, before=_cutoff(), settle_seconds=0)
+    manifest = load_manifest(store, location, keystore)
+    logs = manifest.ledger_checkpoint["logs"]
+    assert len(logs) == 1 and logs[0]["tree_size"] == 3
+    note = open_note(logs[0]["note"], keystore.signing_key().public_key())
+    assert note.size == 3

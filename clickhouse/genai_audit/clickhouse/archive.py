@@ -126,10 +126,24 @@ def load_manifest(store: Store, location: ArchiveLocation, keys: KeyStore) -> Ma
     return open_signed(text, keys.signing_key().public_key())
 
 
+def ledger_anchor(store: Store, objects: list[ArchivedObject]) -> dict[str, Any] | None:
+    """The ledger's latest signed checkpoint of every log of the archived tenants: the
+    manifest then names the signed tree heads its records are part of (check them with
+    ``genai-audit verify`` and the public key). None when nothing is archived yet."""
+    tenants = sorted({o.tenant_id for o in objects})
+    if not tenants:
+        return None
+    rows = store.rows("SELECT log_id, max(tree_size), argMax(note, tree_size) "
+                      "FROM ledger_checkpoints WHERE tenant_id IN {t:Array(String)} "
+                      "GROUP BY log_id ORDER BY log_id", {"t": tenants})
+    return {"logs": [{"log_id": str(log_id), "tree_size": int(size), "note": str(note)}
+                     for log_id, size, note in rows]}
+
+
 def archive(store: Store, keys: KeyStore, location: ArchiveLocation, *, before: datetime,
             settle_seconds: int = 60, checkpoint_seconds: float = 10.0,
             max_rows_per_object: int = MAX_ROWS_PER_OBJECT,
-            ledger_checkpoint: LedgerCheckpoint | None = None,
+            ledger_checkpoint: LedgerCheckpoint | None = ledger_anchor,
             on_object: Callable[[ArchivedObject], None] | None = None,
             on_group: Callable[[int, int], None] | None = None) -> ArchiveRun:
     """Archive every whole month before ``before``. See the module docstring.
@@ -137,9 +151,9 @@ def archive(store: Store, keys: KeyStore, location: ArchiveLocation, *, before: 
     The manifest is saved at most every ``checkpoint_seconds`` and when the run ends (also
     when it is interrupted); 0 saves it after every object. A month with more than
     ``max_rows_per_object`` new records is split into several objects (by record id hash).
-    ``ledger_checkpoint``, when given, is asked at every save for the ledger's signed
-    checkpoint covering the archived objects; its answer goes into the manifest's
-    ``ledger_checkpoint`` (the ledger's hook)."""
+    ``ledger_checkpoint`` (default ``ledger_anchor``) is asked at every save for the
+    ledger's signed checkpoints covering the archived objects; its answer goes into the
+    manifest's ``ledger_checkpoint``. None leaves that field empty."""
     if max_rows_per_object < 1:
         raise ValueError("max_rows_per_object must be >= 1")
     started = _utcnow()
