@@ -48,7 +48,9 @@ def _non_negative_int(name: str, value: Any) -> int:
     return 0 if str(value).strip() == "0" else _positive_int(name, value)
 
 
-def _bool(name: str, value: Any) -> bool:
+def parse_bool(value: Any) -> bool:
+    """true/false, 1/0, yes/no, on/off (any case); ValueError otherwise. Shared by every
+    settings reader (this module, the redaction policy)."""
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -56,7 +58,14 @@ def _bool(name: str, value: Any) -> bool:
         return True
     if text in ("0", "false", "no", "off"):
         return False
-    raise SettingsError(f"{name}: expected true or false, got {value!r}")
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _bool(name: str, value: Any) -> bool:
+    try:
+        return parse_bool(value)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
 
 
 def _str_list(name: str, value: Any) -> frozenset[str]:

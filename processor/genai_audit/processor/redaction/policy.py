@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genai_audit.config import SettingsError, config_path
+from genai_audit.config import SettingsError, config_path, parse_bool
 from genai_audit.processor.redaction.engine import DEFAULT_MODEL
 from genai_audit.processor.redaction.operators import OPERATORS
 from genai_audit.processor.redaction.recognizers import ENTITY_TYPES
@@ -256,17 +256,6 @@ def _opt_str(value: Any) -> str | None:
     return str(value) if value else None
 
 
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {value!r}")
-
-
 def _score(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a score between 0 and 1, got {value!r}")
@@ -328,8 +317,8 @@ def _timeout(value: Any) -> int:
 
 
 _PARSE: dict[str, Any] = {
-    "enabled": _bool,
-    "capture_content": _bool,
+    "enabled": parse_bool,
+    "capture_content": parse_bool,
     "operator": _operator,
     "operators": _per_entity(_operator),
     "threshold": _score,
