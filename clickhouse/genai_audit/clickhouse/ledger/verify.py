@@ -116,6 +116,21 @@ class Verifier:
             self._check_chunk(chunk, counts, cps, anchored, strict, result)
         return result
 
+    # -- the signed history alone (for copies of the rows: archive verify) -------------
+    def signed_checkpoints(self, logs: Sequence[str],
+                           result: VerifyResult) -> dict[str, list[_Cp]]:
+        """Each log's checkpoints whose signed note verifies, ascending, each checked for
+        consistency with the one before it; every bad one becomes a finding in ``result``."""
+        return self._checkpoints(list(logs), result)
+
+    def signed_leaves(self, log_id: str, cps: Sequence[_Cp],
+                      result: VerifyResult) -> tuple[list[bytes], list[str]]:
+        """The leaves the checkpoints ``cps`` (from ``signed_checkpoints``) signed, position
+        by position, and the record ids stored with them. Each checkpoint's list of added
+        leaves must reproduce its signed root; the answer stops before the first one that
+        does not (a finding in ``result``), so every leaf returned is authenticated."""
+        return _Diagnosis(self, log_id, list(cps), [], False, result)._authenticated({})
+
     def total_records(self, tenant: str | None = None) -> int:
         where, params = ("WHERE tenant_id = {t:String}", {"t": tenant}) if tenant else ("", {})
         sql = compose("SELECT count() FROM <table> <where>", table=self.schema.table,
