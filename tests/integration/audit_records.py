@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from genai_audit.clickhouse.ledger.log import Ledger
 from genai_audit.clickhouse.policies import StorePolicies
 from genai_audit.clickhouse.store import Store
-from genai_audit.clickhouse.ledger.log import Ledger
 from genai_audit.clickhouse.writer import COLUMNS, InteractionWriter
 from genai_audit.config import Settings
 from genai_audit.keystore import KeyStore
