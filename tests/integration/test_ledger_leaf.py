@@ -55,22 +55,39 @@ def test_sql_leaf_data_bytes_match_python(store: Store, keystore: LocalKeyStore)
     record = make_record(3, **AWKWARD[3], **AWKWARD[2])
     batch = writer.prepare([record])
     writer.insert(batch)
-    row = batch.rows[0]
-    cols = list(batch.columns)
-    values = [row[cols.index(c)] for c in leaf.INTERACTIONS.columns()]
-    expected = leaf.leaf_data(leaf.INTERACTIONS, 1, row[cols.index("log_id")],
-                              row[cols.index("log_index")], values)
-    got = store.scalar(f"SELECT hex({leaf.sql_leaf_data(leaf.INTERACTIONS, 1)}) "
+    row = dict(zip(batch.columns, batch.rows[0], strict=True))
+    version = leaf.INTERACTIONS.current
+    values = [row[c] for c in leaf.INTERACTIONS.columns(version)]
+    expected = leaf.leaf_data(leaf.INTERACTIONS, version, row["log_id"], row["log_index"],
+                              values)
+    got = store.scalar(f"SELECT hex({leaf.sql_leaf_data(leaf.INTERACTIONS, version)}) "
                        "FROM interactions")
     assert bytes.fromhex(got) == expected
+    digest = leaf.content_digest([row[c] for c in leaf.CONTENT_TTL.covers])
+    assert row["content_digest"] == digest
+    assert store.scalar(f"SELECT {leaf.sql_content_ok(leaf.CONTENT_TTL)} FROM interactions")
+
+
+@pytest.mark.parametrize("version", sorted(leaf.INTERACTIONS.versions))
+def test_compiled_encoder_matches_the_plain_definition(version: int) -> None:
+    """The hot path's generated encoder and the readable reference agree on every kind."""
+    from genai_audit.clickhouse.writer import COLUMNS, record_row
+    for i, over in enumerate(AWKWARD):
+        row = dict(zip(COLUMNS, record_row(make_record(i, **over)), strict=True))
+        row["content_digest"] = bytes(range(32))
+        row["total_cost"] = leaf.quantize_decimal(row["total_cost"])
+        values = [row[c] for c in leaf.INTERACTIONS.columns(version)]
+        assert (leaf.leaf_data(leaf.INTERACTIONS, version, "log/ä", 7, values)
+                == leaf.leaf_data_generic(leaf.INTERACTIONS, version, "log/ä", 7, values))
 
 
 def test_every_stored_column_is_covered_or_explicitly_excluded(store: Store) -> None:
     described = {name: ctype for name, ctype, *_ in store.rows("DESCRIBE TABLE interactions")}
-    covered = set(leaf.INTERACTIONS.columns())
-    outside = set(leaf.LEDGER_COLUMNS) | leaf.INTERACTIONS.not_covered
+    covered = set(leaf.INTERACTIONS.written_columns())
+    outside = set(leaf.INTERACTIONS.ledger_columns) | leaf.INTERACTIONS.not_covered
     assert set(described) == covered | outside, "add new columns to ledger/leaf.py"
-    kinds = {f.column: f.kind for f in leaf.INTERACTIONS.fields()}
+    kinds = {f.column: f.kind for version in leaf.INTERACTIONS.versions
+             for f in leaf.INTERACTIONS.fields(version)}
     for name, kind in kinds.items():  # the kind must fit the stored type
         ctype = described[name]
         ok = {
@@ -96,11 +113,11 @@ def test_leaf_binds_position_and_log() -> None:
     record = make_record(1)
     from genai_audit.clickhouse.writer import COLUMNS, record_row
     row = dict(zip(COLUMNS, record_row(record), strict=True))
-    values = [row[c] for c in leaf.INTERACTIONS.columns()]
+    values = [row[c] for c in leaf.INTERACTIONS.columns(1)]
     h = leaf.compute_leaf_hash(leaf.INTERACTIONS, 1, "log-a", 5, values)
     assert h != leaf.compute_leaf_hash(leaf.INTERACTIONS, 1, "log-a", 6, values)
     assert h != leaf.compute_leaf_hash(leaf.INTERACTIONS, 1, "log-b", 5, values)
-    with pytest.raises(ValueError, match="covers"):
+    with pytest.raises(ValueError, match="interactions v1 covers"):
         leaf.leaf_data(leaf.INTERACTIONS, 1, "log-a", 5, values[:-1])
 
 
