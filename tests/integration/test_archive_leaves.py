@@ -17,7 +17,7 @@ from audit_records import KEY_ID, SECRET, write_records
 
 from genai_audit.clickhouse.archive import archive, load_manifest
 from genai_audit.clickhouse.archive_location import ArchiveLocation
-from genai_audit.clickhouse.archive_verify import verify_archive
+from genai_audit.clickhouse.archive_verify import attach_archive, verify_archive
 from genai_audit.clickhouse.ledger.leaf import INTERACTIONS, sql_leaf_hash
 
 pytestmark = pytest.mark.integration
@@ -181,3 +181,50 @@ def test_both_commands_exit_1_naming_the_row(store, keystore, make_span, tmp_pat
                "columns differ from the leaf the ledger signed" in out
         outputs.append(out)
     assert outputs[0] == outputs[1]
+
+
+def test_content_blanked_by_its_retention_ttl_before_archiving_verifies(store, keystore,
+                                                                       make_span, tmp_path):
+    from genai_audit.clickhouse.policies import set_policy
+    from genai_audit.clickhouse.retention import enforce_retention
+    from genai_audit.processor.retention import RetentionPolicy
+
+    set_policy(store, "acme", RetentionPolicy(365, 1), changed_by="dpo", reason="minimise")
+    ids = write_records(store, keystore, make_span, _old(), count=2, ledger=True)
+    enforce_retention(store)  # the content TTL blanks prompt/response; metadata stays
+    location = ArchiveLocation.parse(f"file://{tmp_path}/arch")
+    archive(store, keystore, location, before=_cutoff(), settle_seconds=0)
+    attach_archive(store, location, keystore.signing_key().public_key())
+    assert store.rows("SELECT DISTINCT content_state, full_prompt_text, leaf_version "
+                      "FROM archived_interactions") == [("expired", "", 2)]
+    result = verify_archive(store, location, keystore.signing_key().public_key())
+    assert result.ok and result.leaves == len(ids), [str(p) for p in result.problems]
+
+
+def test_rows_of_leaf_version_1_verify_next_to_version_2(store, keystore, make_span, tmp_path):
+    import dataclasses
+
+    from ledger_helpers import make_record
+
+    from genai_audit.clickhouse.archive_leaves import _readable
+    from genai_audit.clickhouse.ledger.log import Ledger
+    from genai_audit.clickhouse.writer import COLUMNS, InteractionWriter
+
+    # a writer from before the content digest: leaf version 1
+    v1 = dataclasses.replace(INTERACTIONS, versions={1: INTERACTIONS.versions[1]})
+    log = Ledger(store, keystore.signing_key(), schema=v1, row_columns=COLUMNS,
+                 checkpoint_seconds=3600)
+    InteractionWriter(store, log).write([make_record(i, event_timestamp=_old())
+                                         for i in range(2)])
+    log.close()
+    write_records(store, keystore, make_span, _old(), count=2, ledger=True)  # version 2
+    location = ArchiveLocation.parse(f"file://{tmp_path}/arch")
+    archive(store, keystore, location, before=_cutoff(), settle_seconds=0)
+    assert sorted(r[0] for r in store.rows("SELECT leaf_version FROM interactions")) == [
+        1, 1, 2, 2]
+    result = verify_archive(store, location, keystore.signing_key().public_key())
+    assert result.ok and (result.leaves, result.logs) == (4, 2)
+    # an object archived before the digest column existed can still check its v1 rows
+    names = set(INTERACTIONS.columns(1))
+    assert set(_readable(INTERACTIONS, names).versions) == {1}
+    assert set(_readable(INTERACTIONS, names | {"content_digest"}).versions) == {1, 2}

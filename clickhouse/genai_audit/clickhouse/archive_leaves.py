@@ -245,8 +245,12 @@ class ArchivedLeafCheck:
 
 
 def _readable(schema: LeafSchema, names: set[str]) -> LeafSchema:
-    """``schema`` restricted to the leaf versions whose columns all exist in ``names``, so
-    the leaf expression compiles on an object archived before a column was added."""
-    versions = {v: fields for v, fields in schema.versions.items()
-                if all(f.column in names for f in fields)}
+    """``schema`` restricted to the leaf versions whose columns (and, for a version with a
+    content digest, the content columns it covers) all exist in ``names``, so the leaf
+    expression compiles on an object archived before a column was added."""
+    def needs(version: int) -> set[str]:
+        digest = schema.digests.get(version)
+        return set(schema.columns(version)) | set(digest.covers if digest else ())
+
+    versions = {v: fields for v, fields in schema.versions.items() if needs(v) <= names}
     return dataclasses.replace(schema, versions=versions)
