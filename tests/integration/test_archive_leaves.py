@@ -60,6 +60,15 @@ def test_an_intact_archive_verifies_every_leaf(store, keystore, make_span, s3_lo
     assert result.ok, [str(p) for p in result.problems]
     assert (result.objects, result.rows, result.leaves, result.logs) == (2, 7, 7, 2)
     assert not result.warnings
+    # the signed leaves are authenticated, not trusted: edit one log's list of leaves
+    globex_log, _ = _place(store, ids[-1])
+    store.command("ALTER TABLE ledger_checkpoints UPDATE leaf_hashes = reverse(leaf_hashes) "
+                  "WHERE log_id = {l:String}", {"l": globex_log}, settings=SYNC)
+    result = verify_archive(store, s3_location, keystore.signing_key().public_key())
+    assert sorted((p.kind, p.record_id) for p in result.problems) == sorted(
+        [("checkpoint", None), *(("not_in_ledger", rid) for rid in ids[4:])])
+    [altered] = [p for p in result.problems if p.kind == "checkpoint"]
+    assert altered.key == "ledger_checkpoints" and altered.log_id == globex_log
 
 
 def test_a_row_modified_before_archiving_is_named(store, keystore, make_span, s3_location):
