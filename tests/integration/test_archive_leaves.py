@@ -121,14 +121,30 @@ def test_rows_written_around_the_ledger_are_not_in_ledger(store, keystore, make_
 
 
 def test_a_log_position_archived_twice_is_a_duplicate(store, keystore, make_span, tmp_path):
-    ids = write_records(store, keystore, make_span, _old(), count=3, ledger=True)
+    ids = write_records(store, keystore, make_span, _old(), count=4, ledger=True)
     store.command("INSERT INTO interactions SELECT * FROM interactions WHERE id = {id:UUID}",
                   {"id": ids[2]})  # an exact copy of a signed row
+    store.command("ALTER TABLE interactions UPDATE leaf_version = 9 WHERE id = {id:UUID}",
+                  {"id": ids[0]}, settings=SYNC)  # a version no reader knows
     location = ArchiveLocation.parse(f"file://{tmp_path}/arch")
     run = archive(store, keystore, location, before=_cutoff(), settle_seconds=0)
     result = verify_archive(store, location, keystore.signing_key().public_key())
-    assert _found(result) == [("duplicate", ids[2], *_place(store, ids[2]))]
-    assert run.written[0].key in result.problems[0].detail
+    assert _found(result) == sorted([("duplicate", ids[2], *_place(store, ids[2])),
+                                     ("unverifiable", ids[0], *_place(store, ids[0]))])
+    details = {p.kind: p.detail for p in result.problems}
+    assert "another copy of the signed record" in details["duplicate"]
+    assert run.written[0].key in details["duplicate"]
+    assert "unknown leaf version" in details["unverifiable"]
+    assert result.leaves == 5
+    # the same rows again in a later object (a second archive of the month): all duplicates
+    store.command("INSERT INTO interactions SELECT * REPLACE (now64(6) AS ingested_at) "
+                  "FROM (SELECT * FROM interactions WHERE id = {id:UUID})", {"id": ids[1]})
+    again = archive(store, keystore, location, before=_cutoff(), settle_seconds=0)
+    assert [o.rows for o in again.written] == [1]
+    result = verify_archive(store, location, keystore.signing_key().public_key())
+    [late] = [p for p in result.problems if p.key == again.written[0].key]
+    assert (late.kind, late.record_id) == ("duplicate", ids[1])
+    assert run.written[0].key in late.detail
 
 
 def test_the_archive_proves_rows_retention_dropped(store, keystore, make_span, tmp_path):

@@ -29,7 +29,7 @@ structure are bound parameters.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,13 +66,23 @@ class LeafFinding:
 
 @dataclass
 class _SignedLog:
-    """One log's authenticated leaves (position -> leaf) and which positions were seen."""
+    """One log's authenticated leaves and which of its positions the archive holds."""
 
     log_id: str
-    leaves: list[bytes]
-    record_ids: list[str]
+    leaves: bytes  # 32 bytes per signed position, in order
+    record_ids: bytes  # 16 bytes per signed position (b"" when the stored list is unusable)
     seen: bytearray = field(default_factory=bytearray)  # 1 per signed position archived
     seen_beyond: set[int] = field(default_factory=set)  # archived positions beyond them
+
+    def leaf(self, position: int) -> bytes | None:
+        if position * 32 + 32 > len(self.leaves):
+            return None
+        return self.leaves[position * 32:position * 32 + 32]
+
+    def record_id(self, position: int) -> str | None:
+        """The record the checkpoint listed at ``position`` (informational: not signed)."""
+        raw = self.record_ids[position * 16:position * 16 + 16]
+        return str(uuid.UUID(bytes=raw)) if len(raw) == 16 and any(raw) else None
 
     def mark(self, position: int) -> bool:
         """Note ``position`` as archived; False when it already was."""
@@ -85,6 +95,14 @@ class _SignedLog:
             return False
         self.seen_beyond.add(position)
         return True
+
+
+@dataclass(frozen=True)
+class _ArchivedRow:
+    record_id: str
+    version: int
+    stored: bytes  # its leaf_hash column
+    recomputed: bytes  # its leaf hash recomputed from its columns
 
 
 class ArchivedLeafCheck:
@@ -111,6 +129,9 @@ class ArchivedLeafCheck:
     # -- one archived object ---------------------------------------------------------------
     def check_object(self, location: ArchiveLocation, obj: ArchivedObject,
                      columns: list[list[str]]) -> list[LeafFinding]:
+        """Every row of ``obj`` against the signed leaves. Two reads: per log, the positions
+        and recomputed leaves (compact, in position order), compared here; then the full
+        rows at the positions that did not match, to name and classify them."""
         names = {name for name, _ in columns}
         missing = [c for c in LEDGER_COLUMNS if c not in names]
         if missing:
@@ -118,64 +139,131 @@ class ArchivedLeafCheck:
                                 "its rows cannot be matched to the ledger")]
         readable = _readable(self.schema, names)
         fn, params = location.function(obj.key, "Parquet", structure(columns))
+        params = {**params, "versions": sorted(readable.versions)}
+        with location.guarded(f"cannot read {obj.key}"):
+            per_log = self.store.rows(compose(
+                "SELECT log_id, arrayMap(x -> x.1, s), arrayStringConcat(arrayMap("
+                "x -> hex(x.2), s)), suspects FROM (SELECT log_id, "
+                "arraySort(groupArray((log_index, r))) AS s, groupArrayIf(log_index, "
+                "r != leaf_hash OR leaf_version NOT IN {versions:Array(UInt8)}) AS suspects "
+                "FROM (SELECT log_id, log_index, leaf_version, leaf_hash, <leaf> AS r "
+                "FROM <fn>) GROUP BY log_id) ORDER BY log_id",
+                leaf=sql_leaf_hash(readable), fn=fn), params)
+        flagged: dict[str, set[int]] = {}
+        prior: dict[str, set[int]] = {}  # positions already archived by an earlier object
+        for log_id, positions, leaves_hex, suspects in per_log:
+            log_id = str(log_id)
+            leaves = bytes.fromhex(leaves_hex)
+            if len(leaves) != 32 * len(positions):
+                raise ValueError(f"{obj.key}: leaf hashes are not 32 bytes each")
+            self.leaves += len(positions)
+            if positions:
+                self._spans.setdefault(log_id, []).append((obj.key, positions[0], positions[-1]))
+            flagged[log_id], prior[log_id] = self._mismatches(log_id, positions, leaves,
+                                                              set(suspects))
+        return self._named_rows(location, obj, fn, params, readable, flagged, prior)
+
+    def _mismatches(self, log_id: str, positions: list[int], leaves: bytes,
+                    suspects: set[int]) -> tuple[set[int], set[int]]:
+        """Positions whose rows need a closer look, and those archived before this object."""
+        if not log_id:  # rows around the ledger: every one is named
+            return set(positions), set()
+        log = self._log(log_id)
+        signed, count = log.leaves, len(log.leaves) // 32
+        flagged: set[int] = set()
+        prior: set[int] = set()
+        last = -1
+        for i, p in enumerate(positions):
+            if p == last:  # the same position twice in this object
+                flagged.add(p)
+                continue
+            last = p
+            if not log.mark(p):
+                prior.add(p)
+                flagged.add(p)
+            elif p in suspects or p >= count or \
+                    signed[32 * p:32 * p + 32] != leaves[32 * i:32 * i + 32]:
+                flagged.add(p)
+        return flagged, prior
+
+    def _named_rows(self, location: ArchiveLocation, obj: ArchivedObject, fn: str,
+                    params: dict[str, Any], readable: LeafSchema, flagged: dict[str, set[int]],
+                    prior: dict[str, set[int]]) -> list[LeafFinding]:
+        logs = sorted(log_id for log_id, positions in flagged.items() if positions)
+        if not logs:
+            return []
         with location.guarded(f"cannot read {obj.key}"):
             rows = self.store.rows(compose(
-                "SELECT toString(id), log_id, log_index, leaf_version, leaf_hash, <leaf> "
-                "FROM <fn> ORDER BY log_id, log_index", leaf=sql_leaf_hash(readable), fn=fn),
-                params)
+                "SELECT log_id, log_index, toString(id), leaf_version, leaf_hash, <leaf> "
+                "FROM <fn> WHERE has({positions:Array(Array(UInt64))}"
+                "[indexOf({logs:Array(String)}, log_id)], log_index) "
+                "ORDER BY log_id, log_index, id", leaf=sql_leaf_hash(readable), fn=fn),
+                {**params, "logs": logs,
+                 "positions": [sorted(flagged[log_id]) for log_id in logs]})
+        at: dict[tuple[str, int], list[_ArchivedRow]] = {}
+        for log_id, position, record_id, version, stored, recomputed in rows:
+            at.setdefault((str(log_id), int(position)), []).append(_ArchivedRow(
+                str(record_id), int(version), bytes(stored), bytes(recomputed)))
         findings: list[LeafFinding] = []
-        for record_id, log_id, position, version, stored, recomputed in rows:
-            self.leaves += 1
-            finding = self._check_row(obj.key, str(record_id), str(log_id), int(position),
-                                      int(version), bytes(stored), bytes(recomputed), readable)
-            if finding is not None:
-                findings.append(finding)
-        self._note_span(obj.key, rows)
+        for (log_id, position), copies in at.items():
+            if not log_id:
+                findings += [LeafFinding(NOT_IN_LEDGER, "written around the ledger: the row "
+                                         "belongs to no log", None, None, r.record_id)
+                             for r in copies]
+                continue
+            findings += self._classify(obj.key, log_id, position, copies,
+                                       position in prior[log_id], readable)
         return findings
 
-    def _check_row(self, key: str, record_id: str, log_id: str, position: int, version: int,
-                   stored: bytes, recomputed: bytes, readable: LeafSchema
-                   ) -> LeafFinding | None:
-        if not log_id:
-            return LeafFinding(NOT_IN_LEDGER, "written around the ledger: the row belongs to "
-                               "no log", None, None, record_id)
-        if version not in readable.versions:
-            why = ("unknown leaf version" if version not in self.schema.versions else
-                   "this object lacks columns that leaf version covers")
-            return LeafFinding(UNVERIFIABLE, f"leaf version {version}: {why}", log_id,
-                               position, record_id)
+    def _classify(self, key: str, log_id: str, position: int, copies: list[_ArchivedRow],
+                  archived_before: bool, readable: LeafSchema) -> list[LeafFinding]:
+        """The rows of one log position in one object: the one matching the signed leaf (if
+        any) is judged first; every further copy of the position is a duplicate."""
         log = self._log(log_id)
-        if not log.mark(position):
-            where = ", ".join(k for k, lo, hi in self._spans.get(log_id, [])
-                              if lo <= position <= hi) or key
-            return LeafFinding(DUPLICATE, f"log position archived twice (also in {where})",
-                               log_id, position, record_id)
-        own = "" if stored == recomputed else \
+        signed = log.leaf(position)
+        copies = sorted(copies, key=lambda r: not (r.recomputed == signed == r.stored))
+        out: list[LeafFinding] = []
+        for i, row in enumerate(copies):
+            if archived_before or i > 0:
+                where = ", ".join(k for k, lo, hi in self._spans.get(log_id, [])
+                                  if lo <= position <= hi and (k != key or i > 0)) or key
+                what = ("another copy of the signed record" if row.recomputed == signed
+                        else "a different row at that position")
+                out.append(LeafFinding(DUPLICATE, f"log position archived twice ({what}; see "
+                                       f"{where})", log_id, position, row.record_id))
+                continue
+            finding = self._judge(log, position, row, readable)
+            if finding is not None:
+                out.append(finding)
+        return out
+
+    def _judge(self, log: _SignedLog, position: int, row: _ArchivedRow,
+               readable: LeafSchema) -> LeafFinding | None:
+        log_id, record_id = log.log_id, row.record_id
+        if row.version not in readable.versions:
+            why = ("unknown leaf version" if row.version not in self.schema.versions else
+                   "this object lacks columns that leaf version covers")
+            return LeafFinding(UNVERIFIABLE, f"leaf version {row.version}: {why}", log_id,
+                               position, record_id)
+        own = "" if row.stored == row.recomputed else \
             " (its stored leaf_hash no longer matches its columns either)"
-        if position >= len(log.leaves):
+        signed = log.leaf(position)
+        if signed is None:
             newest = max((cp.size for cp in self._checkpoints(log_id)), default=0)
             return LeafFinding(NOT_IN_LEDGER, "no valid signed checkpoint of this log covers "
                                f"this position (the store's signed leaves end at "
-                               f"{len(log.leaves)}, newest checkpoint size {newest})" + own,
-                               log_id, position, record_id)
-        signed, signed_id = log.leaves[position], log.record_ids[position]
-        if recomputed == signed:
-            if stored == signed:
+                               f"{len(log.leaves) // 32}, newest checkpoint size {newest})"
+                               + own, log_id, position, record_id)
+        if row.recomputed == signed:
+            if row.stored == signed:
                 return None
             return LeafFinding(MODIFIED, "its stored leaf_hash was altered (its columns match "
                                "the signed leaf)", log_id, position, record_id)
+        signed_id = log.record_id(position)
         replaced = (f"; position {position} was signed for record {signed_id}"
                     if signed_id and signed_id != record_id else "")
         return LeafFinding(MODIFIED, "archived columns differ from the leaf the ledger signed "
                            "at this position" + replaced + own, log_id, position, record_id)
-
-    def _note_span(self, key: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        spans: dict[str, tuple[int, int]] = {}
-        for _, log_id, position, *_rest in rows:
-            lo, hi = spans.get(str(log_id), (int(position), int(position)))
-            spans[str(log_id)] = (min(lo, int(position)), max(hi, int(position)))
-        for log_id, (lo, hi) in spans.items():
-            self._spans.setdefault(log_id, []).append((key, lo, hi))
 
     def _log(self, log_id: str) -> _SignedLog:
         log = self._logs.get(log_id)
@@ -184,7 +272,9 @@ class ArchivedLeafCheck:
             result = LedgerResult()
             leaves, ids = self.verifier.signed_leaves(log_id, cps, result)
             self._collect(result)
-            log = _SignedLog(log_id, leaves, ids, bytearray(len(leaves)))
+            id_blob = (b"".join(uuid.UUID(i).bytes if i else bytes(16) for i in ids)
+                       if len(ids) == len(leaves) else b"")
+            log = _SignedLog(log_id, b"".join(leaves), id_blob, bytearray(len(leaves)))
             self._logs[log_id] = log
         return log
 
