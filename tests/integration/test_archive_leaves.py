@@ -73,7 +73,15 @@ def test_an_intact_archive_verifies_every_leaf(store, keystore, make_span, s3_lo
 
 def test_a_row_modified_before_archiving_is_named(store, keystore, make_span, s3_location):
     ids = write_records(store, keystore, make_span, _old(), count=5, ledger=True)
-    cost_victim, rehashed_victim = ids[1], ids[3]
+    cost_victim, rehashed_victim, replaced = ids[1], ids[3], ids[4]
+    # a row swapped for another record at its position
+    impostor = str(uuid.uuid4())
+    store.command("INSERT INTO interactions SELECT * REPLACE ({new:UUID} AS id) FROM "
+                  "(SELECT * FROM interactions WHERE id = {id:UUID})",
+                  {"id": replaced, "new": impostor})
+    log_id, replaced_at = _place(store, replaced)
+    store.command("ALTER TABLE interactions DELETE WHERE id = {id:UUID}", {"id": replaced},
+                  settings=SYNC)
     # a metadata field changed in place...
     store.command("ALTER TABLE interactions UPDATE total_cost = total_cost + 1 "
                   "WHERE id = {id:UUID}", {"id": cost_victim}, settings=SYNC)
@@ -87,11 +95,13 @@ def test_a_row_modified_before_archiving_is_named(store, keystore, make_span, s3
     # the archive is a faithful copy: no object or manifest problem, only the two rows
     assert _found(result) == sorted([("modified", cost_victim, *_place(store, cost_victim)),
                                      ("modified", rehashed_victim,
-                                      *_place(store, rehashed_victim))])
+                                      *_place(store, rehashed_victim)),
+                                     ("modified", impostor, log_id, replaced_at)])
     assert {p.key for p in result.problems} == {run.written[0].key}
     details = {p.record_id: p.detail for p in result.problems}
     assert "stored leaf_hash no longer matches" in details[cost_victim]
     assert "stored leaf_hash no longer matches" not in details[rehashed_victim]
+    assert f"position {replaced_at} was signed for record {replaced}" in details[impostor]
     assert result.leaves == 5 and result.rows == 5
 
 

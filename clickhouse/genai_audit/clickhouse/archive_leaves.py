@@ -70,7 +70,6 @@ class _SignedLog:
 
     log_id: str
     leaves: bytes  # 32 bytes per signed position, in order
-    record_ids: bytes  # 16 bytes per signed position (b"" when the stored list is unusable)
     seen: bytearray = field(default_factory=bytearray)  # 1 per signed position archived
     seen_beyond: set[int] = field(default_factory=set)  # archived positions beyond them
 
@@ -78,11 +77,6 @@ class _SignedLog:
         if position * 32 + 32 > len(self.leaves):
             return None
         return self.leaves[position * 32:position * 32 + 32]
-
-    def record_id(self, position: int) -> str | None:
-        """The record the checkpoint listed at ``position`` (informational: not signed)."""
-        raw = self.record_ids[position * 16:position * 16 + 16]
-        return str(uuid.UUID(bytes=raw)) if len(raw) == 16 and any(raw) else None
 
     def mark(self, position: int) -> bool:
         """Note ``position`` as archived; False when it already was."""
@@ -259,7 +253,7 @@ class ArchivedLeafCheck:
                 return None
             return LeafFinding(MODIFIED, "its stored leaf_hash was altered (its columns match "
                                "the signed leaf)", log_id, position, record_id)
-        signed_id = log.record_id(position)
+        signed_id = self._signed_record_id(log_id, position)
         replaced = (f"; position {position} was signed for record {signed_id}"
                     if signed_id and signed_id != record_id else "")
         return LeafFinding(MODIFIED, "archived columns differ from the leaf the ledger signed "
@@ -270,13 +264,22 @@ class ArchivedLeafCheck:
         if log is None:
             cps = self._checkpoints(log_id)
             result = LedgerResult()
-            leaves, ids = self.verifier.signed_leaves(log_id, cps, result)
+            leaves, _ids = self.verifier.signed_leaves(log_id, cps, result)
             self._collect(result)
-            id_blob = (b"".join(uuid.UUID(i).bytes if i else bytes(16) for i in ids)
-                       if len(ids) == len(leaves) else b"")
-            log = _SignedLog(log_id, b"".join(leaves), id_blob, bytearray(len(leaves)))
+            log = _SignedLog(log_id, b"".join(leaves), bytearray(len(leaves)))
             self._logs[log_id] = log
         return log
+
+    def _signed_record_id(self, log_id: str, position: int) -> str | None:
+        """The record id the checkpoint that added ``position`` lists for it (informational:
+        record ids are stored beside the signed leaves, not signed themselves)."""
+        raw = self.store.scalar(
+            "SELECT hex(substring(record_ids, ({p:UInt64} - prev_size) * 16 + 1, 16)) "
+            "FROM ledger_checkpoints WHERE log_id = {log:String} AND prev_size <= {p:UInt64} "
+            "AND tree_size > {p:UInt64} ORDER BY tree_size LIMIT 1",
+            {"log": log_id, "p": position})
+        data = bytes.fromhex(str(raw or ""))
+        return str(uuid.UUID(bytes=data)) if len(data) == 16 and any(data) else None
 
     def _checkpoints(self, log_id: str) -> list[_Cp]:
         if log_id not in self._cps:
