@@ -99,8 +99,8 @@ def test_archive_list_query_verify(store, keystore, make_span, s3):
     assert figures["Active legal holds"] == "0"
     assert location.url in figures["Last archive run"]
     assert "0 objects" in figures["Last archive run"]  # the latest run: the idempotent one
-    assert "manifest signature, object hashes and 7 records OK" in figures[
-        "Archive verification"]
+    assert ("manifest signature, object hashes and 7 records OK, each matched against the "
+            "ledger's signed leaves") in figures["Archive verification"]
 
 
 def test_the_ledger_hook_fills_the_signed_checkpoint(store, keystore, make_span, s3):
