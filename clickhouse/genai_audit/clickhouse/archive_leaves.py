@@ -264,7 +264,7 @@ class ArchivedLeafCheck:
         if log is None:
             cps = self._checkpoints(log_id)
             result = LedgerResult()
-            leaves, _ids = self.verifier.signed_leaves(log_id, cps, result)
+            leaves = self.verifier.signed_leaves(log_id, cps, result)
             self._collect(result)
             log = _SignedLog(log_id, b"".join(leaves), bytearray(len(leaves)))
             self._logs[log_id] = log
