@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -34,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import boto3
-from _common import fresh_database, genai_spans, median, ratio_line, scratch_dsn
+from _common import fresh_database, genai_spans, median, ratio_line, scratch_dir, scratch_dsn
 from moto.server import ThreadedMotoServer
 
 from genai_audit.clickhouse.archive import archive
@@ -86,7 +85,7 @@ def main() -> None:
     s3.create_bucket(Bucket="bench-archive")
     store = Store.open(scratch_dsn(), fresh_database())
     migrate(store)
-    keys = LocalKeyStore(tempfile.mkdtemp(prefix="bench-keys-"))
+    keys = LocalKeyStore(scratch_dir("bench-keys-"))
     populate(store, keys, args.records, args.tenants, args.months)
     cutoff = datetime.now(UTC)
     total = int(store.scalar("SELECT count() FROM interactions"))
