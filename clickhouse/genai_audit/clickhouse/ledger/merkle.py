@@ -72,21 +72,40 @@ def root_from_range(hashes: Sequence[bytes]) -> bytes:
 
 
 class LeafList:
-    """``mth(a, b)`` over an in-memory list of leaf hashes, memoised."""
+    """``mth(a, b)`` over an in-memory list of leaf hashes.
+
+    Every aligned perfect subtree (``b - a`` a power of two that divides ``a``) is read from
+    levels built bottom-up once, in list comprehensions; MTH's recursion only walks the
+    few unaligned ranges on the right edge (memoised)."""
 
     def __init__(self, leaves: Sequence[bytes]) -> None:
         self.leaves = leaves
+        self._levels: list[Sequence[bytes]] | None = None
         self._memo: dict[tuple[int, int], bytes] = {}
 
+    def _perfect(self) -> list[Sequence[bytes]]:
+        if self._levels is None:
+            sha = hashlib.sha256
+            levels: list[Sequence[bytes]] = [self.leaves]
+            while len(levels[-1]) > 1:
+                below = levels[-1]
+                levels.append([sha(b"\x01" + below[i] + below[i + 1]).digest()
+                               for i in range(0, len(below) - 1, 2)])
+            self._levels = levels
+        return self._levels
+
     def mth(self, a: int, b: int) -> bytes:
-        if b - a == 1:
+        n = b - a
+        if n == 1:
             return self.leaves[a]
-        if b == a:
+        if n == 0:
             return EMPTY_ROOT
+        if n & (n - 1) == 0 and a % n == 0:
+            return self._perfect()[n.bit_length() - 1][a // n]
         key = (a, b)
         found = self._memo.get(key)
         if found is None:
-            k = split_point(b - a)
+            k = split_point(n)
             found = node_hash(self.mth(a, a + k), self.mth(a + k, b))
             self._memo[key] = found
         return found
