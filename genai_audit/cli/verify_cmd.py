@@ -23,7 +23,8 @@ MAX_LISTED = 200
 def format_finding(f: Finding) -> str:
     where = f"position {f.position}" if f.position is not None else "-"
     record = f"record {f.record_id}" if f.record_id else "record ?"
-    return f"{f.kind.upper():<10} {f.log_id or '(no log)'}  {where}  {record}: {f.detail}"
+    return (f"{f.kind.upper():<10} {f.table or '?'}  {f.log_id or '(no log)'}  {where}  "
+            f"{record}: {f.detail}")
 
 
 def format_result(result: VerifyResult, seconds: float) -> str:
@@ -31,6 +32,8 @@ def format_result(result: VerifyResult, seconds: float) -> str:
     lines = [f"{'TAMPERED' if result.findings else 'INTACT'}: {result.records:,} records in "
              f"{result.logs:,} logs, {result.checkpoints:,} checkpoints checked in "
              f"{seconds:.2f}s{rate}"]
+    lines += [f"  {table:<17} {n.records:>12,} records {n.logs:>8,} logs "
+              f"{n.checkpoints:>9,} checkpoints" for table, n in result.tables.items()]
     for f in result.findings[:MAX_LISTED]:
         lines.append(format_finding(f))
     if len(result.findings) > MAX_LISTED:
@@ -42,10 +45,13 @@ def format_result(result: VerifyResult, seconds: float) -> str:
 
 def format_json(result: VerifyResult, seconds: float) -> str:
     def as_dict(f: Finding) -> dict[str, object]:
-        return {"kind": f.kind, "log_id": f.log_id, "position": f.position,
+        return {"kind": f.kind, "table": f.table, "log_id": f.log_id, "position": f.position,
                 "record_id": f.record_id, "detail": f.detail}
     return json.dumps({"intact": result.ok, "records": result.records, "logs": result.logs,
                        "checkpoints": result.checkpoints, "seconds": round(seconds, 3),
+                       "tables": {t: {"records": n.records, "logs": n.logs,
+                                      "checkpoints": n.checkpoints}
+                                  for t, n in result.tables.items()},
                        "findings": [as_dict(f) for f in result.findings],
                        "warnings": [as_dict(w) for w in result.warnings]}, indent=2)
 
@@ -57,7 +63,8 @@ def _utc(value: datetime | None) -> datetime | None:
 @click.command("verify")
 @click.option("--tenant", help="Only the logs of this tenant.")
 @click.option("--from", "since", type=click.DateTime(), help="Only logs with records from "
-              "this time (UTC) on; each such log is verified whole.")
+              "this time (UTC) on (interactions by event time, erasures by erasure time, "
+              "access log by access time); each such log is verified whole.")
 @click.option("--to", "until", type=click.DateTime(), help="...and before this time (UTC).")
 @click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False, exists=True),
               help="Checkpoints exported earlier (genai-audit checkpoint export): the store "
@@ -79,9 +86,11 @@ def command(ctx: click.Context, tenant: str | None, since: datetime | None,
             strict: bool, fmt: str, archive_url: str | None, settings: Settings) -> None:
     """Check the tamper-evident ledger: every record against the signed checkpoints.
 
-    Recomputes each record's leaf hash from its stored columns (in ClickHouse) and each
-    log's Merkle root, and checks them against the Ed25519-signed checkpoints. Exit 0 when
-    intact; exit 1 listing each bad record (log, position, id) and what happened to it:
+    Covers every ledgered table: interactions, subject_erasures (GDPR erasure tombstones)
+    and access_log (disclosures). Recomputes each record's leaf hash from its stored
+    columns (in ClickHouse) and each log's Merkle root, and checks them against the
+    Ed25519-signed checkpoints. Exit 0 when intact; exit 1 listing each bad record
+    (table, log, position, id) and what happened to it:
     modified, deleted, inserted, reordered, truncated, or a checkpoint altered; exit 2 on
     errors. See docs/ledger.md for what this does and does not prove.
 
