@@ -1,0 +1,194 @@
+"""The ledger over the erasure tombstones and the access log: the tamper matrix on a real
+store (changed directly in ClickHouse, as an insider with write access would), and the
+erase -> verify path through the CLI."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from ledger_helpers import populate
+
+from genai_audit.cli.main import main
+from genai_audit.clickhouse.disclosure import ACCESS_COLUMNS, disclose
+from genai_audit.clickhouse.erasure import TOMBSTONE_COLUMNS, erase_subject
+from genai_audit.clickhouse.ledger import verify as v
+from genai_audit.clickhouse.ledger.leaf import ACCESS_LOG, SUBJECT_ERASURES, sql_leaf_hash
+from genai_audit.clickhouse.ledger.log import Ledger
+from genai_audit.clickhouse.store import Store
+from genai_audit.keystore import LocalKeyStore
+
+pytestmark = pytest.mark.integration
+SYNC = {"mutations_sync": 2}
+USERS = [f"user-{i}" for i in range(5)]
+
+
+@dataclass
+class Trail:
+    erasures: list[str]  # erasure ids, by position, of the long-lived session's log
+    accesses: list[str]  # access ids, by position, of the long-lived session's log
+    oneshot_erasure: str  # written by a one-command session (its own log)
+    oneshot_access: str
+
+
+def run(store: Store, keystore: LocalKeyStore, **kwargs: object) -> v.VerifyResult:
+    return v.Verifier(store, keystore.signing_key().public_key()).run(**kwargs)  # type: ignore[arg-type]
+
+
+def found(result: v.VerifyResult) -> set[tuple[str, str, int | None, str | None]]:
+    return {(f.kind, f.table, f.position, f.record_id) for f in result.findings}
+
+
+def session(store: Store, keystore: LocalKeyStore, schema, columns) -> Ledger:  # type: ignore[no-untyped-def]
+    """A long-lived writer (as a gateway would keep): a checkpoint every 2 rows."""
+    return Ledger(store, keystore.signing_key(), schema=schema, row_columns=columns,
+                  checkpoint_records=2, checkpoint_seconds=3600)
+
+
+def erase(store: Store, keystore: LocalKeyStore, user: str, ledger: Ledger | None) -> str:
+    result = erase_subject(store, keystore, tenant_id="acme", user_id=user, reason="objection",
+                           operator="dpo", ledger=ledger)
+    return result.erasure_id
+
+
+def access_id_of(store: Store, record_id: str) -> str:
+    return str(store.scalar("SELECT toString(access_id) FROM access_log "
+                            "WHERE has(record_ids, {r:UUID})", {"r": record_id}))
+
+
+@pytest.fixture
+def trail(store: Store, keystore: LocalKeyStore) -> Iterator[Trail]:
+    record_ids = populate(store, keystore, n=10)
+    keystore.subject_keys("acme", USERS)  # the data subjects exist (their keys do)
+    tombstones = session(store, keystore, SUBJECT_ERASURES, TOMBSTONE_COLUMNS)
+    erasures = [erase(store, keystore, u, tombstones) for u in USERS[:4]]
+    tombstones.close()
+    accesses = session(store, keystore, ACCESS_LOG, ACCESS_COLUMNS)
+    for record_id in record_ids[:4]:
+        disclose(store, keystore, [record_id], actor="auditor-kim", purpose="SOC2 sample",
+                 ledger=accesses)
+    accesses.close()
+    oneshot_erasure = erase(store, keystore, USERS[4], None)
+    disclose(store, keystore, record_ids[4:6], actor="dr.lee", purpose="treatment")
+    trail = Trail(erasures, [access_id_of(store, r) for r in record_ids[:4]], oneshot_erasure,
+                  access_id_of(store, record_ids[4]))
+    result = run(store, keystore, strict=True)
+    assert result.ok and not result.warnings, result.findings
+    yield trail
+
+
+def test_untouched_store_verifies_clean_over_every_table(store, keystore, trail):
+    result = run(store, keystore, strict=True)
+    assert {t: (n.records, n.logs, n.checkpoints) for t, n in result.tables.items()} == {
+        "interactions": (10, 1, 1),
+        "subject_erasures": (5, 2, 3),  # long-lived session signed at 2 and 4; one-shot at 1
+        "access_log": (5, 2, 3)}
+    positions = store.rows("SELECT toString(erasure_id), log_index, leaf_version "
+                           "FROM subject_erasures ORDER BY erased_at")
+    assert [(i, p) for i, p, _ in positions] == [
+        *((e, n) for n, e in enumerate(trail.erasures)), (trail.oneshot_erasure, 0)]
+    assert {int(version) for *_, version in positions} == {1}
+
+
+def test_time_filter_selects_each_tables_logs_by_its_own_time(store, keystore, trail):
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    only_future = run(store, keystore, since=later)
+    assert only_future.ok and only_future.records == 0  # nothing written after "later"
+    # event times of the interactions are a day back; erasures and reads happened just now
+    recent = run(store, keystore, since=datetime.now(UTC) - timedelta(hours=1))
+    assert {t: n.records for t, n in recent.tables.items()} == {
+        "interactions": 0, "subject_erasures": 5, "access_log": 5}
+
+
+def test_erasure_tombstone_deleted(store, keystore, trail):
+    victim = trail.erasures[1]
+    store.command("ALTER TABLE subject_erasures DELETE WHERE erasure_id = {e:UUID}",
+                  {"e": victim}, settings=SYNC)
+    assert found(run(store, keystore)) == {("deleted", "subject_erasures", 1, victim)}
+
+
+@pytest.mark.parametrize("column, expr", [("operator", "'someone-else'"),
+                                          ("db_user", "'mallory'")])
+def test_erasure_tombstone_modified(store, keystore, trail, column, expr):
+    victim = trail.erasures[2]
+    store.command(f"ALTER TABLE subject_erasures UPDATE {column} = {expr} "
+                  "WHERE erasure_id = {e:UUID}", {"e": victim}, settings=SYNC)
+    assert found(run(store, keystore)) == {("modified", "subject_erasures", 2, victim)}
+
+
+def test_erasure_tombstone_modified_and_leaf_hash_forged_to_match(store, keystore, trail):
+    victim = trail.oneshot_erasure
+    store.command("ALTER TABLE subject_erasures UPDATE records_affected = 99 "
+                  "WHERE erasure_id = {e:UUID}", {"e": victim}, settings=SYNC)
+    store.command(f"ALTER TABLE subject_erasures UPDATE leaf_hash = "
+                  f"{sql_leaf_hash(SUBJECT_ERASURES)} WHERE erasure_id = {{e:UUID}}",
+                  {"e": victim}, settings=SYNC)
+    assert found(run(store, keystore)) == {("modified", "subject_erasures", 0, victim)}
+
+
+def test_forged_access_log_rows_inserted(store, keystore, trail):
+    forged = str(uuid.uuid4())  # written around the ledger: in no log
+    store.command("INSERT INTO access_log (access_id, accessed_at, tenant_id, actor, purpose, "
+                  "channel, record_ids, user_keys, records_disclosed, records_erased, "
+                  "tool_version) VALUES ({a:UUID}, now64(6), 'acme', 'dr.lee', 'treatment', "
+                  "'show', [], [], 0, 0, 'x')", {"a": forged})
+    assert found(run(store, keystore)) == {("inserted", "access_log", None, forged)}
+
+    # A careful forger claims a signed position and fixes the row's own leaf hash.
+    claimed = str(uuid.uuid4())
+    store.command("INSERT INTO access_log SELECT * REPLACE ({c:UUID} AS access_id, "
+                  "'nobody' AS actor) FROM (SELECT * FROM access_log WHERE access_id = {a:UUID})",
+                  {"a": trail.accesses[1], "c": claimed})
+    store.command(f"ALTER TABLE access_log UPDATE leaf_hash = {sql_leaf_hash(ACCESS_LOG)} "
+                  "WHERE access_id = {c:UUID}", {"c": claimed}, settings=SYNC)
+    assert found(run(store, keystore)) == {("inserted", "access_log", None, forged),
+                                           ("inserted", "access_log", 1, claimed)}
+
+
+def test_access_log_rows_deleted_after_a_checkpoint(store, keystore, trail):
+    store.command("ALTER TABLE access_log DELETE WHERE access_id IN {a:Array(UUID)}",
+                  {"a": [trail.accesses[3], trail.oneshot_access]}, settings=SYNC)
+    result = run(store, keystore)
+    assert found(result) == {("truncated", "access_log", 3, trail.accesses[3]),
+                             ("truncated", "access_log", 0, trail.oneshot_access)}
+    assert all(f.log_id.startswith("access_log/acme/") for f in result.findings)
+
+
+def test_rows_from_before_the_upgrade_are_legacy_warnings(store, keystore, trail):
+    """A store upgraded to migration 007 holds tombstones written before the ledger covered
+    the table: listed, not failed (failed under --strict)."""
+    old = str(uuid.uuid4())
+    store.command("INSERT INTO subject_erasures (erasure_id, erased_at, tenant_id, "
+                  "gdpr_pseudonymized_user_key, content_key_id, request_id, records_affected, "
+                  "operator, reason, tool_version) VALUES ({e:UUID}, "
+                  "toDateTime64('2025-01-02 03:04:05', 6, 'UTC'), 'acme', 'p', 'k', 'r', 3, "
+                  "'dpo', 'objection', 'x')", {"e": old})
+    result = run(store, keystore)
+    assert result.ok and [(w.kind, w.table, w.record_id) for w in result.warnings] == [
+        ("legacy", "subject_erasures", old)]
+    assert found(run(store, keystore, strict=True)) == {("legacy", "subject_erasures", None,
+                                                          old)}
+
+
+def test_erase_and_show_through_the_cli_then_verify_exits_0(store, keystore, monkeypatch,
+                                                            capsys):
+    record_ids = populate(store, keystore, n=6)
+    keystore.subject_keys("acme", ["alice"])
+    monkeypatch.setenv("GENAI_AUDIT_KEYSTORE_DIR", str(keystore.directory))
+    db = ["--dsn", store.dsn, "--database", store.database]
+    assert main(["erase", *db, "--tenant", "acme", "--user", "alice", "--reason",
+                 "subject-request", "--operator", "dpo"]) == 0
+    assert main(["show", *db, "--id", record_ids[0], "--actor", "auditor-kim", "--purpose",
+                 "SOC2 sample"]) == 0
+    capsys.readouterr()
+    assert main(["verify", *db, "--strict"]) == 0  # every row signed before the command ended
+    out = capsys.readouterr().out
+    assert out.startswith("INTACT: 8 records in 3 logs, 3 checkpoints")
+    assert "subject_erasures" in out and "access_log" in out
+
+    store.command("ALTER TABLE subject_erasures DELETE WHERE 1", settings=SYNC)
+    assert main(["verify", *db, "--format", "json"]) == 1
+    assert '"table": "subject_erasures"' in capsys.readouterr().out
