@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import fresh_database, genai_spans, median, ratio_line, scratch_dsn
 
 from genai_audit.clickhouse.ledger import merkle
-from genai_audit.clickhouse.ledger.leaf import INTERACTIONS, sql_leaf_hash
+from genai_audit.clickhouse.ledger.leaf import CONTENT_TTL, INTERACTIONS, sql_leaf_hash
 from genai_audit.clickhouse.ledger.log import (
     CHECKPOINT_COLUMNS,
     CHECKPOINTS_TABLE,
@@ -44,7 +44,7 @@ from genai_audit.keystore import LocalKeyStore
 from genai_audit.processor.factory import default_pipeline
 
 ROWS_SQL = """
-SELECT *, {leaf} AS leaf_hash FROM (
+SELECT *, {leaf} AS leaf_hash FROM (SELECT *, {digest} AS content_digest FROM (
   SELECT
     generateUUIDv4(number) AS id,
     toDateTime64(now64(6) - toIntervalMicrosecond(number * 997), 6, 'UTC') AS event_timestamp,
@@ -75,18 +75,21 @@ SELECT *, {leaf} AS leaf_hash FROM (
     CAST([], 'Array(String)') AS flags, toUInt16(1) AS record_version,
     toUInt16(3650) AS retention_days, toUInt16(3650) AS content_retention_days,
     concat('interactions/tenant-', toString(number % {logs:UInt32}), '/bench-writer') AS log_id,
-    intDiv(number, {logs:UInt32}) AS log_index, toUInt8(1) AS leaf_version
-  FROM numbers({start:UInt64}, {count:UInt64}))
+    intDiv(number, {logs:UInt32}) AS log_index, toUInt8({version:UInt8}) AS leaf_version
+  FROM numbers({start:UInt64}, {count:UInt64})))
 """
 
 
 def build_store(store: Store, keys: LocalKeyStore, records: int, logs: int, every: int) -> None:
-    columns = [*COLUMNS, "log_id", "log_index", "leaf_version", "leaf_hash"]
-    sql = ROWS_SQL.replace("{leaf}", sql_leaf_hash(INTERACTIONS))
+    columns = [*COLUMNS, "log_id", "log_index", "leaf_version", "content_digest", "leaf_hash"]
+    framed = ", ".join(f"toString(length(`{c}`)), ':', `{c}`, ','" for c in CONTENT_TTL.covers)
+    sql = ROWS_SQL.replace("{leaf}", sql_leaf_hash(INTERACTIONS)).replace(
+        "{digest}", f"SHA256(concat({framed}))")
     step = 1_000_000
     for start in range(0, records, step):
         store.command(f"INSERT INTO interactions ({', '.join(columns)}) {sql}",
-                      {"logs": logs, "start": start, "count": min(step, records - start)})
+                      {"logs": logs, "start": start, "count": min(step, records - start),
+                       "version": INTERACTIONS.current})
     key = keys.signing_key()
     for log_id, tenant, blob_hex, ids in store.rows(
             "SELECT log_id, any(tenant_id), arrayStringConcat(arraySort((h, i) -> i, "

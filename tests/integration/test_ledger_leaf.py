@@ -61,14 +61,30 @@ def test_sql_leaf_data_bytes_match_python(store: Store, keystore: LocalKeyStore)
     record = make_record(3, **AWKWARD[3], **AWKWARD[2])
     batch = writer.prepare([record])
     writer.insert(batch)
-    row = batch.rows[0]
-    cols = list(batch.columns)
-    values = [row[cols.index(c)] for c in leaf.INTERACTIONS.columns()]
-    expected = leaf.leaf_data(leaf.INTERACTIONS, 1, row[cols.index("log_id")],
-                              row[cols.index("log_index")], values)
-    got = store.scalar(f"SELECT hex({leaf.sql_leaf_data(leaf.INTERACTIONS, 1)}) "
+    row = dict(zip(batch.columns, batch.rows[0], strict=True))
+    version = leaf.INTERACTIONS.current
+    values = [row[c] for c in leaf.INTERACTIONS.columns(version)]
+    expected = leaf.leaf_data(leaf.INTERACTIONS, version, row["log_id"], row["log_index"],
+                              values)
+    got = store.scalar(f"SELECT hex({leaf.sql_leaf_data(leaf.INTERACTIONS, version)}) "
                        "FROM interactions")
     assert bytes.fromhex(got) == expected
+    digest = leaf.content_digest([row[c] for c in leaf.CONTENT_TTL.covers])
+    assert row["content_digest"] == digest
+    assert store.scalar(f"SELECT {leaf.sql_content_ok(leaf.CONTENT_TTL)} FROM interactions")
+
+
+@pytest.mark.parametrize("version", sorted(leaf.INTERACTIONS.versions))
+def test_compiled_encoder_matches_the_plain_definition(version: int) -> None:
+    """The hot path's generated encoder and the readable reference agree on every kind."""
+    from genai_audit.clickhouse.writer import COLUMNS, record_row
+    for i, over in enumerate(AWKWARD):
+        row = dict(zip(COLUMNS, record_row(make_record(i, **over)), strict=True))
+        row["content_digest"] = bytes(range(32))
+        row["total_cost"] = leaf.quantize_decimal(row["total_cost"])
+        values = [row[c] for c in leaf.INTERACTIONS.columns(version)]
+        assert (leaf.leaf_data(leaf.INTERACTIONS, version, "log/ä", 7, values)
+                == leaf.leaf_data_generic(leaf.INTERACTIONS, version, "log/ä", 7, values))
 
 
 @pytest.mark.parametrize("schema", list(leaf.SCHEMAS.values()), ids=list(leaf.SCHEMAS))
@@ -76,12 +92,12 @@ def test_every_stored_column_is_covered_or_explicitly_excluded(store: Store,
                                                                schema: leaf.LeafSchema) -> None:
     described = {name: ctype for name, ctype, *_ in store.rows(
         leaf.compose("DESCRIBE TABLE <table>", table=schema.table))}
-    covered = set(schema.columns())
-    outside = set(leaf.LEDGER_COLUMNS) | schema.not_covered
+    covered = set(schema.written_columns())
+    outside = set(schema.ledger_columns) | schema.not_covered
     assert set(described) == covered | outside, "add new columns to ledger/leaf.py"
     assert described[schema.id_column] == "UUID"
     assert described[schema.time_column].startswith("DateTime64(6")
-    kinds = {f.column: f.kind for f in schema.fields()}
+    kinds = {f.column: f.kind for version in schema.versions for f in schema.fields(version)}
     for name, kind in kinds.items():  # the kind must fit the stored type
         ctype = described[name]
         ok = {
@@ -157,6 +173,7 @@ def test_python_and_sql_leaves_agree_on_the_other_tables(store: Store, keystore:
         row = written[(log_id, index)]
         values = [row[cols.index(c)] for c in schema.columns()]
         assert bytes.fromhex(data) == leaf.leaf_data(schema, 1, log_id, index, values)
+        assert bytes.fromhex(data) == leaf.leaf_data_generic(schema, 1, log_id, index, values)
     assert len({h for _, _, h, _, _ in stored}) == len(rows)
 
 
@@ -173,11 +190,11 @@ def test_leaf_binds_position_and_log() -> None:
     record = make_record(1)
     from genai_audit.clickhouse.writer import COLUMNS, record_row
     row = dict(zip(COLUMNS, record_row(record), strict=True))
-    values = [row[c] for c in leaf.INTERACTIONS.columns()]
+    values = [row[c] for c in leaf.INTERACTIONS.columns(1)]
     h = leaf.compute_leaf_hash(leaf.INTERACTIONS, 1, "log-a", 5, values)
     assert h != leaf.compute_leaf_hash(leaf.INTERACTIONS, 1, "log-a", 6, values)
     assert h != leaf.compute_leaf_hash(leaf.INTERACTIONS, 1, "log-b", 5, values)
-    with pytest.raises(ValueError, match="covers"):
+    with pytest.raises(ValueError, match="interactions v1 covers"):
         leaf.leaf_data(leaf.INTERACTIONS, 1, "log-a", 5, values[:-1])
 
 

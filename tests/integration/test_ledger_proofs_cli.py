@@ -30,6 +30,11 @@ def test_every_record_proves_offline_and_tampered_ones_do_not(store: Store,
     cost["value"] = "0.000000001"
     assert "the record's fields do not hash to the proof's leaf hash" in proofs.check_proof(
         edited, public)
+    swapped = json.loads(json.dumps(doc))  # leaf v2: the content carried must fit its digest
+    prompt = next(i for i in swapped["content_items"] if i["name"] == "full_prompt_text")
+    prompt["value"] = "a different prompt"
+    assert proofs.check_proof(swapped, public) == [
+        "the record's content does not hash to the digest its leaf covers"]
     moved = dict(doc, leaf_index=doc["leaf_index"] + 1)
     assert proofs.check_proof(moved, public)
     other = LocalKeyStore(keystore.directory.parent / "other").signing_key().public_key()

@@ -259,3 +259,65 @@ def test_rows_dropped_by_retention_are_expected_not_tampering(store, keystore):
     result = run(store, keystore)
     assert kinds(result) == {("deleted", 4, records[4].id)}
     assert [(w.kind, w.position) for w in result.warnings] == [("expired", 0)]
+
+
+def _aged_content(store: Store, keystore: LocalKeyStore) -> list[str]:
+    """Six records: three whose content retention (1 day) has passed, three fresh."""
+    from datetime import UTC, datetime, timedelta
+
+    from ledger_helpers import ledgered_writer, make_record
+    writer = ledgered_writer(store, keystore)
+    old = datetime.now(UTC) - timedelta(days=2)
+    records = [make_record(i, event_timestamp=old, content_retention_days=1)
+               for i in range(3)] + [make_record(i) for i in range(3, 6)]
+    writer.write(records)
+    writer.ledger.close()
+    store.command("OPTIMIZE TABLE interactions FINAL")  # the TTL merge, now
+    return [r.id for r in records]
+
+
+def test_content_blanked_by_its_retention_ttl_verifies_clean(store, keystore):
+    """The content TTL blanks content on schedule (here at once, the rows being 2 days
+    old with 1 day of content retention): leaf v2 covers the content through its digest,
+    so the expired rows are intact, not modified."""
+    _aged_content(store, keystore)
+    assert store.rows("SELECT content_state, full_prompt_text, leaf_version FROM interactions "
+                      "WHERE content_retention_days = 1") == [("expired", "", 2)] * 3
+    result = run(store, keystore)
+    assert result.ok and result.records == 6, result.findings
+
+
+def test_content_blanked_before_its_retention_passed(store, keystore):
+    """Blanking fresh content to look like an expiry is tampering."""
+    ids = _aged_content(store, keystore)
+    store.command("ALTER TABLE interactions UPDATE full_prompt_text = '', "
+                  "full_response_text = '', response_preview = '', content_state = 'expired' "
+                  "WHERE id = {id:UUID}", {"id": ids[4]}, settings=SYNC)
+    assert kinds(run(store, keystore)) == {("modified", 4, ids[4])}
+
+
+def test_expired_content_put_back_differently(store, keystore):
+    """After expiry only the TTL's defaults are accepted: content re-inserted is named."""
+    ids = _aged_content(store, keystore)
+    store.command("ALTER TABLE interactions UPDATE full_prompt_text = 'planted' "
+                  "WHERE id = {id:UUID}", {"id": ids[1]}, settings=SYNC)
+    assert kinds(run(store, keystore)) == {("modified", 1, ids[1])}
+
+
+def test_content_digest_forged_to_match_altered_content(store, keystore, populated):
+    """Rewriting the digest (and the row's leaf hash) to fit altered content still breaks
+    the signed leaf."""
+    target = id_at(store, 27)
+    store.command("ALTER TABLE interactions UPDATE full_response_text = 'rewritten' "
+                  "WHERE id = {id:UUID}", {"id": target}, settings=SYNC)
+    store.command("ALTER TABLE interactions UPDATE content_digest = SHA256(concat("
+                  "toString(length(content_state)), ':', content_state, ',', "
+                  "toString(length(response_preview)), ':', response_preview, ',', "
+                  "toString(length(full_prompt_text)), ':', full_prompt_text, ',', "
+                  "toString(length(full_response_text)), ':', full_response_text, ',')) "
+                  "WHERE id = {id:UUID}", {"id": target}, settings=SYNC)
+    store.command(f"ALTER TABLE interactions UPDATE leaf_hash = {sql_leaf_hash(INTERACTIONS)} "
+                  "WHERE id = {id:UUID}", {"id": target}, settings=SYNC)
+    assert store.scalar("SELECT leaf_hash = " + sql_leaf_hash(INTERACTIONS)
+                        + " FROM interactions WHERE id = {id:UUID}", {"id": target})
+    assert kinds(run(store, keystore)) == {("modified", 27, target)}

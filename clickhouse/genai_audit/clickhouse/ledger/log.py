@@ -27,7 +27,6 @@ it added (so ``verify`` can name a changed record, not just a changed range).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import threading
@@ -37,6 +36,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from hashlib import sha256
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
@@ -47,10 +47,10 @@ from genai_audit.clickhouse.ledger import checkpoint as notes
 from genai_audit.clickhouse.ledger import merkle
 from genai_audit.clickhouse.ledger.leaf import (
     INTERACTIONS,
-    LEDGER_COLUMNS,
     Kind,
     LeafSchema,
-    compute_leaf_hash,
+    content_digest,
+    encoder,
     quantize_decimal,
 )
 from genai_audit.clickhouse.store import Store
@@ -148,14 +148,16 @@ class Ledger:
 
     @staticmethod
     def _layout(schema: LeafSchema, columns: tuple[str, ...]) -> tuple[list[int], list[int]]:
-        covered = schema.columns()
-        missing = [c for c in covered if c not in columns]
-        uncovered = [c for c in columns if c not in covered and c not in schema.not_covered]
+        """Where each covered value sits in a written row: the digest's content columns
+        first (when the schema has one), then the leaf's fields in order."""
+        written = schema.written_columns()
+        missing = [c for c in written if c not in columns]
+        uncovered = [c for c in columns if c not in written and c not in schema.not_covered]
         if missing or uncovered:
             raise LedgerError(f"{schema.table}: written columns and leaf schema disagree "
                               f"(not written: {missing}; not covered: {uncovered}); "
                               "add the column to the leaf schema in ledger/leaf.py")
-        return ([columns.index(c) for c in covered],
+        return ([columns.index(c) for c in written],
                 [columns.index(f.column) for f in schema.fields() if f.kind is Kind.DECIMAL])
 
     # -- hot path -------------------------------------------------------------------
@@ -170,30 +172,35 @@ class Ledger:
                 log = self._log_for(str(row[self._tenant_idx]))
                 placed.append((log.log_id, log.next_index))
                 log.next_index += 1
-        version, schema, value_idx = self.schema.current, self.schema, self._value_idx
-        in_order = value_idx == list(range(len(value_idx)))
+        version, schema = self.schema.current, self.schema
+        encode = encoder(schema, version)
+        digest = schema.digests.get(version)
+        n_direct = len(schema.fields(version)) - (1 if digest else 0)
+        digest_at = schema.columns(version).index(digest.column) if digest else 0
+        direct_idx = self._value_idx[:n_direct]
+        content_idx = self._value_idx[n_direct:]
+        id_idx, decimal_idx, ts_idx = self._id_idx, self._decimal_idx, self._expiry_idx
         out, entries = [], []
         for row, (log_id, index) in zip(rows, placed, strict=True):
             values = list(row)
-            for i in self._decimal_idx:
+            for i in decimal_idx:
                 values[i] = quantize_decimal(values[i])
-            covered = values[:len(value_idx)] if in_order else [values[i] for i in value_idx]
-            leaf = compute_leaf_hash(schema, version, log_id, index, covered)
-            values += (log_id, index, version, leaf)
+            covered = [values[i] for i in direct_idx]
+            extra: tuple[Any, ...] = ()
+            if digest is not None:
+                extra = (content_digest([values[i] for i in content_idx]),)
+                covered.insert(digest_at, extra[0])
+            leaf = sha256(b"\x00" + encode(log_id, index, covered)).digest()
+            values += (*extra, log_id, index, version, leaf)
             out.append(values)
-            record_id = values[self._id_idx]
-            entries.append(Entry(log_id, index, leaf, record_id if isinstance(
-                record_id, uuid.UUID) else uuid.UUID(str(record_id)), self._expires(values)))
-        token = hashlib.sha256(b"".join(e.leaf for e in entries)).hexdigest()
-        return PreparedBatch(self.schema.table, (*self._columns, *LEDGER_COLUMNS), out, token,
-                             tuple(entries))
-
-    def _expires(self, values: Sequence[Any]) -> int:
-        """When the table's TTL may drop this row (so verify can tell expiry from deletion)."""
-        if self._expiry_idx is None:
-            return 0
-        ts, days = values[self._expiry_idx[0]], values[self._expiry_idx[1]]
-        return int(ts.timestamp()) + int(days) * 86_400
+            record_id = values[id_idx]
+            expires = 0 if ts_idx is None else (
+                int(values[ts_idx[0]].timestamp()) + int(values[ts_idx[1]]) * 86_400)
+            entries.append(Entry(log_id, index, leaf, record_id if record_id.__class__ is
+                                 uuid.UUID else uuid.UUID(str(record_id)), expires))
+        token = sha256(b"".join(e.leaf for e in entries)).hexdigest()
+        return PreparedBatch(self.schema.table, (*self._columns, *schema.ledger_columns), out,
+                             token, tuple(entries))
 
     def _log_for(self, tenant_id: str) -> _Log:
         log = self._open.get(tenant_id)

@@ -20,8 +20,10 @@ from genai_audit.clickhouse.ledger import checkpoint as notes
 from genai_audit.clickhouse.ledger import merkle
 from genai_audit.clickhouse.ledger.leaf import (
     INTERACTIONS,
+    SCHEMAS,
     LeafSchema,
     compose,
+    content_digest,
     ns,
     sql_leaf_hash,
     sql_value,
@@ -48,14 +50,19 @@ def build_proof(store: Store, record_id: str, public_key: Ed25519PublicKey,
     if not log_id or version not in schema.versions:
         raise ProofError(f"record {record_id} is not in the ledger")
     cp = _checkpoint_covering(store, log_id, index, public_key)
+    digest = schema.digests.get(version)
+    content_columns = digest.covers if digest else ()
     values = store.rows(compose(
         "SELECT <columns> FROM <table> WHERE id = {id:UUID}", table=schema.table,
-        columns=", ".join(f"hex({sql_value(f)})" for f in schema.fields(version))),
+        columns=", ".join([f"hex({sql_value(f)})" for f in schema.fields(version)]
+                          + [f"hex(`{c}`)" for c in content_columns])),
         {"id": record_id})[0]
     items = [("schema", schema.tag(version)), ("log_id", log_id.encode()),
              ("log_index", b"%d" % index)]
-    items += [(f.column, bytes.fromhex(v)) for f, v in zip(schema.fields(version), values,
+    n = len(schema.fields(version))
+    items += [(f.column, bytes.fromhex(v)) for f, v in zip(schema.fields(version), values[:n],
                                                          strict=True)]
+    content = [(c, bytes.fromhex(v)) for c, v in zip(content_columns, values[n:], strict=True)]
     leaf = merkle.leaf_hash(b"".join(ns(value) for _, value in items))
     leaves = _log_leaves(store, schema, log_id, cp.size)
     if leaves[index] != leaf:
@@ -71,6 +78,7 @@ def build_proof(store: Store, record_id: str, public_key: Ed25519PublicKey,
         "format": PROOF_FORMAT, "database": store.database, "table": schema.table,
         "record_id": record_id, "log_id": log_id, "leaf_index": index, "leaf_version": version,
         "leaf_items": [_item(name, value) for name, value in items],
+        "content_items": [_item(name, value) for name, value in content],
         "leaf_hash": leaf.hex(), "tree_size": cp.size, "root_hash": cp.root.hex(),
         "inclusion_path": [h.hex() for h in path], "checkpoint": note,
         "key": notes.verifier_key(public_key),
@@ -145,7 +153,27 @@ def check_proof(doc: Any, public_key: Ed25519PublicKey,
         problems.append("the record's fields do not hash to the proof's leaf hash")
     if not merkle.verify_inclusion(leaf, index, size, path, cp.root):
         problems.append("the audit path does not lead from this leaf to the signed root")
-    return problems
+    return problems + _content_problems(doc, dict(items))
+
+
+def _content_problems(doc: Any, items: dict[str, bytes]) -> list[str]:
+    """Leaf v2 covers the content through a digest: the content the proof carries must hash
+    to it, unless the content retention blanked it (then only the digest is proven)."""
+    schema = SCHEMAS.get(str(doc.get("table")))
+    digest = schema.digests.get(int(doc.get("leaf_version", 0))) if schema else None
+    if digest is None:
+        return []
+    try:
+        content = {str(i["name"]): i["value"].encode() if "value" in i
+                   else bytes.fromhex(i["value_hex"]) for i in doc.get("content_items", [])}
+        values = [content[c] for c in digest.covers]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return ["the proof lacks the record's content items"]
+    if content_digest(values) == items.get(digest.column):
+        return []
+    if values == [v.encode() for v in digest.expired_values]:
+        return []  # expired on schedule: the leaf still proves the metadata and the digest
+    return ["the record's content does not hash to the digest its leaf covers"]
 
 
 def dumps(doc: dict[str, Any]) -> str:
