@@ -4,6 +4,7 @@ erase -> verify path through the CLI."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -174,13 +175,15 @@ def test_rows_from_before_the_upgrade_are_legacy_warnings(store, keystore, trail
 
 
 def test_erase_and_show_through_the_cli_then_verify_exits_0(store, keystore, monkeypatch,
-                                                            capsys):
+                                                            capsys, tmp_path):
     record_ids = populate(store, keystore, n=6)
     keystore.subject_keys("acme", ["alice"])
     monkeypatch.setenv("GENAI_AUDIT_KEYSTORE_DIR", str(keystore.directory))
     db = ["--dsn", store.dsn, "--database", store.database]
+    capsys.readouterr()
     assert main(["erase", *db, "--tenant", "acme", "--user", "alice", "--reason",
-                 "subject-request", "--operator", "dpo"]) == 0
+                 "subject-request", "--operator", "dpo", "--format", "json"]) == 0
+    erasure_id = json.loads(capsys.readouterr().out)["erasure_id"]
     assert main(["show", *db, "--id", record_ids[0], "--actor", "auditor-kim", "--purpose",
                  "SOC2 sample"]) == 0
     capsys.readouterr()
@@ -188,6 +191,14 @@ def test_erase_and_show_through_the_cli_then_verify_exits_0(store, keystore, mon
     out = capsys.readouterr().out
     assert out.startswith("INTACT: 8 records in 3 logs, 3 checkpoints")
     assert "subject_erasures" in out and "access_log" in out
+
+    # the erasure's signed receipt: an inclusion proof of its tombstone, checkable offline
+    receipt, pub = tmp_path / "erasure-receipt.json", tmp_path / "ledger.pub"
+    assert main(["prove", *db, "--table", "subject_erasures", "--id", erasure_id,
+                 "-o", str(receipt)]) == 0
+    assert main(["checkpoint", "pubkey", *db, "-o", str(pub)]) == 0
+    assert main(["verify-proof", str(receipt), "--pubkey", str(pub)]) == 0
+    assert json.loads(receipt.read_text())["leaf_items"][0]["value"] == "subject_erasures/v1"
 
     store.command("ALTER TABLE subject_erasures DELETE WHERE 1", settings=SYNC)
     assert main(["verify", *db, "--format", "json"]) == 1
