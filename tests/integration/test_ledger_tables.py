@@ -19,6 +19,7 @@ from genai_audit.clickhouse.erasure import TOMBSTONE_COLUMNS, erase_subject
 from genai_audit.clickhouse.ledger import verify as v
 from genai_audit.clickhouse.ledger.leaf import ACCESS_LOG, SUBJECT_ERASURES, sql_leaf_hash
 from genai_audit.clickhouse.ledger.log import Ledger
+from genai_audit.clickhouse.ledger.session import CheckpointNotSigned
 from genai_audit.clickhouse.store import Store
 from genai_audit.keystore import LocalKeyStore
 
@@ -203,3 +204,22 @@ def test_erase_and_show_through_the_cli_then_verify_exits_0(store, keystore, mon
     store.command("ALTER TABLE subject_erasures DELETE WHERE 1", settings=SYNC)
     assert main(["verify", *db, "--format", "json"]) == 1
     assert '"table": "subject_erasures"' in capsys.readouterr().out
+
+
+def test_erasure_stops_before_destroying_the_key_when_no_checkpoint_can_be_signed(
+        store, keystore):
+    keystore.subject_keys("acme", ["alice"])
+    store.command("RENAME TABLE ledger_checkpoints TO checkpoints_away")  # signing must fail
+    try:
+        with pytest.raises(CheckpointNotSigned, match="subject_erasures"):
+            erase(store, keystore, "alice", None)
+        assert keystore.find_subject("acme", "alice") is not None  # not erased yet
+    finally:
+        store.command("RENAME TABLE checkpoints_away TO ledger_checkpoints")
+    erasure_id = erase(store, keystore, "alice", None)  # the rerun completes it
+    assert keystore.find_subject("acme", "alice") is None
+    assert store.scalar("SELECT count() FROM subject_erasures") == 1  # its tombstone reused
+    result = run(store, keystore)  # the crash window stays visible: an unsigned tombstone
+    assert result.ok and [(w.kind, w.table, w.position) for w in result.warnings] == [
+        ("unanchored", "subject_erasures", 0)]
+    assert str(store.scalar("SELECT toString(erasure_id) FROM subject_erasures")) == erasure_id
