@@ -159,20 +159,40 @@ def test_access_log_rows_deleted_after_a_checkpoint(store, keystore, trail):
     assert all(f.log_id.startswith("access_log/acme/") for f in result.findings)
 
 
-def test_rows_from_before_the_upgrade_are_legacy_warnings(store, keystore, trail):
-    """A store upgraded to migration 007 holds tombstones written before the ledger covered
-    the table: listed, not failed (failed under --strict)."""
+def _old_tombstone(store: Store, erased_at: str) -> str:
     old = str(uuid.uuid4())
     store.command("INSERT INTO subject_erasures (erasure_id, erased_at, tenant_id, "
                   "gdpr_pseudonymized_user_key, content_key_id, request_id, records_affected, "
                   "operator, reason, tool_version) VALUES ({e:UUID}, "
-                  "toDateTime64('2025-01-02 03:04:05', 6, 'UTC'), 'acme', 'p', 'k', 'r', 3, "
-                  "'dpo', 'objection', 'x')", {"e": old})
+                  "toDateTime64({t:String}, 6, 'UTC'), 'acme', 'p', 'k', 'r', 3, 'dpo', "
+                  "'objection', 'x')", {"e": old, "t": erased_at})
+    return old
+
+
+def test_rows_from_before_the_upgrade_are_legacy_warnings(store, keystore, trail):
+    """A store created in 2024 and upgraded to migration 007 now holds tombstones written
+    before the ledger covered the table: listed, not failed (failed under --strict). One
+    dated before the store existed is a forgery."""
+    store.command("ALTER TABLE schema_migrations UPDATE applied_at = "
+                  "toDateTime64('2024-01-01 00:00:00', 6, 'UTC') WHERE version < 7",
+                  settings=SYNC)
+    old = _old_tombstone(store, "2025-01-02 03:04:05")
+    forged = _old_tombstone(store, "2023-06-01 00:00:00")
     result = run(store, keystore)
-    assert result.ok and [(w.kind, w.table, w.record_id) for w in result.warnings] == [
+    assert found(result) == {("inserted", "subject_erasures", None, forged)}
+    assert [(w.kind, w.table, w.record_id) for w in result.warnings] == [
         ("legacy", "subject_erasures", old)]
-    assert found(run(store, keystore, strict=True)) == {("legacy", "subject_erasures", None,
-                                                          old)}
+    assert found(run(store, keystore, strict=True)) == {
+        ("inserted", "subject_erasures", None, forged),
+        ("legacy", "subject_erasures", None, old)}
+
+
+def test_on_a_store_created_with_the_ledger_a_backdated_row_is_no_legacy(store, keystore,
+                                                                         trail):
+    forged = _old_tombstone(store, "2025-01-02 03:04:05")
+    result = run(store, keystore)
+    assert found(result) == {("inserted", "subject_erasures", None, forged)}
+    assert not result.warnings
 
 
 def test_erase_and_show_through_the_cli_then_verify_exits_0(store, keystore, monkeypatch,

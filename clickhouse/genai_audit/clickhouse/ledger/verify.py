@@ -21,7 +21,8 @@ positions can be checked. They are warnings (a writer may still be about to sign
 
 Rows outside every log (``log_id = ''``: written around the ledger) are findings, except in
 a table that came under the ledger later (``LeafSchema.since_migration``): there the rows
-dated before that migration was applied predate the ledger and are warnings (``legacy``).
+dated between the store's creation and that migration predate the ledger and are warnings
+(``legacy``; findings under ``strict``).
 
 ``--from``/``--to`` select the logs with a row in the period by each table's own time column
 (``LeafSchema.time_column``: event_timestamp, erased_at, accessed_at); each selected log is
@@ -59,6 +60,10 @@ MODIFIED, DELETED, INSERTED, REORDERED, TRUNCATED = (
 CHECKPOINT, UNANCHORED, EXPIRED, LEGACY = "checkpoint", "unanchored", "expired", "legacy"
 CHUNK_RECORDS = 2_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -214,28 +219,38 @@ class Verifier:
 
     def _outside_logs(self, conds: list[str], params: dict[str, object], strict: bool,
                       result: VerifyResult) -> None:
-        """Rows in no log: written around the ledger, or (in a table the ledger took over
-        later) before it covered the table."""
-        since = self.store.scalar("SELECT min(applied_at) FROM schema_migrations "
-                                  "WHERE version = {v:UInt32}",
-                                  {"v": self.schema.since_migration})
-        sql = compose("SELECT toString(<id>), <time> < {cut:DateTime64(6, 'UTC')} FROM <table> "
-                      "WHERE log_id = '' <and> ORDER BY <time>", id=f"`{self.schema.id_column}`",
-                      time=f"`{self.schema.time_column}`", table=self.schema.table,
-                      **{"and": "".join(" AND " + c for c in conds)})
-        # interactions came under the ledger with the table itself: no row predates it
-        cut = since if since is not None and self.schema.since_migration > 2 else _EPOCH
-        for record_id, legacy in self.store.rows(sql, {**params, "cut": cut}):
+        """Rows in no log: written around the ledger, or, in a table the ledger took over
+        later, written before it did (dated after the store was created and before the
+        migration that brought the table under the ledger; on a store created with that
+        migration the window is empty)."""
+        created, covered = self._legacy_window()
+        sql = compose("SELECT toString(<id>), <time> >= {created:DateTime64(6, 'UTC')} AND "
+                      "<time> < {covered:DateTime64(6, 'UTC')} FROM <table> "
+                      "WHERE log_id = '' <and> ORDER BY <time>",
+                      id=f"`{self.schema.id_column}`", time=f"`{self.schema.time_column}`",
+                      table=self.schema.table, **{"and": "".join(" AND " + c for c in conds)})
+        for record_id, legacy in self.store.rows(sql, {**params, "created": created,
+                                                       "covered": covered}):
             if legacy:
                 finding = Finding(LEGACY, "", None, str(record_id),
                                   f"written before the ledger covered {self.schema.table} "
                                   f"(migration {self.schema.since_migration:03d}, applied "
-                                  f"{since:%Y-%m-%d %H:%M} UTC): not tamper-evident")
+                                  f"{covered:%Y-%m-%d %H:%M} UTC): not tamper-evident")
                 (result.findings if strict else result.warnings).append(finding)
             else:
                 result.findings.append(Finding(INSERTED, "", None, str(record_id),
                                                "record belongs to no log (written around "
                                                "the ledger)"))
+
+    def _legacy_window(self) -> tuple[datetime, datetime]:
+        """[store created, table brought under the ledger): empty when that was at once."""
+        created, covered, known = self.store.rows(
+            "SELECT min(applied_at), minIf(applied_at, version = {v:UInt32}), "
+            "countIf(version = {v:UInt32}) FROM schema_migrations",
+            {"v": self.schema.since_migration})[0]
+        if not known:
+            return _EPOCH, _EPOCH
+        return _aware(created), _aware(covered)
 
     # -- checkpoints -------------------------------------------------------------------
     def _checkpoints(self, logs: list[str], result: VerifyResult) -> dict[str, list[_Cp]]:
