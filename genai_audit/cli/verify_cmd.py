@@ -14,6 +14,7 @@ from genai_audit.cli.archive_cmd import check_archive
 from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_store, store_options
 from genai_audit.cli.ledger_keys import public_key
 from genai_audit.clickhouse.ledger.export import read_anchors
+from genai_audit.clickhouse.ledger.leaf import SCHEMAS
 from genai_audit.clickhouse.ledger.verify import Finding, Verifier, VerifyResult
 from genai_audit.config import Settings
 
@@ -62,6 +63,8 @@ def _utc(value: datetime | None) -> datetime | None:
 
 @click.command("verify")
 @click.option("--tenant", help="Only the logs of this tenant.")
+@click.option("--table", "tables", multiple=True, type=click.Choice(list(SCHEMAS)),
+              help="Only this ledgered table (repeatable) [default: all of them].")
 @click.option("--from", "since", type=click.DateTime(), help="Only logs with records from "
               "this time (UTC) on (interactions by event time, erasures by erasure time, "
               "access log by access time); each such log is verified whole.")
@@ -81,7 +84,8 @@ def _utc(value: datetime | None) -> datetime | None:
                    "ledger: manifest signature, every object's SHA-256 and its rows.")
 @store_options
 @click.pass_context
-def command(ctx: click.Context, tenant: str | None, since: datetime | None,
+def command(ctx: click.Context, tenant: str | None, tables: tuple[str, ...],
+            since: datetime | None,
             until: datetime | None, checkpoint_file: str | None, pubkey: str | None,
             strict: bool, fmt: str, archive_url: str | None, settings: Settings) -> None:
     """Check the tamper-evident ledger: every record against the signed checkpoints.
@@ -98,6 +102,7 @@ def command(ctx: click.Context, tenant: str | None, since: datetime | None,
     Examples:
       genai-audit verify
       genai-audit verify --tenant acme --from 2026-01-01 --to 2026-04-01
+      genai-audit verify --table subject_erasures --table access_log --strict
       genai-audit verify --checkpoint anchors.json --pubkey ledger.pub --strict
       genai-audit verify --archive s3://audit-archive/prod
     """
@@ -113,11 +118,12 @@ def command(ctx: click.Context, tenant: str | None, since: datetime | None,
         except (OSError, ValueError) as exc:
             raise CommandError(f"{checkpoint_file}: {exc}") from None
     store = open_store(settings)
-    total = Verifier(store, key, key_name).total_records(tenant)
+    schemas = [SCHEMAS[t] for t in (tables or SCHEMAS)]
+    total = Verifier(store, key, key_name, schemas).total_records(tenant)
     started = time.monotonic()
     with click.progressbar(length=max(total, 1), label="verifying", file=sys.stderr,
                            show_pos=True) as bar:
-        verifier = Verifier(store, key, key_name, progress=bar.update)
+        verifier = Verifier(store, key, key_name, schemas, progress=bar.update)
         result = verifier.run(tenant=tenant, since=_utc(since), until=_utc(until),
                               anchors=anchors, strict=strict)
     seconds = time.monotonic() - started

@@ -222,8 +222,15 @@ def test_erase_and_show_through_the_cli_then_verify_exits_0(store, keystore, mon
     assert json.loads(receipt.read_text())["leaf_items"][0]["value"] == "subject_erasures/v1"
 
     store.command("ALTER TABLE subject_erasures DELETE WHERE 1", settings=SYNC)
+    capsys.readouterr()
     assert main(["verify", *db, "--format", "json"]) == 1
-    assert '"table": "subject_erasures"' in capsys.readouterr().out
+    report = json.loads(capsys.readouterr().out)
+    assert [(f["kind"], f["table"], f["position"], f["record_id"])
+            for f in report["findings"]] == [("truncated", "subject_erasures", 0, erasure_id)]
+    assert report["tables"]["subject_erasures"] == {"records": 0, "logs": 1, "checkpoints": 1}
+    assert main(["verify", *db, "--table", "interactions", "--table", "access_log"]) == 0
+    out = capsys.readouterr().out
+    assert "access_log" in out and "subject_erasures" not in out
 
 
 def test_erasure_stops_before_destroying_the_key_when_no_checkpoint_can_be_signed(
