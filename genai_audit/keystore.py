@@ -134,6 +134,11 @@ class KeyStore(Protocol):
         """The key behind a stored pseudonym; None once erased. NO_SUBJECT is created."""
         ...
 
+    def keys_for_pseudonyms(self, tenant_id: str,
+                            pseudonyms: Iterable[str]) -> dict[str, SubjectKey | None]:
+        """``key_for_pseudonym`` for many at once (one freshness check for the batch)."""
+        ...
+
     def find_subject(self, tenant_id: str, user_id: str) -> SubjectKey | None:
         """The user's live key, never creating one."""
         ...
@@ -218,18 +223,25 @@ class LocalKeyStore:
             return found
 
     def key_for_pseudonym(self, tenant_id: str, pseudonym: str) -> SubjectKey | None:
+        return self.keys_for_pseudonyms(tenant_id, (pseudonym,))[pseudonym]
+
+    def keys_for_pseudonyms(self, tenant_id: str,
+                            pseudonyms: Iterable[str]) -> dict[str, SubjectKey | None]:
         with self._lock:
             self._refresh()
-            cached = self._by_pseudonym.get((tenant_id, pseudonym))
-            if cached is not None:
-                return cached
-            if pseudonym == NO_SUBJECT:
-                return self._ensure(tenant_id, {"": _NO_SUBJECT_LOOKUP})[""]
-            with self._transaction(write=False) as conn:
-                row = conn.execute(
-                    "SELECT lookup, pseudonym, key_id, wrapped, erased_before FROM subjects"
-                    " WHERE tenant = ? AND pseudonym = ?", (tenant_id, pseudonym)).fetchone()
-            return None if row is None else self._remember(tenant_id, row)
+            return {p: self._cached_or_loaded(tenant_id, p) for p in set(pseudonyms)}
+
+    def _cached_or_loaded(self, tenant_id: str, pseudonym: str) -> SubjectKey | None:
+        cached = self._by_pseudonym.get((tenant_id, pseudonym))
+        if cached is not None:
+            return cached
+        if pseudonym == NO_SUBJECT:
+            return self._ensure(tenant_id, {"": _NO_SUBJECT_LOOKUP})[""]
+        with self._transaction(write=False) as conn:
+            row = conn.execute(
+                "SELECT lookup, pseudonym, key_id, wrapped, erased_before FROM subjects"
+                " WHERE tenant = ? AND pseudonym = ?", (tenant_id, pseudonym)).fetchone()
+        return None if row is None else self._remember(tenant_id, row)
 
     def find_subject(self, tenant_id: str, user_id: str) -> SubjectKey | None:
         with self._lock:

@@ -132,3 +132,72 @@ def test_shutdown_flushes_is_idempotent_and_bounded():
     processor.shutdown()
     assert len(exporter.spans) == 3 and exporter.shutdowns == 1
     assert processor.force_flush(10)
+
+
+class StagedExporter(CollectingExporter):
+    """Has ``build``/``write`` like ClickHouseSpanExporter; records what overlapped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.built: list[int] = []
+        self.writing = threading.Event()
+        self.built_while_writing = 0
+        self.order: list[str] = []
+
+    def build(self, spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
+        if self.writing.is_set():
+            self.built_while_writing += 1
+        self.built.append(len(spans))
+        return [s for s in spans if s.name != "unbuildable"]
+
+    def write(self, records: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.writing.set()
+        self.gate.wait(5)
+        self.order.extend(s.name for s in records)
+        self.writing.clear()
+        return self.export(records)
+
+
+def test_the_next_batch_is_built_while_the_previous_one_is_written():
+    exporter = StagedExporter()
+    processor = ComplianceSpanProcessor(exporter, Settings.load({"max_batch_size": 2},
+                                                                env={}))
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("t")
+    exporter.gate.clear()  # the first write holds until the second batch has been built
+    for i in range(2):
+        with tracer.start_as_current_span(f"call-{i}", attributes=GENAI):
+            pass
+    assert exporter.writing.wait(5)  # batch 1 is being written...
+    for i in range(2, 4):
+        with tracer.start_as_current_span(f"call-{i}", attributes=GENAI):
+            pass
+    waited = threading.Event()
+    for _ in range(100):  # ...and batch 2 gets built meanwhile
+        if exporter.built_while_writing:
+            break
+        waited.wait(0.05)
+    assert exporter.built_while_writing == 1 and exporter.built == [2, 2]
+    exporter.gate.set()
+    assert processor.force_flush(5000)
+    assert exporter.order == [f"call-{i}" for i in range(4)]  # written in order
+    processor.shutdown()
+
+
+def test_a_sync_tool_waits_for_the_writer_not_just_the_build():
+    exporter = StagedExporter()
+    processor = ComplianceSpanProcessor(exporter, Settings.load(
+        {"sync_tools": "contract_review", "sync_timeout_ms": 200, "sync_on_failure": "raise"},
+        env={}))
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("t")
+    exporter.gate.clear()  # built at once, but the write cannot finish
+    with pytest.raises(AuditDurabilityError, match="timed out"):
+        with audit_context(tenant_id="acme", tool_name="contract_review"):
+            with tracer.start_as_current_span("openai.chat", attributes=GENAI):
+                pass
+    assert exporter.built == [1] and not exporter.spans
+    exporter.gate.set()
+    processor.shutdown()

@@ -81,21 +81,44 @@ class ClickHouseSpanExporter(SpanExporter):
 
     # -- SDK contract ---------------------------------------------------------------
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Build the batch's records, then write them (the two stages below, in turn)."""
+        records = self.build(spans)
+        return SpanExportResult.FAILURE if records is None else self.write(records)
+
+    # -- the two stages (ComplianceSpanProcessor overlaps them across batches) ---------
+    def build(self, spans: Sequence[ReadableSpan]) -> list[AuditRecord] | None:
+        """Spans -> finished records (the pipeline); None when the batch cannot be built.
+        One caller at a time. Never raises."""
+        if self._shutdown:
+            return None
+        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            with self._lock:
+                return self._get_pipeline().build(spans)
+        except Exception as exc:  # never raise into the SDK
+            self._failed(len(spans), exc)
+            return None
+        finally:
+            detach(token)
+
+    def write(self, records: Sequence[AuditRecord]) -> SpanExportResult:
+        """Make built records durable (``write_records``); SUCCESS or FAILURE, never raises."""
         if self._shutdown:
             return SpanExportResult.FAILURE
         token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
-            with self._lock:
-                records = self._get_pipeline().build(spans)
-                self.write_records(records)
+            self.write_records(records)
             return SpanExportResult.SUCCESS
         except Exception as exc:  # never raise into the SDK
-            self.stats["failed_batches"] += 1
-            _log.error("genai-audit export of %d span(s) failed: %s: %s", len(spans),
-                       type(exc).__name__, _safe_message(exc))
+            self._failed(len(records), exc)
             return SpanExportResult.FAILURE
         finally:
             detach(token)
+
+    def _failed(self, count: int, exc: Exception) -> None:
+        self.stats["failed_batches"] += 1
+        _log.error("genai-audit export of %d span(s) failed: %s: %s", count,
+                   type(exc).__name__, _safe_message(exc))
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Records are not buffered here (the span processor owns the queue); this signs
@@ -128,7 +151,7 @@ class ClickHouseSpanExporter(SpanExporter):
             return False
 
     def shutdown(self) -> None:
-        with self._lock:
+        with self._lock, self._write_lock:  # after any build or write in flight
             if self._shutdown:
                 return
             self._shutdown = True

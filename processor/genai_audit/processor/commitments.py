@@ -32,17 +32,18 @@ def commitment_key(subject: SubjectKey) -> bytes:
 
 
 class BatchKeys:
-    """The subject keys of one batch: one keystore lookup per subject, not per record."""
+    """The subject keys of one batch: one keystore call per tenant, not per record."""
 
-    def __init__(self, keys: KeyStore) -> None:
-        self.keys = keys
-        self._seen: dict[tuple[str, str], SubjectKey | None] = {}
+    def __init__(self, keys: KeyStore, records: Sequence[AuditRecord]) -> None:
+        by_tenant: dict[str, set[str]] = {}
+        for record in records:
+            by_tenant.setdefault(record.tenant_id, set()).add(record.user_key)
+        self._keys: dict[tuple[str, str], SubjectKey | None] = {
+            (tenant, pseudonym): key for tenant, pseudonyms in by_tenant.items()
+            for pseudonym, key in keys.keys_for_pseudonyms(tenant, pseudonyms).items()}
 
     def __call__(self, record: AuditRecord) -> SubjectKey:
-        slot = (record.tenant_id, record.user_key)
-        if slot not in self._seen:
-            self._seen[slot] = self.keys.key_for_pseudonym(*slot)
-        key = self._seen[slot]
+        key = self._keys.get((record.tenant_id, record.user_key))
         if key is None:
             raise SubjectKeyMissing(f"record {record.id}: the subject's key is gone (erased)")
         return key
@@ -56,7 +57,7 @@ class CommitmentStage:
         self.keys = keys
 
     def process(self, records: Sequence[AuditRecord]) -> None:
-        key_of = BatchKeys(self.keys)
+        key_of = BatchKeys(self.keys, records)
         for record in records:  # withheld records too: a commitment to the empty content
             secret = commitment_key(key_of(record))
             record.prompt_hash = commit(secret, record.prompt_text)

@@ -74,7 +74,7 @@ class EncryptionStage:
         self.keys = keys
 
     def process(self, records: Sequence[AuditRecord]) -> None:
-        key_of = BatchKeys(self.keys)
+        key_of = BatchKeys(self.keys, records)
         for record in records:
             if record.content_state is not ContentState.PLAINTEXT:
                 continue  # already sealed (a retry), withheld, or nothing captured

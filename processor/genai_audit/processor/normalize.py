@@ -47,19 +47,30 @@ _INDEXED_RE = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(role|content|fi
 
 def is_genai_span(span: ReadableSpan) -> bool:
     """True for spans of an LLM call; everything else is not an audit record."""
-    attrs = span.attributes or {}
+    attrs = _plain(span)
     return any(key in attrs for key in _GENAI_MARKERS)
+
+
+def _plain(span: ReadableSpan) -> Mapping[str, Any]:
+    """The span's attributes as a plain mapping, read-only. An SDK span's are
+    ``BoundedAttributes`` (behind a read-only proxy), which take a lock on every lookup; an
+    ended span's cannot change, so their backing dict is read directly when the SDK has one
+    (private, hence the fallback: one copy, which still beats many locked lookups)."""
+    backing = getattr(getattr(span, "_attributes", None), "_dict", None)
+    if isinstance(backing, dict):
+        return backing
+    return dict(span.attributes or {})
 
 
 def record_id(trace_id: int, span_id: int) -> str:
     """A UUID (v4 layout) fixed by the span's identity: a replayed span maps to the same record."""
-    h = hashlib.sha256(f"{trace_id:032x}{span_id:016x}".encode()).hexdigest()
+    h = hashlib.sha256(b"%032x%016x" % (trace_id, span_id)).hexdigest()
     variant = "89ab"[int(h[16], 16) & 3]
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
 
 def normalize(span: ReadableSpan) -> AuditRecord:
-    attrs: Mapping[str, Any] = dict(span.attributes or {})  # one copy beats many proxy lookups
+    attrs = _plain(span)
     flags: set[Flag] = set()
     text = _TextReader(attrs, flags)
     ctx = span.get_span_context()

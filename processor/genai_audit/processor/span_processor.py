@@ -2,8 +2,11 @@
 
 * ``on_start`` stamps the compliance baggage (tenant, user, tool...) onto the span;
 * ``on_end`` drops non-GenAI spans and enqueues the rest (a deque append);
-* a worker thread drains the queue in batches into the exporter, which runs the record
-  pipeline and writes the rows.
+* a worker thread drains the queue in batches and builds each batch's records (the record
+  pipeline, ``exporter.build``); a writer thread writes them (``exporter.write``). The two
+  overlap: while batch N is inserted (the embedded engine releases the GIL), batch N+1 is
+  built, so throughput is bound by the slower stage, not their sum. A plain SDK exporter
+  (no ``build``/``write``) is driven the same way, its whole ``export`` on the writer.
 
 Durability per tool: spans of a tool named in ``sync_tools`` are written before ``on_end``
 returns, that is before the instrumented LLM call returns to the application, bounded by
@@ -18,9 +21,12 @@ from __future__ import annotations
 import atexit
 import collections
 import logging
+import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -50,6 +56,27 @@ class _Flush:
     done: threading.Event = field(default_factory=threading.Event)
 
 
+@dataclass
+class _Built:
+    """One batch between the two threads: its spans' records, and the flushes behind it."""
+
+    batch: list[_Pending]
+    records: Any  # what ``build`` returned (None: the batch failed to build)
+    flushes: list[_Flush]
+
+
+Build = Callable[[Sequence[ReadableSpan]], Any]
+Write = Callable[[Any], SpanExportResult]
+
+
+def _stages(exporter: SpanExporter) -> tuple[Build, Write]:
+    """``exporter.build``/``exporter.write`` when it has them; else identity and ``export``."""
+    build, write = getattr(exporter, "build", None), getattr(exporter, "write", None)
+    if callable(build) and callable(write):
+        return build, write
+    return list, exporter.export
+
+
 class ComplianceSpanProcessor(SpanProcessor):
     def __init__(self, exporter: SpanExporter, settings: Settings | None = None) -> None:
         self.exporter = exporter
@@ -60,13 +87,18 @@ class ComplianceSpanProcessor(SpanProcessor):
         self._shutdown_done = False
         self._shutdown_lock = threading.Lock()
         self.dropped = 0
+        self._build, self._write = _stages(exporter)
+        self._built: queue.Queue[_Built | None] = queue.Queue(maxsize=1)  # one in hand-off
         self._worker = threading.Thread(target=self._run, name="genai-audit-worker",
+                                        daemon=True)
+        self._writer = threading.Thread(target=self._run_writer, name="genai-audit-writer",
                                         daemon=True)
         warm_up = getattr(exporter, "warm_up", None)
         if callable(warm_up):
             warm_up()
         atexit.register(self.shutdown)  # after warm-up: see ClickHouseSpanExporter.warm_up
         threading._register_atexit(self._flush_at_exit)  # type: ignore[attr-defined]
+        self._writer.start()
         self._worker.start()
 
     # -- request thread ----------------------------------------------------------------
@@ -107,16 +139,19 @@ class ComplianceSpanProcessor(SpanProcessor):
         with self._wake:
             self._wake.notify()
 
-    # -- worker ----------------------------------------------------------------------
+    # -- worker (builds) and writer ---------------------------------------------------
     def _run(self) -> None:
         delay = self.settings.schedule_delay_ms / 1000
-        while True:
-            with self._wake:
-                if not self._queue and not self._stopping:
-                    self._wake.wait(delay)
-            self._drain()
-            if self._stopping and not self._queue:
-                return
+        try:
+            while True:
+                with self._wake:
+                    if not self._queue and not self._stopping:
+                        self._wake.wait(delay)
+                self._drain()
+                if self._stopping and not self._queue:
+                    return
+        finally:
+            self._built.put(None)  # the writer finishes what it holds, then stops
 
     def _drain(self) -> None:
         while self._queue:
@@ -128,17 +163,30 @@ class ComplianceSpanProcessor(SpanProcessor):
                     flushes.append(item)
                     break  # everything before the marker is in this batch
                 batch.append(item)
-            if batch:
-                self._export(batch)
-            for flush in flushes:
+            records = self._build_batch(batch) if batch else None
+            self._built.put(_Built(batch, records, flushes))
+
+    def _build_batch(self, batch: list[_Pending]) -> Any:
+        try:
+            return self._build([p.span for p in batch])
+        except Exception:  # an exporter must not raise; if one does, fail the batch
+            _log.exception("genai-audit exporter raised while building records")
+            return None
+
+    def _run_writer(self) -> None:
+        while (item := self._built.get()) is not None:
+            if item.batch:
+                self._write_batch(item.batch, item.records)
+            for flush in item.flushes:  # everything before the marker is written
                 flush.done.set()
 
-    def _export(self, batch: list[_Pending]) -> None:
-        try:
-            ok = self.exporter.export([p.span for p in batch]) is SpanExportResult.SUCCESS
-        except Exception:  # an exporter must not raise; if one does, fail the batch
-            _log.exception("genai-audit exporter raised")
-            ok = False
+    def _write_batch(self, batch: list[_Pending], records: Any) -> None:
+        ok = False
+        if records is not None:
+            try:
+                ok = self._write(records) is SpanExportResult.SUCCESS
+            except Exception:  # an exporter must not raise; if one does, fail the batch
+                _log.exception("genai-audit exporter raised while writing records")
         for pending in batch:
             pending.ok = ok
             if pending.done is not None:
@@ -168,7 +216,8 @@ class ComplianceSpanProcessor(SpanProcessor):
         self._stopping = True
         self._notify()
         self._worker.join(max(0.0, deadline - time.monotonic()))
-        if self._worker.is_alive():
+        self._writer.join(max(0.0, deadline - time.monotonic()))
+        if self._worker.is_alive() or self._writer.is_alive():
             _log.error("genai-audit: %d span(s) still queued at shutdown deadline",
                        len(self._queue))
         self.exporter.shutdown()

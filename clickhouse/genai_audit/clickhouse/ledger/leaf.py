@@ -362,8 +362,8 @@ def compute_leaf_hash(schema: LeafSchema, version: int, log_id: str, log_index: 
 def content_digest(values: Sequence[Any]) -> bytes:
     """SHA-256 over the framed content columns (text or their UTF-8 bytes), in
     ``ContentDigest.covers`` order."""
-    return hashlib.sha256(b"".join(ns(v if v.__class__ is bytes else _string(v))
-                                   for v in values)).digest()
+    parts = [v if v.__class__ is bytes else _string(v) for v in values]
+    return hashlib.sha256(b"".join([b"%d:%s," % (len(p), p) for p in parts])).digest()
 
 
 # -- SQL side (verify) ------------------------------------------------------------------
@@ -423,7 +423,13 @@ def _sql_leaf_parts(schema: LeafSchema, version: int, widths: Mapping[str, int])
             out.append(f"concat(toString(length({v})), ':', {v}, ',')")
         else:
             out.append(f"toString(length({v})), ':', {v}, ','")
-    return ", ".join(out)
+    if SQL_GROUP <= 0:
+        return ", ".join(out)
+    return ", ".join(f"concat({', '.join(out[i:i + SQL_GROUP])})"
+                     for i in range(0, len(out), SQL_GROUP))
+
+
+SQL_GROUP = 0  # fields per nested concat (0: one flat concat)
 
 
 def sql_leaf_data(schema: LeafSchema, version: int) -> str:

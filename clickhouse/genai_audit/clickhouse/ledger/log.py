@@ -224,11 +224,11 @@ class Ledger:
             for e in batch.entries:
                 self._logs[e.log_id].done[e.position] = (e.leaf, e.record_id, e.expires)
             now = self._clock()
-            for log in {self._logs[e.log_id].log_id: self._logs[e.log_id]
-                        for e in batch.entries}.values():
-                if (len(log.done) >= self.checkpoint_records
-                        or now - log.last_checkpoint >= self.checkpoint_seconds):
-                    self._checkpoint(log)
+            touched = {self._logs[e.log_id].log_id: self._logs[e.log_id]
+                       for e in batch.entries}.values()
+            self._checkpoint([log for log in touched
+                              if len(log.done) >= self.checkpoint_records
+                              or now - log.last_checkpoint >= self.checkpoint_seconds])
         self._ensure_timer()
 
     def failed(self, batch: PreparedBatch) -> None:
@@ -241,7 +241,7 @@ class Ledger:
     def flush(self) -> int:
         """Checkpoint every log with committed, unsigned records. Returns how many signed."""
         with self._commit_lock:
-            return sum(self._checkpoint(log) for log in list(self._logs.values()) if log.done)
+            return self._checkpoint([log for log in self._logs.values() if log.done])
 
     def close(self) -> None:
         self._stop.set()
@@ -263,34 +263,41 @@ class Ledger:
             try:
                 with self._commit_lock:
                     now = self._clock()
-                    for log in list(self._logs.values()):
-                        if log.done and now - log.last_checkpoint >= self.checkpoint_seconds:
-                            self._checkpoint(log)
+                    self._checkpoint([log for log in self._logs.values() if log.done and
+                                      now - log.last_checkpoint >= self.checkpoint_seconds])
             except Exception as exc:  # the timer must survive a bad moment
                 _log.warning("ledger checkpoint timer: %s", type(exc).__name__)
 
-    def _checkpoint(self, log: _Log) -> bool:
-        """Sign the contiguous committed prefix of ``log`` (commit lock held)."""
-        new: list[tuple[bytes, uuid.UUID, int]] = []
-        while log.size + len(new) in log.done:
-            new.append(log.done[log.size + len(new)])
-        if not new:
-            return False
-        signed = sign_extension(self.store.database, self.schema.table, log.log_id,
-                                log.tenant_id, log.size, log.compact, log.root, new, self._key)
+    def _checkpoint(self, logs: Sequence[_Log]) -> int:
+        """Sign the contiguous committed prefix of each log and store the checkpoints in one
+        insert (commit lock held). Returns how many were signed and stored."""
+        signed: list[tuple[_Log, SignedCheckpoint]] = []
+        for log in logs:
+            new: list[tuple[bytes, uuid.UUID, int]] = []
+            while log.size + len(new) in log.done:
+                new.append(log.done[log.size + len(new)])
+            if new:
+                signed.append((log, sign_extension(
+                    self.store.database, self.schema.table, log.log_id, log.tenant_id,
+                    log.size, log.compact, log.root, new, self._key)))
+        if not signed:
+            return 0
         try:
-            self.store.insert(CHECKPOINTS_TABLE, [signed.row], CHECKPOINT_COLUMNS)
+            self.store.insert(CHECKPOINTS_TABLE, [cp.row for _, cp in signed],
+                              CHECKPOINT_COLUMNS)
         except StoreError as exc:
             self.stats["checkpoint_failures"] += 1
-            _log.warning("ledger checkpoint of %s at %d failed (%s); retried later",
-                         log.log_id, signed.size, type(exc).__name__)
-            return False
-        for i in range(log.size, signed.size):
-            del log.done[i]
-        log.size, log.compact, log.root = signed.size, signed.compact, signed.root
-        log.last_checkpoint = self._clock()
-        self.stats["checkpoints"] += 1
-        return True
+            _log.warning("ledger checkpoint of %d log(s) failed (%s); retried later",
+                         len(signed), type(exc).__name__)
+            return 0
+        now = self._clock()
+        for log, cp in signed:
+            for i in range(log.size, cp.size):
+                del log.done[i]
+            log.size, log.compact, log.root = cp.size, cp.compact, cp.root
+            log.last_checkpoint = now
+        self.stats["checkpoints"] += len(signed)
+        return len(signed)
 
 
 @dataclass(frozen=True)
