@@ -30,6 +30,7 @@ def test_roles_are_least_privilege():
     statements = rbac_statements("audit", ["acme"])
     writer = [s for s in statements if s.endswith("TO genai_audit_writer")]
     assert writer == ["GRANT INSERT ON `audit`.`interactions` TO genai_audit_writer",
+                      "GRANT INSERT ON `audit`.`ledger_checkpoints` TO genai_audit_writer",
                       "GRANT SELECT ON `audit`.`schema_migrations` TO genai_audit_writer",
                       "GRANT SELECT ON `audit`.`retention_policies` TO genai_audit_writer"]
     [columns] = [s for s in statements if s.startswith("GRANT SELECT(")]

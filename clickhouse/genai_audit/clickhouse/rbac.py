@@ -28,8 +28,8 @@ from genai_audit.clickhouse.writer import COLUMNS
 WRITER, AUDITOR, ADMIN = "genai_audit_writer", "genai_audit_auditor", "genai_audit_admin"
 AUDITOR_ALL = "genai_audit_auditor_all"
 
-# What the pipeline inserts into. (The ledger's tables join here when the ledger lands.)
-WRITER_INSERT_TABLES = ("interactions",)
+# What the pipeline inserts into: the records and the ledger's signed checkpoints over them.
+WRITER_INSERT_TABLES = ("interactions", "ledger_checkpoints")
 WRITER_SELECT_TABLES = ("schema_migrations", "retention_policies")  # schema check, policies
 CONTENT_COLUMNS = ("full_prompt_text", "full_response_text", "response_preview")
 METADATA_COLUMNS = (*(c for c in COLUMNS if c not in CONTENT_COLUMNS), "ingested_at")
