@@ -205,12 +205,20 @@ def test_erase_and_show_through_the_cli_then_verify_exits_0(store, keystore, mon
     assert main(["erase", *db, "--tenant", "acme", "--user", "alice", "--reason",
                  "subject-request", "--operator", "dpo", "--format", "json"]) == 0
     erasure_id = json.loads(capsys.readouterr().out)["erasure_id"]
+    assert main(["erase", *db, "--tenant", "acme", "--user", "alice", "--reason",
+                 "subject-request"]) == 0  # already erased: no second tombstone
+    assert "already erased" in capsys.readouterr().out
+    keystore.subject_keys("acme", ["bob"])
+    assert main(["erase", *db, "--tenant", "acme", "--user", "bob", "--reason", "objection"]) == 0
+    out = capsys.readouterr().out
+    assert "genai-audit prove --table subject_erasures --id " in out
+    bob_erasure = out.rsplit("--id ", 1)[1].strip()
     assert main(["show", *db, "--id", record_ids[0], "--actor", "auditor-kim", "--purpose",
                  "SOC2 sample"]) == 0
     capsys.readouterr()
     assert main(["verify", *db, "--strict"]) == 0  # every row signed before the command ended
     out = capsys.readouterr().out
-    assert out.startswith("INTACT: 8 records in 3 logs, 3 checkpoints")
+    assert out.startswith("INTACT: 9 records in 4 logs, 4 checkpoints")
     assert "subject_erasures" in out and "access_log" in out
 
     # the erasure's signed receipt: an inclusion proof of its tombstone, checkable offline
@@ -225,9 +233,10 @@ def test_erase_and_show_through_the_cli_then_verify_exits_0(store, keystore, mon
     capsys.readouterr()
     assert main(["verify", *db, "--format", "json"]) == 1
     report = json.loads(capsys.readouterr().out)
-    assert [(f["kind"], f["table"], f["position"], f["record_id"])
-            for f in report["findings"]] == [("truncated", "subject_erasures", 0, erasure_id)]
-    assert report["tables"]["subject_erasures"] == {"records": 0, "logs": 1, "checkpoints": 1}
+    assert {(f["kind"], f["table"], f["position"], f["record_id"])
+            for f in report["findings"]} == {("truncated", "subject_erasures", 0, erasure_id),
+                                             ("truncated", "subject_erasures", 0, bob_erasure)}
+    assert report["tables"]["subject_erasures"] == {"records": 0, "logs": 2, "checkpoints": 2}
     assert main(["verify", *db, "--table", "interactions", "--table", "access_log"]) == 0
     out = capsys.readouterr().out
     assert "access_log" in out and "subject_erasures" not in out
