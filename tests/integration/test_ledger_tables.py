@@ -259,3 +259,15 @@ def test_erasure_stops_before_destroying_the_key_when_no_checkpoint_can_be_signe
     assert result.ok and [(w.kind, w.table, w.position) for w in result.warnings] == [
         ("unanchored", "subject_erasures", 0)]
     assert str(store.scalar("SELECT toString(erasure_id) FROM subject_erasures")) == erasure_id
+
+
+def test_a_read_across_tenants_signs_one_access_row_per_tenant(store, keystore):
+    record_ids = populate(store, keystore, n=4, tenants=("acme", "globex"))
+    read = disclose(store, keystore, record_ids, actor="auditor-kim", purpose="SOC2 sample")
+    assert {r.tenant_id for r in read} == {"acme", "globex"}
+    result = v.Verifier(store, keystore.signing_key().public_key(), schemas=[ACCESS_LOG]).run(
+        strict=True)
+    assert result.ok and (result.records, result.logs, result.checkpoints) == (2, 2, 2)
+    assert sorted(str(t) for (t,) in store.rows("SELECT tenant_id FROM ledger_checkpoints "
+                                                 "WHERE source_table = 'access_log'")) == [
+        "acme", "globex"]
