@@ -17,6 +17,10 @@ and the two are tested byte-identical. A schema's field list is THE place to add
 a new column means a new version appended to ``versions``; old rows keep the version they
 were written with (``leaf_version`` column).
 
+Tables (``SCHEMAS``; ``verify`` checks each): ``interactions`` (the records),
+``subject_erasures`` (GDPR erasure tombstones) and ``access_log`` (disclosure accounting),
+each with the id column that names its rows and the time column ``--from``/``--to`` use.
+
 Content digest (``interactions`` v2). The content columns are blanked by the content
 retention TTL, on schedule, long before the row's own TTL. Version 1 covered them directly,
 so an expired row looked modified. Version 2 covers them through one column,
