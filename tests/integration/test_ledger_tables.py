@@ -271,3 +271,13 @@ def test_a_read_across_tenants_signs_one_access_row_per_tenant(store, keystore):
     assert sorted(str(t) for (t,) in store.rows("SELECT tenant_id FROM ledger_checkpoints "
                                                  "WHERE source_table = 'access_log'")) == [
         "acme", "globex"]
+
+
+def test_a_ledger_for_another_table_is_refused(store, keystore):
+    keystore.subject_keys("acme", ["alice"])
+    wrong = Ledger(store, keystore.signing_key(), schema=ACCESS_LOG, row_columns=ACCESS_COLUMNS,
+                   checkpoint_seconds=0)
+    with pytest.raises(ValueError, match="access_log cannot write subject_erasures"):
+        erase(store, keystore, "alice", wrong)
+    assert keystore.find_subject("acme", "alice") is not None
+    assert store.scalar("SELECT count() FROM subject_erasures") == 0
