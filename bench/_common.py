@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import statistics
 import tempfile
 import uuid
@@ -45,8 +47,16 @@ def genai_spans(n: int, tenants: int = 4) -> list[ReadableSpan]:
     return list(exporter.get_finished_spans())
 
 
+def scratch_dir(prefix: str = "genai-audit-bench-") -> str:
+    """A temporary directory removed when the bench exits (registered before any store
+    opens, so it runs after the embedded engine has closed its files)."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def scratch_dsn() -> str:
-    return "chdb://" + tempfile.mkdtemp(prefix="genai-audit-bench-")
+    return "chdb://" + scratch_dir()
 
 
 def fresh_database() -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import fresh_database, genai_spans, median, ratio_line, scratch_dsn
+from _common import fresh_database, genai_spans, median, ratio_line, scratch_dir, scratch_dsn
 
 from genai_audit.clickhouse.erasure import TOMBSTONE_COLUMNS, ErasureStatus, erase_subject
 from genai_audit.clickhouse.ledger.leaf import SUBJECT_ERASURES
@@ -67,7 +66,7 @@ def settle(store: Store, timeout_s: float = 120.0) -> None:
 
 
 def erase_latency(dsn: str, sizes: list[int], repeats: int) -> dict[int, float]:
-    keys = LocalKeyStore(tempfile.mkdtemp(prefix="bench-erase-keys-"))
+    keys = LocalKeyStore(scratch_dir("bench-erase-keys-"))
     results: dict[int, float] = {}
     for size in sizes:
         store = Store.open(dsn, fresh_database())
@@ -93,7 +92,7 @@ def erase_latency(dsn: str, sizes: list[int], repeats: int) -> dict[int, float]:
 
 def tombstone_cost(dsn: str, repeats: int) -> tuple[float, float]:
     """Median ms to write one tombstone through the ledger, and as a bare insert."""
-    keys = LocalKeyStore(tempfile.mkdtemp(prefix="bench-tombstone-keys-"))
+    keys = LocalKeyStore(scratch_dir("bench-tombstone-keys-"))
     store = Store.open(dsn, fresh_database())
     migrate(store)
 
@@ -118,7 +117,7 @@ def tombstone_cost(dsn: str, repeats: int) -> tuple[float, float]:
 
 
 def ingest_ratio(dsn: str, records: int, batch: int, repeats: int) -> tuple[float, float]:
-    keys = LocalKeyStore(tempfile.mkdtemp(prefix="bench-ingest-keys-"))
+    keys = LocalKeyStore(scratch_dir("bench-ingest-keys-"))
     settings = Settings.load(env={})
     spans = genai_spans(records)
     batches = [spans[i:i + batch] for i in range(0, len(spans), batch)]

@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import openai
-from _common import PROMPT, median, scratch_dsn
+from _common import PROMPT, median, scratch_dir, scratch_dsn
 from opentelemetry.instrumentation.openai import OpenAIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -62,7 +61,7 @@ def main() -> None:
     stub, url = start_stub()
     client = openai.OpenAI(base_url=url, api_key="sk-bench", max_retries=0)
     bare = TracerProvider()
-    settings = Settings.load({"dsn": scratch_dsn(), "keystore_dir": tempfile.mkdtemp(),
+    settings = Settings.load({"dsn": scratch_dsn(), "keystore_dir": scratch_dir(),
                               "schedule_delay_ms": args.schedule_delay_ms}, env={})
     exporter = ClickHouseSpanExporter(settings)
     processor = ComplianceSpanProcessor(exporter, settings)

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import fresh_database, genai_spans, median, ratio_line, scratch_dsn
+from _common import fresh_database, genai_spans, median, ratio_line, scratch_dir, scratch_dsn
 
 from genai_audit.clickhouse.ledger import merkle
 from genai_audit.clickhouse.ledger.leaf import CONTENT_TTL, INTERACTIONS, sql_leaf_hash
@@ -201,7 +200,7 @@ def main() -> None:
     if args.large:
         args.records = 10_000_000
     dsn = scratch_dsn()
-    keys = LocalKeyStore(tempfile.mkdtemp(prefix="bench-keys-"))
+    keys = LocalKeyStore(scratch_dir("bench-keys-"))
     print(f"records={args.records:,} logs={args.logs} repeats={args.repeats} (medians); "
           f"run {uuid.uuid4().hex[:6]}")
     if not args.skip_verify:

@@ -357,26 +357,15 @@ class LocalKeyStore:
     def _kek(self) -> KeyWrapper:
         if self._wrapper is not None:
             return self._wrapper
-        conn = self._connection()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                check = conn.execute("SELECT value FROM meta WHERE name = 'kek_check'").fetchone()
-                wrapper: KeyWrapper
-                if check is None:  # a new keystore: bind it to this master key
-                    wrapper = load_master_key(self.master_key_file, create=True)
-                    check = (wrapper.wrap(_KEK_CHECK, b"kek-check"),)
-                    conn.execute("INSERT INTO meta (name, value) VALUES ('kek_check', ?)", check)
-                else:
-                    wrapper = self._load_fitting(bytes(check[0]))
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        except MasterKeyError as exc:
-            raise KeyStoreError(f"keystore {self.path}: {exc}") from None
-        except sqlite3.Error as exc:
-            raise KeyStoreError(f"keystore {self.path}: {exc}") from None
+        wrapper: KeyWrapper
+        with self._atomic(write=True) as conn:
+            check = conn.execute("SELECT value FROM meta WHERE name = 'kek_check'").fetchone()
+            if check is None:  # a new keystore: bind it to this master key
+                wrapper = load_master_key(self.master_key_file, create=True)
+                check = (wrapper.wrap(_KEK_CHECK, b"kek-check"),)
+                conn.execute("INSERT INTO meta (name, value) VALUES ('kek_check', ?)", check)
+            else:
+                wrapper = self._load_fitting(bytes(check[0]))
         self._wrapper, self._kek_check = wrapper, bytes(check[0])
         return wrapper
 
@@ -433,33 +422,21 @@ class LocalKeyStore:
             else:
                 write_key_file(pending)
                 new = load_master_key(pending, create=False, env={})
-            conn = self._connection()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    self._follow_rotation(conn)
-                    old = self._wrapper or old
-                    for name, wrapped in conn.execute(
-                            "SELECT name, wrapped FROM secrets").fetchall():
-                        aad = _secret_aad(name)
-                        conn.execute("UPDATE secrets SET wrapped = ? WHERE name = ?",
-                                     (new.wrap(old.unwrap(bytes(wrapped), aad), aad), name))
-                    for rowid, wrapped, tenant, pseudonym, key_id in conn.execute(
-                            "SELECT rowid, wrapped, tenant, pseudonym, key_id FROM subjects"
-                            ).fetchall():
-                        aad = _dek_aad(tenant, pseudonym, key_id)
-                        conn.execute("UPDATE subjects SET wrapped = ? WHERE rowid = ?",
-                                     (new.wrap(old.unwrap(bytes(wrapped), aad), aad), rowid))
-                    check = new.wrap(_KEK_CHECK, b"kek-check")
-                    conn.execute("UPDATE meta SET value = ? WHERE name = 'kek_check'", (check,))
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            except MasterKeyError as exc:
-                raise KeyStoreError(f"keystore {self.path}: {exc}") from None
-            except sqlite3.Error as exc:
-                raise KeyStoreError(f"keystore {self.path}: {exc}") from None
+            with self._transaction(write=True) as conn:
+                old = self._wrapper or old
+                for name, wrapped in conn.execute(
+                        "SELECT name, wrapped FROM secrets").fetchall():
+                    aad = _secret_aad(name)
+                    conn.execute("UPDATE secrets SET wrapped = ? WHERE name = ?",
+                                 (new.wrap(old.unwrap(bytes(wrapped), aad), aad), name))
+                for rowid, wrapped, tenant, pseudonym, key_id in conn.execute(
+                        "SELECT rowid, wrapped, tenant, pseudonym, key_id FROM subjects"
+                        ).fetchall():
+                    aad = _dek_aad(tenant, pseudonym, key_id)
+                    conn.execute("UPDATE subjects SET wrapped = ? WHERE rowid = ?",
+                                 (new.wrap(old.unwrap(bytes(wrapped), aad), aad), rowid))
+                check = new.wrap(_KEK_CHECK, b"kek-check")
+                conn.execute("UPDATE meta SET value = ? WHERE name = 'kek_check'", (check,))
             if new_key is None:
                 os.replace(pending, self.master_key_file)
                 fsync_dir(self.master_key_file.parent)
@@ -514,17 +491,28 @@ class LocalKeyStore:
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        """A transaction under the current master key (following another process's
+        rotation first)."""
         self._kek()
+        with self._atomic(write=write) as conn:
+            self._follow_rotation(conn)
+            yield conn
+
+    @contextmanager
+    def _atomic(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        """One SQLite transaction: committed on success, rolled back on any error; SQLite
+        and master-key errors become ``KeyStoreError``."""
         conn = self._connection()
         try:
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
-                self._follow_rotation(conn)
                 yield conn
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+        except MasterKeyError as exc:
+            raise KeyStoreError(f"keystore {self.path}: {exc}") from None
         except sqlite3.Error as exc:
             raise KeyStoreError(f"keystore {self.path}: {exc}") from None
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import click
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from genai_audit.cli.common import WHEN, CommandError, open_store, store_options, utc
 from genai_audit.cli.formats import format_table
+from genai_audit.cli.ledger_keys import public_key
 from genai_audit.clickhouse.archive import ArchiveRun, archive, default_cutoff, load_manifest
 from genai_audit.clickhouse.archive_location import ArchiveLocation, location_from_settings
 from genai_audit.clickhouse.archive_manifest import Manifest, ManifestError
@@ -95,13 +93,17 @@ def list_cmd(url: str | None, settings: Settings) -> None:
 @command.command("verify")
 @click.argument("url", required=False)
 @click.option("--pubkey", type=click.Path(exists=True, dir_okay=False),
-              help="PEM Ed25519 public key to check the signature with (default: the store's).")
+              help="Ed25519 public key (PEM or signed-note verifier key) to check the manifest "
+                   "and the ledger checkpoints with (default: the store's keystore).")
 @store_options
 @click.pass_context
 def verify_cmd(ctx: click.Context, url: str | None, pubkey: str | None,
                settings: Settings) -> None:
-    """Check the manifest signature, every object's SHA-256 and its rows. Exit 0 intact,
-    1 a problem found (each named), 2 error.
+    """Check the manifest signature, every object's SHA-256 and its rows, and that every
+    archived row is a leaf the ledger signed: its leaf hash is recomputed from the Parquet
+    and matched against the store's signed checkpoints at its log position. Each bad row is
+    named (object, record id, log, position) as modified, not_in_ledger or duplicate. Exit 0
+    intact, 1 a problem found (each named), 2 error. See docs/retention.md.
 
     \b
     Examples:
@@ -116,15 +118,16 @@ def check_archive(url: str | None, pubkey: str | None, settings: Settings) -> bo
     """Verify the archive at ``url`` and print the findings; True when intact.
     Shared by ``archive verify`` and ``verify --archive``."""
     location = _location(url or settings.archive_url, settings)
-    public = _public_key(pubkey) if pubkey else open_keystore(settings).signing_key().public_key()
+    key_name, public = public_key(settings, pubkey)
     store = open_store(settings)
-    with click.progressbar(length=1, label="verifying", file=click.get_text_stream("stderr")
-                           ) as bar:
+    with click.progressbar(length=1, label="verifying", file=click.get_text_stream("stderr"),
+                           show_pos=True) as bar:
         def on_object(index: int, total: int) -> None:
             bar.length = max(total, 1)
             bar.update(1)
 
-        result = verify_archive(store, location, public, on_object=on_object)
+        result = verify_archive(store, location, public, key_name=key_name,
+                                on_object=on_object)
     click.echo(format_verify(result))
     return result.ok
 
@@ -133,16 +136,6 @@ def _location(url: str | None, settings: Settings) -> ArchiveLocation:
     if not url:
         raise CommandError("no archive URL: pass --to/URL or set GENAI_AUDIT_ARCHIVE_URL")
     return location_from_settings(url, settings)
-
-
-def _public_key(path: str) -> Ed25519PublicKey:
-    try:
-        key = load_pem_public_key(Path(path).read_bytes())
-    except ValueError as exc:
-        raise CommandError(f"{path}: not a PEM public key") from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise CommandError(f"{path}: not an Ed25519 public key")
-    return key
 
 
 def format_run(run: ArchiveRun, url: str) -> str:
@@ -163,12 +156,19 @@ def format_manifest(manifest: Manifest) -> str:
             f"ledger checkpoint: {checkpoint}")
 
 
+MAX_LISTED = 200
+
+
 def format_verify(result: VerifyResult) -> str:
+    checked = (f"{result.leaves} leaves checked against the ledger's signed checkpoints "
+               f"({result.logs} logs)")
     if result.ok:
         lines = [f"archive {result.url} intact: {result.objects} objects, {result.rows} "
-                 "records, manifest signature ok"]
+                 f"records, manifest signature ok, {checked}"]
     else:
-        lines = [f"archive {result.url}: {len(result.problems)} problem(s)"]
-        lines += [f"  PROBLEM {p}" for p in result.problems]
+        lines = [f"archive {result.url}: {len(result.problems)} problem(s); {checked}"]
+        lines += [f"  PROBLEM {p}" for p in result.problems[:MAX_LISTED]]
+        if len(result.problems) > MAX_LISTED:
+            lines.append(f"  ... and {len(result.problems) - MAX_LISTED} more")
     lines += [f"  warning {w}" for w in result.warnings]
     return "\n".join(lines)

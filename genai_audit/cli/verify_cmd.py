@@ -81,7 +81,8 @@ def _utc(value: datetime | None) -> datetime | None:
               show_default=True)
 @click.option("--archive", "archive_url", metavar="URL",
               help="Verify an archive (s3://bucket/prefix or file:///dir) instead of the live "
-                   "ledger: manifest signature, every object's SHA-256 and its rows.")
+                   "ledger: manifest signature, every object's SHA-256 and its rows, and every "
+                   "archived row's leaf against the ledger's signed checkpoints.")
 @store_options
 @click.pass_context
 def command(ctx: click.Context, tenant: str | None, tables: tuple[str, ...],

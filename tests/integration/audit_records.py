@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from genai_audit.clickhouse.ledger.log import Ledger
 from genai_audit.clickhouse.policies import StorePolicies
 from genai_audit.clickhouse.store import Store
-from genai_audit.clickhouse.writer import InteractionWriter
+from genai_audit.clickhouse.writer import COLUMNS, InteractionWriter
 from genai_audit.config import Settings
 from genai_audit.keystore import KeyStore
 from genai_audit.processor.factory import default_pipeline, default_policy
@@ -17,10 +18,12 @@ KEY_ID, SECRET = "AKIATESTARCHIVE", "s3cr3t-never-printed"
 
 
 def write_records(store: Store, keystore: KeyStore, make_span: Callable[..., object],
-                  at: datetime | Sequence[datetime], count: int = 1,
+                  at: datetime | Sequence[datetime], count: int = 1, *, ledger: bool = False,
                   **span_attrs: object) -> list[str]:
     """Write records stamped at ``at`` (``count`` of them, or one per time given) in ONE
-    insert (so one part), with the store's tenant policies; return their ids."""
+    insert (so one part), with the store's tenant policies; return their ids. ``ledger``:
+    through the ledger, as the exporter writes (a log of their own, signed when done);
+    otherwise around it."""
     times = [at] * count if isinstance(at, datetime) else list(at)
     settings = Settings.load({}, env={})
     pipeline = default_pipeline(settings, keystore,
@@ -29,5 +32,12 @@ def write_records(store: Store, keystore: KeyStore, make_span: Callable[..., obj
     records = pipeline.build(spans)  # type: ignore[arg-type]
     for record, when in zip(records, times, strict=True):
         record.event_timestamp = when.astimezone(UTC)
-    InteractionWriter(store).write(records)
+    if not ledger:
+        InteractionWriter(store).write(records)
+        return [r.id for r in records]
+    log = Ledger(store, keystore.signing_key(), row_columns=COLUMNS, checkpoint_seconds=3600)
+    try:
+        InteractionWriter(store, log).write(records)
+    finally:
+        log.close()
     return [r.id for r in records]

@@ -7,12 +7,14 @@ embedded ClickHouse engine's s3()/file() table functions, as in production.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
+import audit_records
 import pytest
-from audit_records import KEY_ID, SECRET, write_records
+from audit_records import KEY_ID, SECRET
 
 from genai_audit.clickhouse.archive import archive, load_manifest
 from genai_audit.clickhouse.archive_location import ArchiveAccessError, ArchiveLocation
@@ -21,6 +23,9 @@ from genai_audit.clickhouse.archive_verify import attach_archive, verify_archive
 from genai_audit.clickhouse.retention import retention_summary
 
 pytestmark = pytest.mark.integration
+
+# as the exporter writes: through the ledger (verify checks archived rows against it)
+write_records = functools.partial(audit_records.write_records, ledger=True)
 
 @pytest.fixture
 def s3(s3_endpoint, s3_bucket):
@@ -63,8 +68,9 @@ def test_archive_list_query_verify(store, keystore, make_span, s3):
     first = next(o for o in manifest.objects if o.key == keys[0])
     assert hashlib.sha256(body).hexdigest() == first.sha256 and len(body) == first.bytes
     assert body[:4] == b"PAR1"
-    # records written around the ledger (InteractionWriter alone): no signed logs to name
-    assert manifest.ledger_checkpoint == {"logs": []}
+    # the manifest names the signed head of every log of the archived tenants (4 writers)
+    named = manifest.ledger_checkpoint["logs"]
+    assert len(named) == 4 and all(n["note"].startswith("genai-audit/") for n in named)
     # the archived rows are queryable, read-only, exactly as stored
     attach_archive(store, location, keystore.signing_key().public_key())
     rows = store.rows("SELECT toString(id), tenant_id, prompt_hash, full_prompt_text "
@@ -75,6 +81,7 @@ def test_archive_list_query_verify(store, keystore, make_span, s3):
     assert all(hot[r[0]] == r[1:] for r in rows)
     result = verify_archive(store, location, keystore.signing_key().public_key())
     assert result.ok and result.rows == len(archived) and not result.warnings
+    assert result.leaves == len(archived) and result.logs == 3  # each row against its log
     summary = retention_summary(store)
     assert summary.last_archive is not None and summary.last_archive.ok
     assert summary.last_archive.objects_written == 3
@@ -92,8 +99,8 @@ def test_archive_list_query_verify(store, keystore, make_span, s3):
     assert figures["Active legal holds"] == "0"
     assert location.url in figures["Last archive run"]
     assert "0 objects" in figures["Last archive run"]  # the latest run: the idempotent one
-    assert "manifest signature, object hashes and 7 records OK" in figures[
-        "Archive verification"]
+    assert ("manifest signature, object hashes and 7 records OK, each matched against the "
+            "ledger's signed leaves") in figures["Archive verification"]
 
 
 def test_the_ledger_hook_fills_the_signed_checkpoint(store, keystore, make_span, s3):

@@ -35,7 +35,8 @@ class FlakyStore(Store):
 
 def _exporter(store: Store, keystore, spool: Spool | None = None, **settings
               ) -> ClickHouseSpanExporter:
-    s = Settings.load(settings, env={})
+    # the checkpoint timer must not fire after the test's database is dropped
+    s = Settings.load({"ledger_checkpoint_seconds": 3600, **settings}, env={})
     return ClickHouseSpanExporter(s, store=store, pipeline=default_pipeline(s, keystore),
                                   sleep=lambda _s: None, spool=spool)
 

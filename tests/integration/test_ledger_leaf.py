@@ -4,7 +4,7 @@ and the leaf covers every stored column but the documented exceptions."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -85,6 +85,13 @@ def test_compiled_encoder_matches_the_plain_definition(version: int) -> None:
         values = [row[c] for c in leaf.INTERACTIONS.columns(version)]
         assert (leaf.leaf_data(leaf.INTERACTIONS, version, "log/ä", 7, values)
                 == leaf.leaf_data_generic(leaf.INTERACTIONS, version, "log/ä", 7, values))
+        odd = dict(row, id=str(row["id"]), finish_reasons=("stop", 5), prompt_tokens=True,
+                   flags=[], pii_entity_counts={"B": 2, "A": 1}, prompt_hash=bytearray(32),
+                   event_timestamp=datetime(2024, 5, 1, 14, 0, tzinfo=timezone(
+                       timedelta(hours=2))))  # the inline paths' fallbacks, same bytes
+        values = [odd[c] for c in leaf.INTERACTIONS.columns(version)]
+        assert (leaf.leaf_data(leaf.INTERACTIONS, version, "l", 0, values)
+                == leaf.leaf_data_generic(leaf.INTERACTIONS, version, "l", 0, values))
 
 
 @pytest.mark.parametrize("schema", list(leaf.SCHEMAS.values()), ids=list(leaf.SCHEMAS))

@@ -29,19 +29,25 @@ def test_every_statement_parses(store, tenants):
 def test_roles_are_least_privilege():
     statements = rbac_statements("audit", ["acme"])
     writer = [s for s in statements if s.endswith("TO genai_audit_writer")]
-    assert writer == ["GRANT INSERT ON `audit`.`interactions` TO genai_audit_writer",
-                      "GRANT INSERT ON `audit`.`ledger_checkpoints` TO genai_audit_writer",
-                      "GRANT SELECT ON `audit`.`schema_migrations` TO genai_audit_writer",
-                      "GRANT SELECT ON `audit`.`retention_policies` TO genai_audit_writer"]
-    [columns] = [s for s in statements if s.startswith("GRANT SELECT(")]
-    assert "`tenant_id`" in columns and "`total_cost`" in columns
+    assert writer == [
+        "GRANT INSERT ON `audit`.`interactions` TO genai_audit_writer",
+        "GRANT INSERT ON `audit`.`ledger_checkpoints` TO genai_audit_writer",
+        "GRANT SELECT ON `audit`.`schema_migrations` TO genai_audit_writer",
+        "GRANT SELECT ON `audit`.`retention_policies` TO genai_audit_writer",
+        "GRANT SELECT(`id`, `tenant_id`, `event_timestamp`) ON `audit`.`interactions` "
+        "TO genai_audit_writer"]
+    [columns] = [s for s in statements if s.startswith("GRANT SELECT(`id`, `event_timestamp`")]
+    assert "`tenant_id`" in columns and "`total_cost`" in columns and "`leaf_hash`" in columns
     assert not any(f"`{c}`" in columns for c in CONTENT_COLUMNS)  # no ciphertext for auditors
-    assert not any(s.startswith("GRANT SELECT ON `audit`.`interactions`") for s in statements)
+    whole = [s for s in statements if s.startswith("GRANT SELECT ON `audit`.`interactions`")]
+    assert whole == ["GRANT SELECT ON `audit`.`interactions` TO genai_audit_verifier"]
+    verifier = [s for s in statements if s.startswith("GRANT") and "verifier" in s]
+    assert all(s.startswith("GRANT SELECT ON") for s in verifier) and len(verifier) == 4
     admin = next(s for s in statements if s.endswith("TO genai_audit_admin"))
     for forbidden in ("ALTER UPDATE", "ALTER DELETE", "TRUNCATE", "DROP TABLE", "ALL"):
         assert forbidden not in admin
     policies = [s for s in statements if "ROW POLICY" in s and "acme" in s]
-    assert len(policies) == 4 and all("USING tenant_id = 'acme'" in p for p in policies)
+    assert len(policies) == 5 and all("USING tenant_id = 'acme'" in p for p in policies)
     assert not any("auditor_all" in s for s in statements)  # no cross-tenant role asked for
 
 

@@ -63,8 +63,9 @@ def test_archive_commands_and_maintain(cli_env, store, keystore, make_span, s3_b
                                       tmp_path):
     client, bucket = s3_bucket
     url = f"s3://{bucket}/audit"
-    write_records(store, keystore, make_span, datetime.now(UTC) - timedelta(days=90), count=3)
-    write_records(store, keystore, make_span, datetime.now(UTC))
+    write_records(store, keystore, make_span, datetime.now(UTC) - timedelta(days=90), count=3,
+                  ledger=True)
+    write_records(store, keystore, make_span, datetime.now(UTC), ledger=True)
     code, out, _ = _run(capsys, "maintain", "--archive-to", url, "--settle-seconds", "0")
     assert code == 0 and "1 objects written (3 records)" in out and "intact" in out
     code, out, _ = _run(capsys, "archive", "--to", url, "--settle-seconds", "0")
@@ -77,8 +78,9 @@ def test_archive_commands_and_maintain(cli_env, store, keystore, make_span, s3_b
     assert code == 0 and json.loads(out) == [{"n": 3, "t": 1}]
     code, out, _ = _run(capsys, "archive", "verify", url)
     assert code == 0 and "intact: 1 objects, 3 records" in out
+    assert "3 leaves checked against the ledger's signed checkpoints (1 logs)" in out
     code, out, _ = _run(capsys, "verify", "--archive", url)
-    assert code == 0 and "intact: 1 objects, 3 records" in out
+    assert code == 0 and "intact: 1 objects, 3 records" in out and "3 leaves checked" in out
     # an auditor checks with the public key they were given, without the keystore
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

@@ -13,13 +13,16 @@ interrupted run resumes from it::
                      "schema": "<schema id>", "first_event": "...", "last_event": "...",
                      "ingested_after": "...", "ingested_through": "...",
                      "expires_at": "...", "content_expires_at": "...", "written_at": "..."}],
-        "ledger_checkpoint": null,
+        "ledger_checkpoint": {"logs": [{"log_id": "...", "tree_size": 8192,
+                                        "note": "<C2SP signed note>"}]},
         "updated_at": "..."},
      "signature": {"algorithm": "ed25519", "public_key": "<hex>", "value": "<hex>"}}
 
 The signature covers the canonical JSON of ``manifest`` (sorted keys, no spaces, UTF-8).
-``ledger_checkpoint`` is the ledger's signed checkpoint covering the archived records; it stays
-``null`` until the ledger (issue 4) fills it in.
+``ledger_checkpoint`` names the ledger's latest signed checkpoint of every log of the archived
+tenants (``archive.ledger_anchor``); ``archive_leaves`` checks each note is in the store's
+signed chain, and every archived row against the leaves that chain signed. ``null`` in
+manifests written before archives recorded it.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ class Manifest:
     database: str
     schemas: dict[str, list[list[str]]] = field(default_factory=dict)
     objects: list[ArchivedObject] = field(default_factory=list)
-    ledger_checkpoint: dict[str, Any] | None = None  # filled by the ledger (issue 4)
+    ledger_checkpoint: dict[str, Any] | None = None  # archive.ledger_anchor's answer
     updated_at: str = ""
     format: str = FORMAT
 

@@ -1,12 +1,17 @@
 """Least-privilege ClickHouse roles for the audit database, as SQL to review and apply.
 
 * ``genai_audit_writer``: the exporter and the gateway. INSERT on the tables records go
-  to, SELECT on ``schema_migrations`` (to check the schema is current) and
-  ``retention_policies`` (to stamp each record's retention) only. It cannot
-  read content, update, delete, alter or drop anything.
-* ``genai_audit_auditor``: SELECT on the views and audit tables, and column-level SELECT
-  on ``interactions`` *without* the ciphertext columns. It sees rows only through a row
-  policy: ``genai_audit_auditor_<tenant>`` (one tenant) or ``genai_audit_auditor_all``.
+  to (``interactions``, ``ledger_checkpoints``), SELECT on ``schema_migrations`` (to check
+  the schema is current) and ``retention_policies`` (to stamp each record's retention), and
+  SELECT on the three ``interactions`` columns a replayed batch is checked against (id,
+  tenant, time). It cannot read content, update, delete, alter or drop anything.
+* ``genai_audit_auditor``: SELECT on the views and audit tables (the signed checkpoints
+  included), and column-level SELECT on ``interactions`` *without* the ciphertext columns.
+  It sees rows only through a row policy: ``genai_audit_auditor_<tenant>`` (one tenant) or
+  ``genai_audit_auditor_all``.
+* ``genai_audit_verifier``: runs ``verify`` and ``prove``: SELECT on ``interactions`` (all
+  columns: a leaf covers the ciphertext, which it hashes and cannot decrypt, keys living
+  outside ClickHouse) and on the ledger and audit tables, every tenant's rows. Nothing else.
 * ``genai_audit_admin``: runs ``init`` (migrations), ``erase``, ``show`` and reports. It can
   create tables and views and insert, but has no ALTER UPDATE/DELETE, TRUNCATE or DROP
   TABLE: the trail stays append-only even for its administrators.
@@ -23,21 +28,27 @@ from collections.abc import Iterable
 
 from genai_audit.clickhouse.dsn import validate_identifier
 from genai_audit.clickhouse.errors import ConfigError
+from genai_audit.clickhouse.ledger.leaf import INTERACTIONS
 from genai_audit.clickhouse.writer import COLUMNS
 
 WRITER, AUDITOR, ADMIN = "genai_audit_writer", "genai_audit_auditor", "genai_audit_admin"
+VERIFIER = "genai_audit_verifier"
 AUDITOR_ALL = "genai_audit_auditor_all"
 
-# What the pipeline inserts into: the records and the ledger's signed checkpoints over them.
+# What the pipeline inserts into: records and the ledger's signed checkpoints.
 WRITER_INSERT_TABLES = ("interactions", "ledger_checkpoints")
 WRITER_SELECT_TABLES = ("schema_migrations", "retention_policies")  # schema check, policies
+WRITER_REPLAY_COLUMNS = ("id", "tenant_id", "event_timestamp")  # exporter/dedup.py
 CONTENT_COLUMNS = ("full_prompt_text", "full_response_text", "response_preview")
-METADATA_COLUMNS = (*(c for c in COLUMNS if c not in CONTENT_COLUMNS), "ingested_at")
+METADATA_COLUMNS = (*(c for c in COLUMNS if c not in CONTENT_COLUMNS), "ingested_at",
+                    *INTERACTIONS.ledger_columns)
 AUDITOR_VIEWS = ("llm_interaction_audit", "audit_daily_activity", "audit_pii_interactions",
                  "audit_cost_monthly", "audit_control_failures", "audit_phi_interactions")
 AUDITOR_TABLES = ("subject_erasures", "access_log", "schema_migrations", "retention_policies",
-                  "legal_holds", "archive_runs")
-TENANT_TABLES = ("interactions", "subject_erasures", "access_log", "legal_holds")  # row policies
+                  "legal_holds", "archive_runs", "ledger_checkpoints")
+VERIFIER_TABLES = ("interactions", "ledger_checkpoints", "subject_erasures", "access_log")
+TENANT_TABLES = ("interactions", "subject_erasures", "access_log", "legal_holds",
+                 "ledger_checkpoints")  # row policies
 ADMIN_PRIVILEGES = ("SELECT", "INSERT", "SHOW TABLES", "CREATE TABLE", "CREATE VIEW",
                     "DROP VIEW", "ALTER ADD COLUMN", "ALTER MODIFY COLUMN", "ALTER ADD INDEX",
                     "ALTER ADD PROJECTION", "ALTER MODIFY SETTING")
@@ -69,17 +80,22 @@ def rbac_statements(database: str, tenants: Iterable[str] = ()) -> list[str]:
     """The statements, in order. Without tenants: one cross-tenant auditor role."""
     db = quote_identifier(validate_identifier(database))
     tenant_list = [validate_tenant(t) for t in dict.fromkeys(tenants)]
-    out = [f"CREATE ROLE IF NOT EXISTS {quote_identifier(r)}" for r in (WRITER, AUDITOR, ADMIN)]
+    out = [f"CREATE ROLE IF NOT EXISTS {quote_identifier(r)}"
+           for r in (WRITER, AUDITOR, VERIFIER, ADMIN)]
     out += [f"GRANT INSERT ON {db}.{quote_identifier(t)} TO {WRITER}"
             for t in WRITER_INSERT_TABLES]
     out += [f"GRANT SELECT ON {db}.{quote_identifier(t)} TO {WRITER}"
             for t in WRITER_SELECT_TABLES]
+    replay = ", ".join(quote_identifier(c) for c in WRITER_REPLAY_COLUMNS)
+    out.append(f"GRANT SELECT({replay}) ON {db}.`interactions` TO {WRITER}")
+    out += [f"GRANT SELECT ON {db}.{quote_identifier(t)} TO {VERIFIER}"
+            for t in VERIFIER_TABLES]
     columns = ", ".join(quote_identifier(c) for c in METADATA_COLUMNS)
     out.append(f"GRANT SELECT({columns}) ON {db}.`interactions` TO {AUDITOR}")
     out += [f"GRANT SELECT ON {db}.{quote_identifier(t)} TO {AUDITOR}"
             for t in AUDITOR_VIEWS + AUDITOR_TABLES]
     out.append(f"GRANT {', '.join(ADMIN_PRIVILEGES)} ON {db}.* TO {ADMIN}")
-    readers: list[tuple[str, str]] = [(ADMIN, "1")]
+    readers: list[tuple[str, str]] = [(ADMIN, "1"), (VERIFIER, "1")]
     if tenant_list:
         for tenant in tenant_list:
             role = quote_identifier(tenant_role(tenant))
@@ -92,10 +108,15 @@ def rbac_statements(database: str, tenants: Iterable[str] = ()) -> list[str]:
         readers.append((AUDITOR_ALL, "1"))
     for table in TENANT_TABLES:
         for role, condition in readers:
-            policy = quote_identifier(f"{role}_rows")
-            out.append(f"CREATE ROW POLICY IF NOT EXISTS {policy} ON {db}.{quote_identifier(table)}"
-                       f" FOR SELECT USING {condition} TO {quote_identifier(role)}")
+            out.append(_row_policy(db, table, role, condition))
+    out.append(_row_policy(db, "interactions", WRITER, "1"))  # replay checks, 3 columns
     return out
+
+
+def _row_policy(db: str, table: str, role: str, condition: str) -> str:
+    policy = quote_identifier(f"{role}_rows")
+    return (f"CREATE ROW POLICY IF NOT EXISTS {policy} ON {db}.{quote_identifier(table)}"
+            f" FOR SELECT USING {condition} TO {quote_identifier(role)}")
 
 
 def format_rbac(database: str, tenants: Iterable[str] = ()) -> str:
@@ -104,6 +125,7 @@ def format_rbac(database: str, tenants: Iterable[str] = ()) -> str:
         f"-- genai-audit roles for database {database}: review, then apply as a ClickHouse",
         "-- administrator (clickhouse-client --multiquery < roles.sql).",
         f"-- Then: GRANT {WRITER} TO <exporter/gateway user>;",
+        f"--       GRANT {VERIFIER} TO <user running verify and prove>;",
         f"--       GRANT {tenant_role(tenant_list[0]) if tenant_list else AUDITOR_ALL}"
         " TO <auditor user>;",
         f"--       GRANT {ADMIN} TO <operator running init, erase, show>;",

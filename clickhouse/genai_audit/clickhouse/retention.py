@@ -164,5 +164,6 @@ def _describe_run(run: RunInfo | None, never: str) -> str:
         state = "ok" if run.ok else "FAILED"
         return f"{when}, {run.objects_written} objects, {run.rows} records written, {state}"
     if run.ok:
-        return f"{when}: manifest signature, object hashes and {run.rows} records OK"
+        return (f"{when}: manifest signature, object hashes and {run.rows} records OK, "
+                "each matched against the ledger's signed leaves")
     return f"{when}: FAILED: " + "; ".join(run.problems[:3])

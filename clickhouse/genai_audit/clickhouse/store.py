@@ -43,8 +43,9 @@ class Store:
         """Connect, creating the database if needed (tables come from ``migrate``)."""
         resolved, db = resolve_dsn(dsn), resolve_database(database)
         client = _connect(resolved)
-        try:
-            client.command(f"CREATE DATABASE IF NOT EXISTS `{db}`")  # db is a validated identifier
+        try:  # check first: a least-privilege writer may use the database, not create it
+            if not client.command(f"EXISTS DATABASE `{db}`"):  # db is a validated identifier
+                client.command(f"CREATE DATABASE IF NOT EXISTS `{db}`")
         except ClickHouseError as exc:
             raise _mapped(exc, f"cannot create database {db}") from exc
         client.database = db

@@ -36,7 +36,7 @@ class _Marker:
 
 
 def _core(store, keystore, tmp_path, *, mismatch="reject", spool_bytes=10**7):
-    settings = Settings.load({"max_retries": 0}, env={})
+    settings = Settings.load({"max_retries": 0, "ledger_checkpoint_seconds": 3600}, env={})
     exporter = ClickHouseSpanExporter(settings, store=store, skip_stored=True,
                                       spool=Spool(tmp_path / "spool", spool_bytes))
     metrics = Metrics()
@@ -135,7 +135,8 @@ def test_store_down_spools_then_drains_when_back(store, keystore, tmp_path, make
     assert outage.export(spans[3:]) is SpanExportResult.SUCCESS
     assert outage.stats["spooled"] == 5 and spool.stats().records == 5
     # The store is back (a process restarted against it): the spool drains first, once.
-    back = ClickHouseSpanExporter(Settings.load({}, env={}), store=store, spool=spool,
+    back = ClickHouseSpanExporter(Settings.load({"ledger_checkpoint_seconds": 3600}, env={}),
+                                  store=store, spool=spool,
                                   pipeline=default_pipeline(down, keystore))
     assert back.export([spans[0], make_span()]) is SpanExportResult.SUCCESS
     assert spool.stats().batches == 0

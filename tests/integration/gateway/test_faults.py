@@ -71,9 +71,18 @@ def test_mixed_good_and_bad_input(tmp_path, tokens_file, gateways, make_span):
             (gzip.compress(b"\0" * (2 * 1024 * 1024)), "application/x-protobuf",
              {"Content-Encoding": "gzip"}, 413)):
         assert post(gw, body_, ctype=ctype, headers=extra)[0] == code, (ctype, extra)
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+    with grpc.insecure_channel(gw.grpc) as channel:  # gRPC: refused and counted alike
+        with pytest.raises(grpc.RpcError) as rpc:
+            trace_service_pb2_grpc.TraceServiceStub(channel).Export(
+                encode_spans([make_span(gen_ai__input__messages="z" * 1_500_000)]),
+                timeout=30, metadata=(("authorization", AUTH["Authorization"]),))
+    assert rpc.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "above the limit" in (rpc.value.details() or "")
     metrics = gw.metrics()
     assert metrics['rejected_spans_total{reason="malformed"}'] == 3
-    assert metrics['rejected_spans_total{reason="too_large"}'] == 2
+    assert metrics['rejected_spans_total{reason="too_large"}'] == 3
     assert metrics["invalid_utf8_requests_total"] == 1
     assert metrics["unknown_field_requests_total"] == 1
     assert metrics["truncated_spans_total"] == 1

@@ -165,3 +165,16 @@ def test_verify_command(audit_store, store_dsn, keystore, tmp_path):
     assert main(["verify", "--dsn", store_dsn, "--database", audit_store.database,
                  "--tenant", "acme", "--from", "2024-03-01", "--to", "2024-04-30",
                  "--pubkey", str(pub), "--strict"]) == 0
+
+
+def test_pseudonymization_failure_is_a_control_failure(store, keystore):
+    from ledger_helpers import ledgered_writer, make_record
+
+    from genai_audit.processor.record import Flag
+    writer = ledgered_writer(store, keystore)
+    writer.write([make_record(0, flags={Flag.PSEUDONYMIZATION_FAILED, Flag.CONTENT_WITHHELD}),
+                  make_record(1)])
+    writer.ledger.close()
+    rows = store.rows("SELECT failure, count() FROM audit_control_failures GROUP BY failure "
+                      "ORDER BY failure")
+    assert rows == [("content_withheld", 1), ("pseudonymization_failed", 1)]

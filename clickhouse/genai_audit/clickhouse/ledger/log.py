@@ -28,6 +28,7 @@ it added (so ``verify`` can name a changed record, not just a changed range).
 from __future__ import annotations
 
 import logging
+import operator
 import secrets
 import threading
 import time
@@ -141,7 +142,7 @@ class Ledger:
         self._open: dict[str, _Log] = {}  # by tenant: the log new rows go to
         self._assign_lock = threading.Lock()
         self._commit_lock = threading.Lock()
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen: OrderedDict[uuid.UUID, None] = OrderedDict()
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
         self.stats = {"checkpoints": 0, "checkpoint_failures": 0}
@@ -167,7 +168,7 @@ class Ledger:
         placed: list[tuple[str, int]] = []
         with self._assign_lock:
             if self._seen:
-                rows = [r for r in rows if str(r[self._id_idx]) not in self._seen]
+                rows = [r for r in rows if _as_uuid(r[self._id_idx]) not in self._seen]
             for row in rows:
                 log = self._log_for(str(row[self._tenant_idx]))
                 placed.append((log.log_id, log.next_index))
@@ -180,15 +181,17 @@ class Ledger:
         direct_idx = self._value_idx[:n_direct]
         content_idx = self._value_idx[n_direct:]
         id_idx, decimal_idx, ts_idx = self._id_idx, self._decimal_idx, self._expiry_idx
+        direct = operator.itemgetter(*direct_idx)
+        content = operator.itemgetter(*content_idx) if content_idx else None
         out, entries = [], []
         for row, (log_id, index) in zip(rows, placed, strict=True):
             values = list(row)
             for i in decimal_idx:
                 values[i] = quantize_decimal(values[i])
-            covered = [values[i] for i in direct_idx]
+            covered: list[Any] = list(direct(values))
             extra: tuple[Any, ...] = ()
-            if digest is not None:
-                extra = (content_digest([values[i] for i in content_idx]),)
+            if content is not None:
+                extra = (content_digest(content(values)),)
                 covered.insert(digest_at, extra[0])
             leaf = sha256(b"\x00" + encode(log_id, index, covered)).digest()
             values += (*extra, log_id, index, version, leaf)
@@ -196,8 +199,7 @@ class Ledger:
             record_id = values[id_idx]
             expires = 0 if ts_idx is None else (
                 int(values[ts_idx[0]].timestamp()) + int(values[ts_idx[1]]) * 86_400)
-            entries.append(Entry(log_id, index, leaf, record_id if record_id.__class__ is
-                                 uuid.UUID else uuid.UUID(str(record_id)), expires))
+            entries.append(Entry(log_id, index, leaf, _as_uuid(record_id), expires))
         token = sha256(b"".join(e.leaf for e in entries)).hexdigest()
         return PreparedBatch(self.schema.table, (*self._columns, *schema.ledger_columns), out,
                              token, tuple(entries))
@@ -217,7 +219,7 @@ class Ledger:
         """The batch landed: its leaves may now be covered by a checkpoint."""
         with self._assign_lock:
             for e in batch.entries:
-                self._seen[str(e.record_id)] = None
+                self._seen[e.record_id] = None
             while len(self._seen) > SEEN_IDS:
                 self._seen.popitem(last=False)
         with self._commit_lock:
@@ -298,6 +300,10 @@ class Ledger:
             log.last_checkpoint = now
         self.stats["checkpoints"] += len(signed)
         return len(signed)
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    return value if value.__class__ is uuid.UUID else uuid.UUID(str(value))
 
 
 @dataclass(frozen=True)

@@ -169,6 +169,23 @@ class Verifier:
         if chunk:
             self._check_chunk(chunk, counts, cps, anchored, strict, result)
 
+    # -- the signed history alone (for copies of the rows: archive verify) -------------
+    def signed_checkpoints(self, logs: Sequence[str],
+                           result: VerifyResult) -> dict[str, list[_Cp]]:
+        """Each log's checkpoints whose signed note verifies, ascending, each checked for
+        consistency with the one before it; every bad one becomes a finding in ``result``."""
+        return self._checkpoints(list(logs), result)
+
+    def signed_leaves(self, log_id: str, cps: Sequence[_Cp],
+                      result: VerifyResult) -> list[bytes]:
+        """The leaves the checkpoints ``cps`` (from ``signed_checkpoints``) signed, position
+        by position. Each checkpoint's list of added leaves must reproduce its signed root;
+        the answer stops before the first one that does not (a finding in ``result``), so
+        every leaf returned is authenticated."""
+        leaves, _ = _Diagnosis(self, log_id, list(cps), [], False, result)._authenticated(
+            {}, details=False)
+        return leaves
+
     def total_records(self, tenant: str | None = None) -> int:
         """Rows in every checked table (for a progress bar)."""
         where, params = ("WHERE tenant_id = {t:String}", {"t": tenant}) if tenant else ("", {})
@@ -434,18 +451,21 @@ class _Diagnosis:
                             id=f"`{self.v.schema.id_column}`", table=self.v.schema.table),
                     {"log": self.log_id})]
 
-    def _authenticated(self, by_pos: dict[int, list[_Row]]) -> tuple[list[bytes], list[str]]:
-        """The leaves every valid checkpoint signed, position by position."""
+    def _authenticated(self, by_pos: dict[int, list[_Row]], details: bool = True
+                       ) -> tuple[list[bytes], list[str]]:
+        """The leaves every valid checkpoint signed, position by position. ``details``:
+        also the record ids and expiry times stored with them (ids empty without)."""
         valid = {cp.size: cp.root for cp in self.cps}
         auth: list[bytes] = []
         ids: list[str] = []
         compact: list[bytes] = []
         pending: list[bytes] = []
         pending_ids: list[str] = []
-        for size, prev, leaves_hex, ids_hex, exp_hex in self.v.store.rows(
-                "SELECT tree_size, prev_size, hex(leaf_hashes), "
-                "hex(record_ids), hex(record_expires) FROM ledger_checkpoints "
-                "WHERE log_id = {log:String} ORDER BY tree_size", {"log": self.log_id}):
+        for size, prev, leaves_hex, ids_hex, exp_hex in self.v.store.rows(compose(
+                "SELECT tree_size, prev_size, hex(leaf_hashes), <details> "
+                "FROM ledger_checkpoints WHERE log_id = {log:String} ORDER BY tree_size",
+                details="hex(record_ids), hex(record_expires)" if details else "'', ''"),
+                {"log": self.log_id}):
             size, prev = int(size), int(prev)
             blob = bytes.fromhex(leaves_hex)
             leaves = [blob[i:i + 32] for i in range(0, len(blob), 32)]

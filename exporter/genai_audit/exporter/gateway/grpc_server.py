@@ -9,7 +9,10 @@ opaque INTERNAL. Status codes follow the OTLP specification:
 * UNAVAILABLE + ``google.rpc.RetryInfo``: neither store nor spool can take the batch now;
   retryable, so the collector's persistent queue keeps it;
 * OK with ``partial_success``: some spans rejected (tenant mismatch, invalid ids...).
-* RESOURCE_EXHAUSTED: message above the size limit (enforced by grpcio itself).
+* RESOURCE_EXHAUSTED: message above the size limit, counted as ``too_large`` like HTTP's
+  413. grpcio's own receive cap sits at ``_HARD_CAP_FACTOR`` times the limit (the bound
+  on what is read only to be refused, as HTTP's discard bound); beyond it grpcio refuses
+  the message before any handler runs, uncounted.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from genai_audit.exporter.gateway.core import (
 from genai_audit.exporter.gateway.decode import encode_response
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+_HARD_CAP_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -58,12 +62,18 @@ def _unavailable(exc: Unavailable) -> _RichStatus:
 
 
 class TraceExportHandler:
-    def __init__(self, core: GatewayCore) -> None:
+    def __init__(self, core: GatewayCore, max_message_bytes: int) -> None:
         self.core = core
+        self.max_message_bytes = max_message_bytes
 
     def export(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         done = timed(self.core.metrics)
         try:
+            if len(request) > self.max_message_bytes:
+                self.core.metrics.reject("too_large")
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"message of {len(request)} bytes is above the limit of "
+                              f"{self.max_message_bytes} bytes; send smaller batches")
             metadata = {k.lower(): v for k, v in context.invocation_metadata()}
             authorization = metadata.get("authorization")
             principal = self.core.authenticate(
@@ -119,14 +129,15 @@ def start_grpc(core: GatewayCore, endpoint: str, *, max_message_bytes: int,
                ) -> GrpcListener:
     """Bind and start; ``tls`` is (key PEM, certificate chain PEM)."""
     options: list[tuple[str, Any]] = [
-        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", _HARD_CAP_FACTOR * max_message_bytes),
         ("grpc.max_send_message_length", 4 * 1024 * 1024),
         ("grpc.so_reuseport", 1 if reuse_port else 0),
     ]
     server = grpc.server(ThreadPoolExecutor(max_workers=threads,
                                             thread_name_prefix="genai-audit-grpc"),
                          options=options)
-    server.add_generic_rpc_handlers((TraceExportHandler(core).generic_handler(),))
+    server.add_generic_rpc_handlers(
+        (TraceExportHandler(core, max_message_bytes).generic_handler(),))
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if tls is not None:
