@@ -42,7 +42,9 @@ def test_roles_are_least_privilege():
     whole = [s for s in statements if s.startswith("GRANT SELECT ON `audit`.`interactions`")]
     assert whole == ["GRANT SELECT ON `audit`.`interactions` TO genai_audit_verifier"]
     verifier = [s for s in statements if s.startswith("GRANT") and "verifier" in s]
-    assert all(s.startswith("GRANT SELECT ON") for s in verifier) and len(verifier) == 4
+    assert sorted(s.split(" ON ")[0] for s in verifier) == ["GRANT INSERT", "GRANT READ",
+                                                             "GRANT READ"] + ["GRANT SELECT"] * 5
+    assert "GRANT INSERT ON `audit`.`archive_runs` TO genai_audit_verifier" in verifier
     admin = next(s for s in statements if s.endswith("TO genai_audit_admin"))
     for forbidden in ("ALTER UPDATE", "ALTER DELETE", "TRUNCATE", "DROP TABLE", "ALL"):
         assert forbidden not in admin

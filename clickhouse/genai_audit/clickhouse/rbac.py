@@ -9,9 +9,11 @@
   included), and column-level SELECT on ``interactions`` *without* the ciphertext columns.
   It sees rows only through a row policy: ``genai_audit_auditor_<tenant>`` (one tenant) or
   ``genai_audit_auditor_all``.
-* ``genai_audit_verifier``: runs ``verify`` and ``prove``: SELECT on ``interactions`` (all
-  columns: a leaf covers the ciphertext, which it hashes and cannot decrypt, keys living
-  outside ClickHouse) and on the ledger and audit tables, every tenant's rows. Nothing else.
+* ``genai_audit_verifier``: runs ``verify``, ``prove`` and ``archive verify``: SELECT on
+  ``interactions`` (all columns: a leaf covers the ciphertext, which it hashes and cannot
+  decrypt, keys living outside ClickHouse) and on the ledger and audit tables, every
+  tenant's rows; READ on the S3 and FILE sources (archived Parquet); INSERT on
+  ``archive_runs`` (a verification is recorded). Nothing else.
 * ``genai_audit_admin``: runs ``init`` (migrations), ``erase``, ``show`` and reports. It can
   create tables and views and insert, but has no ALTER UPDATE/DELETE, TRUNCATE or DROP
   TABLE: the trail stays append-only even for its administrators.
@@ -46,7 +48,8 @@ AUDITOR_VIEWS = ("llm_interaction_audit", "audit_daily_activity", "audit_pii_int
                  "audit_cost_monthly", "audit_control_failures", "audit_phi_interactions")
 AUDITOR_TABLES = ("subject_erasures", "access_log", "schema_migrations", "retention_policies",
                   "legal_holds", "archive_runs", "ledger_checkpoints")
-VERIFIER_TABLES = ("interactions", "ledger_checkpoints", "subject_erasures", "access_log")
+VERIFIER_TABLES = ("interactions", "ledger_checkpoints", "subject_erasures", "access_log",
+                   "archive_runs")
 TENANT_TABLES = ("interactions", "subject_erasures", "access_log", "legal_holds",
                  "ledger_checkpoints")  # row policies
 ADMIN_PRIVILEGES = ("SELECT", "INSERT", "SHOW TABLES", "CREATE TABLE", "CREATE VIEW",
@@ -90,6 +93,9 @@ def rbac_statements(database: str, tenants: Iterable[str] = ()) -> list[str]:
     out.append(f"GRANT SELECT({replay}) ON {db}.`interactions` TO {WRITER}")
     out += [f"GRANT SELECT ON {db}.{quote_identifier(t)} TO {VERIFIER}"
             for t in VERIFIER_TABLES]
+    out.append(f"GRANT INSERT ON {db}.`archive_runs` TO {VERIFIER}")  # verify runs recorded
+    out.append(f"GRANT READ ON S3 TO {VERIFIER}")  # archived Parquet (ClickHouse 25.x+ sources)
+    out.append(f"GRANT READ ON FILE TO {VERIFIER}")
     columns = ", ".join(quote_identifier(c) for c in METADATA_COLUMNS)
     out.append(f"GRANT SELECT({columns}) ON {db}.`interactions` TO {AUDITOR}")
     out += [f"GRANT SELECT ON {db}.{quote_identifier(t)} TO {AUDITOR}"
