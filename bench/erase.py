@@ -5,12 +5,16 @@
    as many records of other subjects. The target is flat and under 100 ms; the seed
    article's UPDATE-based erasure is quoted at 2 s per 1000 records. Each size is repeated
    with fresh subjects; the ratio is to the smallest size (flatness).
-2. Ingest records/s of the span -> row path (``ClickHouseSpanExporter.export``) with the
+2. The ledger's share of an erasure: writing one tombstone through a one-command ledger
+   session (position, leaf hash, insert, checkpoint signed and stored) against a bare insert
+   of the same row, interleaved.
+3. Ingest records/s of the span -> row path (``ClickHouseSpanExporter.export``) with the
    default pipeline against the same pipeline without ``EncryptionStage``, interleaved
    batch by batch so machine noise hits both alike. Target ratio >= 0.7.
 
     python bench/erase.py [--sizes 1000,100000,1000000] [--repeats 3]
                           [--records 10000] [--batch 512] [--ingest-repeats 5]
+                          [--tombstones 30]
 """
 
 from __future__ import annotations
@@ -18,13 +22,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import fresh_database, genai_spans, median, ratio_line, scratch_dir, scratch_dsn
 
-from genai_audit.clickhouse.erasure import ErasureStatus, erase_subject
+from genai_audit.clickhouse.erasure import TOMBSTONE_COLUMNS, ErasureStatus, erase_subject
+from genai_audit.clickhouse.ledger.leaf import SUBJECT_ERASURES
+from genai_audit.clickhouse.ledger.session import append, current_user, ledger_session
 from genai_audit.clickhouse.migrate import migrate
 from genai_audit.clickhouse.store import Store
 from genai_audit.config import Settings
@@ -82,6 +90,32 @@ def erase_latency(dsn: str, sizes: list[int], repeats: int) -> dict[int, float]:
     return results
 
 
+def tombstone_cost(dsn: str, repeats: int) -> tuple[float, float]:
+    """Median ms to write one tombstone through the ledger, and as a bare insert."""
+    keys = LocalKeyStore(scratch_dir("bench-tombstone-keys-"))
+    store = Store.open(dsn, fresh_database())
+    migrate(store)
+
+    def row() -> list[object]:
+        return [uuid.uuid4(), datetime.now(UTC), "bench-tenant", "p" * 64, "k", "req", 1000,
+                "bench", "objection", "bench", current_user(store)]
+
+    ledgered, bare = [], []
+    for i in range(repeats):
+        for kind in (("ledger", "bare") if i % 2 else ("bare", "ledger")):
+            started = time.perf_counter()
+            if kind == "ledger":
+                with ledger_session(store, keys, SUBJECT_ERASURES, TOMBSTONE_COLUMNS) as lg:
+                    append(store, lg, [row()])
+                ledgered.append((time.perf_counter() - started) * 1000)
+            else:
+                store.insert("subject_erasures", [row()], TOMBSTONE_COLUMNS)
+                bare.append((time.perf_counter() - started) * 1000)
+    assert store.scalar("SELECT count() FROM ledger_checkpoints") == repeats
+    store.command(f"DROP DATABASE `{store.database}`")
+    return median(ledgered), median(bare)
+
+
 def ingest_ratio(dsn: str, records: int, batch: int, repeats: int) -> tuple[float, float]:
     keys = LocalKeyStore(scratch_dir("bench-ingest-keys-"))
     settings = Settings.load(env={})
@@ -121,6 +155,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--ingest-repeats", type=int, default=5)
+    parser.add_argument("--tombstones", type=int, default=30)
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     dsn = scratch_dsn()
@@ -135,6 +170,12 @@ def main() -> None:
                          f"erase {sizes[0]:,} records", smallest, latency[size] / smallest,
                          "~1.0 (flat), each < 100 ms")
               + f" | article's UPDATE: ~{article:,.0f} ms, {article / latency[size]:,.0f}x slower")
+
+    print(f"tombstone write, {args.tombstones} of each, interleaved (medians)")
+    ledgered, bare = tombstone_cost(dsn, args.tombstones)
+    print(ratio_line("tombstone through the ledger (checkpoint signed)", ledgered, "ms",
+                     "bare insert", bare, ledgered / bare, "adds well under the 100 ms budget")
+          + f" | the ledger adds {ledgered - bare:.1f} ms per erasure")
 
     print(f"ingest, records={args.records} batch={args.batch} repeats={args.ingest_repeats} "
           "(medians)")

@@ -25,7 +25,9 @@ def format_result(result: ErasureResult) -> str:
         return (f"erased: tenant {result.tenant_id}, pseudonym {result.user_key}: "
                 f"{result.records_affected} record(s) now read as erased; metadata kept\n"
                 f"erasure {result.erasure_id}, request {result.request_id}, "
-                f"at {result.erased_at}")
+                f"at {result.erased_at}\n"
+                "the tombstone is signed into the tamper-evident ledger; its receipt: "
+                f"genai-audit prove --table subject_erasures --id {result.erasure_id}")
     if result.status is ErasureStatus.ALREADY_ERASED:
         return (f"already erased: tenant {result.tenant_id}, at {result.erased_at} "
                 f"(erasure {result.erasure_id}, request {result.request_id}, "
@@ -64,10 +66,12 @@ def command(ctx: click.Context, tenant: str, user: str, reason: str, request_id:
     """Erase one data subject (GDPR Art. 17) by destroying their keys.
 
     Deletes the subject's data key and pseudonym mapping from the keystore and appends a
-    tombstone to subject_erasures. Audit rows are never updated or deleted: their content
-    stays as ciphertext nobody can open (it reads as [DATA ERASED PER GDPR ARTICLE 17]),
-    their metadata (tokens, cost, tool, time) stays, so reports still add up and the
-    ledger still verifies.
+    tombstone to subject_erasures, signed into the tamper-evident ledger before the key is
+    destroyed (`genai-audit prove --table subject_erasures --id ERASURE_ID` gives its
+    receipt; `genai-audit verify` names a tombstone deleted, edited or forged). Audit
+    rows are never updated or deleted: their content stays as ciphertext nobody can open
+    (it reads as [DATA ERASED PER GDPR ARTICLE 17]), their metadata (tokens, cost, tool,
+    time) stays, so reports still add up and the ledger still verifies.
 
     Idempotent: a second run reports "already erased" (exit 0). A user id the tenant has
     never seen is reported as unknown (exit 1), never as success.

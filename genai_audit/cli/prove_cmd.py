@@ -9,17 +9,22 @@ import click
 
 from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_store, store_options
 from genai_audit.cli.ledger_keys import public_key
+from genai_audit.clickhouse.ledger.leaf import SCHEMAS
 from genai_audit.clickhouse.ledger.proof import ProofError, build_proof, dumps
 from genai_audit.config import Settings
 
 
 @click.command("prove")
-@click.option("--id", "record_id", required=True, help="The record's id (UUID).")
+@click.option("--id", "record_id", required=True,
+              help="The record's id (UUID): interactions.id, subject_erasures.erasure_id or "
+                   "access_log.access_id.")
+@click.option("--table", type=click.Choice(list(SCHEMAS)), default="interactions",
+              show_default=True, help="The ledgered table the record is in.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Write the proof here [default: stdout].")
 @store_options
 @click.pass_context
-def command(ctx: click.Context, record_id: str, output: str | None,
+def command(ctx: click.Context, record_id: str, table: str, output: str | None,
             settings: Settings) -> None:
     """Write an inclusion proof for one record: its leaf, audit path and signed checkpoint.
 
@@ -27,9 +32,13 @@ def command(ctx: click.Context, record_id: str, output: str | None,
     `genai-audit verify-proof` (or by hand: docs/ledger.md). Exit 1 if the record no longer
     matches what was signed, or is not covered by a checkpoint yet.
 
+    A proof of an erasure tombstone is the data subject's (or the DPO's) signed receipt that
+    the erasure is on record; a proof of an access-log row shows a disclosure was logged.
+
     \b
     Examples:
       genai-audit prove --id 3f2b...-... -o proof.json
+      genai-audit prove --table subject_erasures --id 9c41...-... -o erasure-receipt.json
       genai-audit checkpoint pubkey -o ledger.pub
       genai-audit verify-proof proof.json --pubkey ledger.pub
     """
@@ -40,7 +49,7 @@ def command(ctx: click.Context, record_id: str, output: str | None,
     _, key = public_key(settings, None)
     store = open_store(settings)
     try:
-        doc = build_proof(store, record_id, key)
+        doc = build_proof(store, record_id, key, SCHEMAS[table])
     except ProofError as exc:
         click.echo(f"genai-audit: cannot prove: {exc}", err=True)
         ctx.exit(EXIT_PROBLEM)

@@ -14,6 +14,7 @@ from genai_audit.cli.archive_cmd import check_archive
 from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_store, store_options
 from genai_audit.cli.ledger_keys import public_key
 from genai_audit.clickhouse.ledger.export import read_anchors
+from genai_audit.clickhouse.ledger.leaf import SCHEMAS
 from genai_audit.clickhouse.ledger.verify import Finding, Verifier, VerifyResult
 from genai_audit.config import Settings
 
@@ -23,7 +24,8 @@ MAX_LISTED = 200
 def format_finding(f: Finding) -> str:
     where = f"position {f.position}" if f.position is not None else "-"
     record = f"record {f.record_id}" if f.record_id else "record ?"
-    return f"{f.kind.upper():<10} {f.log_id or '(no log)'}  {where}  {record}: {f.detail}"
+    return (f"{f.kind.upper():<10} {f.table or '?'}  {f.log_id or '(no log)'}  {where}  "
+            f"{record}: {f.detail}")
 
 
 def format_result(result: VerifyResult, seconds: float) -> str:
@@ -31,6 +33,8 @@ def format_result(result: VerifyResult, seconds: float) -> str:
     lines = [f"{'TAMPERED' if result.findings else 'INTACT'}: {result.records:,} records in "
              f"{result.logs:,} logs, {result.checkpoints:,} checkpoints checked in "
              f"{seconds:.2f}s{rate}"]
+    lines += [f"  {table:<17} {n.records:>12,} records {n.logs:>8,} logs "
+              f"{n.checkpoints:>9,} checkpoints" for table, n in result.tables.items()]
     for f in result.findings[:MAX_LISTED]:
         lines.append(format_finding(f))
     if len(result.findings) > MAX_LISTED:
@@ -42,10 +46,13 @@ def format_result(result: VerifyResult, seconds: float) -> str:
 
 def format_json(result: VerifyResult, seconds: float) -> str:
     def as_dict(f: Finding) -> dict[str, object]:
-        return {"kind": f.kind, "log_id": f.log_id, "position": f.position,
+        return {"kind": f.kind, "table": f.table, "log_id": f.log_id, "position": f.position,
                 "record_id": f.record_id, "detail": f.detail}
     return json.dumps({"intact": result.ok, "records": result.records, "logs": result.logs,
                        "checkpoints": result.checkpoints, "seconds": round(seconds, 3),
+                       "tables": {t: {"records": n.records, "logs": n.logs,
+                                      "checkpoints": n.checkpoints}
+                                  for t, n in result.tables.items()},
                        "findings": [as_dict(f) for f in result.findings],
                        "warnings": [as_dict(w) for w in result.warnings]}, indent=2)
 
@@ -56,8 +63,11 @@ def _utc(value: datetime | None) -> datetime | None:
 
 @click.command("verify")
 @click.option("--tenant", help="Only the logs of this tenant.")
+@click.option("--table", "tables", multiple=True, type=click.Choice(list(SCHEMAS)),
+              help="Only this ledgered table (repeatable) [default: all of them].")
 @click.option("--from", "since", type=click.DateTime(), help="Only logs with records from "
-              "this time (UTC) on; each such log is verified whole.")
+              "this time (UTC) on (interactions by event time, erasures by erasure time, "
+              "access log by access time); each such log is verified whole.")
 @click.option("--to", "until", type=click.DateTime(), help="...and before this time (UTC).")
 @click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False, exists=True),
               help="Checkpoints exported earlier (genai-audit checkpoint export): the store "
@@ -75,14 +85,17 @@ def _utc(value: datetime | None) -> datetime | None:
                    "archived row's leaf against the ledger's signed checkpoints.")
 @store_options
 @click.pass_context
-def command(ctx: click.Context, tenant: str | None, since: datetime | None,
+def command(ctx: click.Context, tenant: str | None, tables: tuple[str, ...],
+            since: datetime | None,
             until: datetime | None, checkpoint_file: str | None, pubkey: str | None,
             strict: bool, fmt: str, archive_url: str | None, settings: Settings) -> None:
     """Check the tamper-evident ledger: every record against the signed checkpoints.
 
-    Recomputes each record's leaf hash from its stored columns (in ClickHouse) and each
-    log's Merkle root, and checks them against the Ed25519-signed checkpoints. Exit 0 when
-    intact; exit 1 listing each bad record (log, position, id) and what happened to it:
+    Covers every ledgered table: interactions, subject_erasures (GDPR erasure tombstones)
+    and access_log (disclosures). Recomputes each record's leaf hash from its stored
+    columns (in ClickHouse) and each log's Merkle root, and checks them against the
+    Ed25519-signed checkpoints. Exit 0 when intact; exit 1 listing each bad record
+    (table, log, position, id) and what happened to it:
     modified, deleted, inserted, reordered, truncated, or a checkpoint altered; exit 2 on
     errors. See docs/ledger.md for what this does and does not prove.
 
@@ -90,6 +103,7 @@ def command(ctx: click.Context, tenant: str | None, since: datetime | None,
     Examples:
       genai-audit verify
       genai-audit verify --tenant acme --from 2026-01-01 --to 2026-04-01
+      genai-audit verify --table subject_erasures --table access_log --strict
       genai-audit verify --checkpoint anchors.json --pubkey ledger.pub --strict
       genai-audit verify --archive s3://audit-archive/prod
     """
@@ -105,11 +119,12 @@ def command(ctx: click.Context, tenant: str | None, since: datetime | None,
         except (OSError, ValueError) as exc:
             raise CommandError(f"{checkpoint_file}: {exc}") from None
     store = open_store(settings)
-    total = Verifier(store, key, key_name).total_records(tenant)
+    schemas = [SCHEMAS[t] for t in (tables or SCHEMAS)]
+    total = Verifier(store, key, key_name, schemas).total_records(tenant)
     started = time.monotonic()
     with click.progressbar(length=max(total, 1), label="verifying", file=sys.stderr,
                            show_pos=True) as bar:
-        verifier = Verifier(store, key, key_name, progress=bar.update)
+        verifier = Verifier(store, key, key_name, schemas, progress=bar.update)
         result = verifier.run(tenant=tenant, since=_utc(since), until=_utc(until),
                               anchors=anchors, strict=strict)
     seconds = time.monotonic() - started

@@ -3,13 +3,19 @@ and the leaf covers every stored column but the documented exceptions."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import pytest
-from ledger_helpers import ledgered_writer, make_record
+from ledger_helpers import BASE_TIME, ledgered_writer, make_record
 
+from genai_audit.clickhouse.disclosure import ACCESS_COLUMNS
+from genai_audit.clickhouse.erasure import TOMBSTONE_COLUMNS
 from genai_audit.clickhouse.ledger import leaf
+from genai_audit.clickhouse.ledger.log import Ledger
+from genai_audit.clickhouse.ledger.session import append
 from genai_audit.clickhouse.store import Store
 from genai_audit.keystore import LocalKeyStore
 from genai_audit.processor.record import ContentState, Flag
@@ -88,13 +94,17 @@ def test_compiled_encoder_matches_the_plain_definition(version: int) -> None:
                 == leaf.leaf_data_generic(leaf.INTERACTIONS, version, "l", 0, values))
 
 
-def test_every_stored_column_is_covered_or_explicitly_excluded(store: Store) -> None:
-    described = {name: ctype for name, ctype, *_ in store.rows("DESCRIBE TABLE interactions")}
-    covered = set(leaf.INTERACTIONS.written_columns())
-    outside = set(leaf.INTERACTIONS.ledger_columns) | leaf.INTERACTIONS.not_covered
+@pytest.mark.parametrize("schema", list(leaf.SCHEMAS.values()), ids=list(leaf.SCHEMAS))
+def test_every_stored_column_is_covered_or_explicitly_excluded(store: Store,
+                                                               schema: leaf.LeafSchema) -> None:
+    described = {name: ctype for name, ctype, *_ in store.rows(
+        leaf.compose("DESCRIBE TABLE <table>", table=schema.table))}
+    covered = set(schema.written_columns())
+    outside = set(schema.ledger_columns) | schema.not_covered
     assert set(described) == covered | outside, "add new columns to ledger/leaf.py"
-    kinds = {f.column: f.kind for version in leaf.INTERACTIONS.versions
-             for f in leaf.INTERACTIONS.fields(version)}
+    assert described[schema.id_column] == "UUID"
+    assert described[schema.time_column].startswith("DateTime64(6")
+    kinds = {f.column: f.kind for version in schema.versions for f in schema.fields(version)}
     for name, kind in kinds.items():  # the kind must fit the stored type
         ctype = described[name]
         ok = {
@@ -107,13 +117,80 @@ def test_every_stored_column_is_covered_or_explicitly_excluded(store: Store) -> 
             leaf.Kind.DECIMAL: ctype.startswith("Decimal") and ctype.endswith(", 9)"),
             leaf.Kind.DATETIME64: ctype.startswith("DateTime64(6"),
             leaf.Kind.STRING_ARRAY: ctype.startswith("Array(") and "String" in ctype,
+            leaf.Kind.UUID_ARRAY: ctype == "Array(UUID)",
             leaf.Kind.STRING_INT_MAP: ctype.startswith("Map("),
         }[kind]
         assert ok, f"{name}: kind {kind} does not fit {ctype}"
-    for name, width in leaf.INTERACTIONS.fixed_widths.items():  # SQL uses constant prefixes
+    for name, width in schema.fixed_widths.items():  # SQL uses constant prefixes
         assert described[name] == f"FixedString({width})"
-    for f in leaf.INTERACTIONS.fields():  # per-dictionary framing only where it applies
+    for f in schema.fields():  # per-dictionary framing only where it applies
         assert f.low_cardinality == described[f.column].startswith("LowCardinality("), f
+
+
+def _erasure(i: int, **over: Any) -> list[Any]:
+    row = dict(erasure_id=uuid.uuid4(), erased_at=BASE_TIME + timedelta(microseconds=i),
+               tenant_id="acme", gdpr_pseudonymized_user_key="p" * 64, content_key_id="k1",
+               request_id=f"DSR-{i}", records_affected=i, operator="dpo", reason="objection",
+               tool_version="1.0", db_user="default")
+    row.update(over)
+    return [row[c] for c in TOMBSTONE_COLUMNS]
+
+
+def _access(i: int, **over: Any) -> list[Any]:
+    row = dict(access_id=uuid.uuid4(), accessed_at=BASE_TIME + timedelta(microseconds=i),
+               tenant_id="acme", actor="dr.lee", purpose="treatment", channel="show",
+               record_ids=[uuid.uuid4()], user_keys=["p" * 64], records_disclosed=1,
+               records_erased=0, tool_version="1.0", db_user="default")
+    row.update(over)
+    return [row[c] for c in ACCESS_COLUMNS]
+
+
+NEW_TABLE_ROWS = {
+    "subject_erasures": (TOMBSTONE_COLUMNS, [
+        _erasure(0), _erasure(1, request_id="", operator="", content_key_id=""),
+        _erasure(2, records_affected=2**64 - 1,
+                 tenant_id="tenant with spaces/and+plus%", request_id="a:b,c#1/2"),
+        _erasure(3, erased_at=datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+                 db_user="naïve 😀", tool_version="")]),
+    "access_log": (ACCESS_COLUMNS, [
+        _access(0), _access(1, record_ids=[], user_keys=[], purpose="\u0000 nul, 12:34,,"),
+        _access(2, record_ids=[uuid.uuid4(), uuid.uuid4(), uuid.uuid4()],
+                user_keys=["", "b", "日本語"], actor="dr. O'Brien", records_disclosed=2**32 - 1),
+        _access(3, channel="report", purpose="x" * 500, records_erased=7)]),
+}
+
+
+@pytest.mark.parametrize("table", list(NEW_TABLE_ROWS))
+def test_python_and_sql_leaves_agree_on_the_other_tables(store: Store, keystore: LocalKeyStore,
+                                                        table: str) -> None:
+    schema = leaf.SCHEMAS[table]
+    columns, rows = NEW_TABLE_ROWS[table]
+    ledger = Ledger(store, keystore.signing_key(), schema=schema, row_columns=columns,
+                    checkpoint_seconds=0)
+    batch = append(store, ledger, rows)
+    expr = leaf.sql_leaf_hash(schema)
+    stored = store.rows(leaf.compose(
+        "SELECT log_id, log_index, hex(leaf_hash), hex(<leaf>), hex(<data>) FROM <table>",
+        leaf=expr, data=leaf.sql_leaf_data(schema, 1), table=table))
+    assert len(stored) == len(rows)
+    cols = list(batch.columns)
+    written = {(r[cols.index("log_id")], r[cols.index("log_index")]): r for r in batch.rows}
+    for log_id, index, stored_hash, recomputed, data in stored:
+        assert stored_hash == recomputed, (table, log_id, index)
+        row = written[(log_id, index)]
+        values = [row[cols.index(c)] for c in schema.columns()]
+        assert bytes.fromhex(data) == leaf.leaf_data(schema, 1, log_id, index, values)
+        assert bytes.fromhex(data) == leaf.leaf_data_generic(schema, 1, log_id, index, values)
+    assert len({h for _, _, h, _, _ in stored}) == len(rows)
+
+
+def test_uuids_encode_as_lowercase_text_however_they_are_given() -> None:
+    u = uuid.uuid4()
+    want = str(u).encode()
+    for given in (u, str(u), str(u).upper(), u.hex):
+        assert leaf.value_bytes(leaf.Kind.UUID, given) == want
+        assert leaf.value_bytes(leaf.Kind.UUID_ARRAY, [given, given]) == leaf.ns(want) * 2
+    assert leaf.value_bytes(leaf.Kind.UUID_ARRAY, []) == b""
 
 
 def test_leaf_binds_position_and_log() -> None:

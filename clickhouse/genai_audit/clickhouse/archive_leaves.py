@@ -109,7 +109,7 @@ class ArchivedLeafCheck:
                  key_name: str = notes.KEY_NAME, schema: LeafSchema = INTERACTIONS) -> None:
         self.store, self.public_key, self.key_name, self.schema = (
             store, public_key, key_name, schema)
-        self.verifier = Verifier(store, public_key, key_name, schema)
+        self.verifier = Verifier(store, public_key, key_name, [schema])
         self.leaves = 0  # archived rows whose leaf was recomputed and checked
         self._logs: dict[str, _SignedLog] = {}
         self._cps: dict[str, list[_Cp]] = {}  # valid checkpoints per log, ascending

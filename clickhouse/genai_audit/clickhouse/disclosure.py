@@ -5,7 +5,8 @@ report's content-including mode and (later) the gateway's API all call it. It re
 read without an actor and a purpose, decrypts in memory, appends one ``access_log`` row
 per tenant touched (who, when, why, which records and pseudonyms, through which channel)
 and only then returns the plaintext: if the disclosure cannot be logged, nothing is
-disclosed. ``access_log`` is append-only; each row has a stable ``access_id``.
+disclosed. ``access_log`` is append-only; each row has a stable ``access_id`` and is
+written through the tamper-evident ledger (signed before the plaintext is returned).
 """
 
 from __future__ import annotations
@@ -19,15 +20,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from genai_audit.clickhouse.erasure import ERASED_TEXT, is_erased, tool_version
+from genai_audit.clickhouse.ledger.leaf import ACCESS_LOG
+from genai_audit.clickhouse.ledger.log import Ledger
+from genai_audit.clickhouse.ledger.session import append, current_user, ledger_session
 from genai_audit.clickhouse.store import Store
 from genai_audit.keystore import KeyStore
 from genai_audit.processor.commitments import commit, commitment_key
 from genai_audit.processor.encryption import DecryptionError, open_sealed
 
-ACCESS_TABLE = "access_log"
 ACCESS_COLUMNS = ("access_id", "accessed_at", "tenant_id", "actor", "purpose", "channel",
                   "record_ids", "user_keys", "records_disclosed", "records_erased",
-                  "tool_version")
+                  "tool_version", "db_user")
 CHANNELS = ("show", "report", "api")
 MAX_ACTOR, MAX_PURPOSE = 128, 500
 
@@ -86,36 +89,41 @@ def validate_reader(actor: str | None, purpose: str | None, channel: str) -> tup
 
 
 def disclose(store: Store, keys: KeyStore, record_ids: Iterable[str], *, actor: str | None,
-             purpose: str | None, channel: str = "show") -> list[DisclosedRecord]:
+             purpose: str | None, channel: str = "show",
+             ledger: Ledger | None = None) -> list[DisclosedRecord]:
     """Decrypt the given records for ``actor`` and log the disclosure first.
 
-    Ids that match no record are simply absent from the result.
+    Ids that match no record are simply absent from the result. The disclosure is written
+    through ``ledger`` (a long-lived process's session over ``access_log``, left open) or,
+    by default, a session of its own, signed before this returns.
     """
     actor, purpose = validate_reader(actor, purpose, channel)
     ids = [str(uuid.UUID(str(i))) for i in dict.fromkeys(record_ids)]
     if not ids:
         return []
     records = [_read(store, keys, row) for row in store.rows(_SELECT, {"ids": ids})]
-    log_access(store, records, actor=actor, purpose=purpose, channel=channel)
+    with ledger_session(store, keys, ACCESS_LOG, ACCESS_COLUMNS, ledger) as lg:
+        log_access(store, lg, records, actor=actor, purpose=purpose, channel=channel)
     return records
 
 
-def log_access(store: Store, records: Sequence[DisclosedRecord], *, actor: str, purpose: str,
-               channel: str) -> list[str]:
-    """Append one ``access_log`` row per tenant; return the access ids."""
+def log_access(store: Store, ledger: Ledger, records: Sequence[DisclosedRecord], *,
+               actor: str, purpose: str, channel: str) -> list[str]:
+    """Append one ``access_log`` row per tenant through ``ledger``; return the access ids."""
     by_tenant: dict[str, list[DisclosedRecord]] = defaultdict(list)
     for record in records:
         by_tenant[record.tenant_id].append(record)
     now = datetime.now(UTC)
+    db_user = current_user(store) if by_tenant else ""
     rows: list[list[Any]] = []
     for tenant, group in sorted(by_tenant.items()):
         rows.append([
             uuid.uuid4(), now, tenant, actor, purpose, channel,
             [uuid.UUID(r.id) for r in group], sorted({r.user_key for r in group}),
             sum(r.state is ReadState.DISCLOSED for r in group),
-            sum(r.state is ReadState.ERASED for r in group), tool_version()])
+            sum(r.state is ReadState.ERASED for r in group), tool_version(), db_user])
     if rows:
-        store.insert(ACCESS_TABLE, rows, ACCESS_COLUMNS)
+        append(store, ledger, rows)
     return [str(r[0]) for r in rows]
 
 

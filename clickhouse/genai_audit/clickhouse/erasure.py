@@ -12,7 +12,8 @@ Order, chosen so a crash at any point is repaired by running the erasure again:
 0. refuse while a legal hold covers the subject (GDPR Art. 17(3)(e): data kept for legal
    claims; the held copies are encrypted under the same key);
 1. count the subject's records;
-2. append a PII-free tombstone to ``subject_erasures`` (reused if a crashed run left one);
+2. append a PII-free tombstone to ``subject_erasures`` (reused if a crashed run left one)
+   through the tamper-evident ledger, and sign a checkpoint over it before going on;
 3. destroy the subject in the keystore (and remember, without the pseudonym, that the
    user was erased, so a second run answers "already erased" instead of "unknown").
 
@@ -30,14 +31,16 @@ from datetime import UTC, datetime
 from importlib import metadata
 
 from genai_audit.clickhouse.holds import list_holds
+from genai_audit.clickhouse.ledger.leaf import SUBJECT_ERASURES
+from genai_audit.clickhouse.ledger.log import Ledger
+from genai_audit.clickhouse.ledger.session import append, current_user, ledger_session
 from genai_audit.clickhouse.store import Store
 from genai_audit.keystore import ErasureMarker, KeyStore
 
 ERASED_TEXT = "[DATA ERASED PER GDPR ARTICLE 17]"
-TOMBSTONE_TABLE = "subject_erasures"
 TOMBSTONE_COLUMNS = ("erasure_id", "erased_at", "tenant_id", "gdpr_pseudonymized_user_key",
                      "content_key_id", "request_id", "records_affected", "operator", "reason",
-                     "tool_version")
+                     "tool_version", "db_user")
 
 # The grounds of GDPR Art. 17(1) (and a data-subject request under 17(1) in general): a code
 # instead of free text keeps the tombstone free of personal data by construction.
@@ -98,8 +101,13 @@ def validate_request(reason: str, operator: str, request_id: str | None) -> None
 
 
 def erase_subject(store: Store, keys: KeyStore, *, tenant_id: str, user_id: str, reason: str,
-                  operator: str, request_id: str | None = None) -> ErasureResult:
-    """Erase one data subject of one tenant. Idempotent; an unknown subject is reported."""
+                  operator: str, request_id: str | None = None,
+                  ledger: Ledger | None = None) -> ErasureResult:
+    """Erase one data subject of one tenant. Idempotent; an unknown subject is reported.
+
+    The tombstone is written through ``ledger`` (a long-lived process's session over
+    ``subject_erasures``, left open) or, by default, a session of its own whose checkpoint is
+    signed before this returns."""
     validate_request(reason, operator, request_id)
     subject = keys.find_subject(tenant_id, user_id)
     if subject is None:
@@ -120,10 +128,11 @@ def erase_subject(store: Store, keys: KeyStore, *, tenant_id: str, user_id: str,
         erasure_id = str(uuid.uuid4())
         erased_at = datetime.now(UTC)
         tombstone = ErasureMarker(erasure_id, request_id or erasure_id, erased_at.isoformat())
-        store.insert(TOMBSTONE_TABLE, [[
-            uuid.UUID(erasure_id), erased_at, tenant_id, subject.pseudonym, subject.key_id,
-            tombstone.request_id, records, operator, reason, tool_version()]],
-            TOMBSTONE_COLUMNS, settings={"insert_deduplication_token": erasure_id})
+        row = [uuid.UUID(erasure_id), erased_at, tenant_id, subject.pseudonym, subject.key_id,
+               tombstone.request_id, records, operator, reason, tool_version(),
+               current_user(store)]
+        with ledger_session(store, keys, SUBJECT_ERASURES, TOMBSTONE_COLUMNS, ledger) as lg:
+            append(store, lg, [row])
     keys.destroy_subject(tenant_id, user_id, tombstone)
     return ErasureResult(ErasureStatus.ERASED, tenant_id, tombstone.erasure_id,
                          tombstone.request_id, subject.pseudonym, records, tombstone.erased_at)

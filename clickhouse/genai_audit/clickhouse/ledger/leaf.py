@@ -17,6 +17,10 @@ and the two are tested byte-identical. A schema's field list is THE place to add
 a new column means a new version appended to ``versions``; old rows keep the version they
 were written with (``leaf_version`` column).
 
+Tables (``SCHEMAS``; ``verify`` checks each): ``interactions`` (the records),
+``subject_erasures`` (GDPR erasure tombstones) and ``access_log`` (disclosure accounting),
+each with the id column that names its rows and the time column ``--from``/``--to`` use.
+
 Content digest (``interactions`` v2). The content columns are blanked by the content
 retention TTL, on schedule, long before the row's own TTL. Version 1 covered them directly,
 so an expired row looked modified. Version 2 covers them through one column,
@@ -56,6 +60,7 @@ class Kind(enum.Enum):
     DECIMAL = "decimal"  # Decimal(P, 9): ASCII decimal with exactly 9 fractional digits
     DATETIME64 = "datetime64"  # DateTime64(6, 'UTC'): decimal microseconds since the epoch
     STRING_ARRAY = "string_array"  # Array(String): ns(e1) || ns(e2) ... in stored order
+    UUID_ARRAY = "uuid_array"  # Array(UUID): ns(uuid text 1) || ns(uuid text 2) ... in order
     STRING_INT_MAP = "string_int_map"  # Map(String, Int): ns(k) || ns(v) ... sorted by key
 
 
@@ -85,9 +90,14 @@ class LeafSchema:
     not_covered: frozenset[str]  # stored columns deliberately outside the leaf, with reason
     fixed_widths: Mapping[str, int] = field(default_factory=dict)  # FixedString(N) columns
     digests: Mapping[int, ContentDigest] = field(default_factory=dict)  # per version
+    id_column: str = "id"  # the row's stable UUID (named in findings, listed in checkpoints)
+    time_column: str = "event_timestamp"  # what verify --from/--to select logs by
+    since_migration: int = 2  # the migration that put the table under the ledger
 
     def __post_init__(self) -> None:
         validate_identifier(self.table, "table")
+        for column in (self.id_column, self.time_column):
+            validate_identifier(column, "column")
 
     @property
     def ledger_columns(self) -> tuple[str, ...]:
@@ -175,7 +185,52 @@ INTERACTIONS = LeafSchema(
     digests={2: CONTENT_TTL},
 )
 
-SCHEMAS: dict[str, LeafSchema] = {INTERACTIONS.table: INTERACTIONS}
+# GDPR Art. 17 erasure tombstones (erasure.py). Every stored column is covered: db_user is
+# written by the erasure itself (from currentUser()), not left to the column DEFAULT.
+SUBJECT_ERASURES_V1: tuple[Field, ...] = (
+    Field("erasure_id", Kind.UUID),
+    Field("erased_at", Kind.DATETIME64),
+    Field("tenant_id", S, True),
+    *_f(S, "gdpr_pseudonymized_user_key", "content_key_id", "request_id"),
+    Field("records_affected", I),
+    Field("operator", S),
+    *_lc("reason", "tool_version", "db_user"),
+)
+
+SUBJECT_ERASURES = LeafSchema(
+    table="subject_erasures",
+    versions={1: SUBJECT_ERASURES_V1},
+    not_covered=frozenset(),
+    id_column="erasure_id",
+    time_column="erased_at",
+    since_migration=7,
+)
+
+# HIPAA 164.528 disclosure accounting (disclosure.py): who read which records, when, why.
+ACCESS_LOG_V1: tuple[Field, ...] = (
+    Field("access_id", Kind.UUID),
+    Field("accessed_at", Kind.DATETIME64),
+    Field("tenant_id", S, True),
+    *_f(S, "actor", "purpose"),
+    Field("channel", S, True),
+    Field("record_ids", Kind.UUID_ARRAY),
+    Field("user_keys", Kind.STRING_ARRAY),
+    *_f(I, "records_disclosed", "records_erased"),
+    *_lc("tool_version", "db_user"),
+)
+
+ACCESS_LOG = LeafSchema(
+    table="access_log",
+    versions={1: ACCESS_LOG_V1},
+    not_covered=frozenset(),
+    id_column="access_id",
+    time_column="accessed_at",
+    since_migration=7,
+)
+
+# Every table under the ledger: verify checks each, in this order.
+SCHEMAS: dict[str, LeafSchema] = {s.table: s for s in (INTERACTIONS, SUBJECT_ERASURES,
+                                                      ACCESS_LOG)}
 
 
 # -- Python side (write time, proofs) ---------------------------------------------------
@@ -208,6 +263,10 @@ def _string_array(value: Any) -> bytes:
     return b"".join(ns(_string(v)) for v in value)
 
 
+def _uuid_array(value: Any) -> bytes:
+    return b"".join(ns(_uuid(v)) for v in value)
+
+
 def _string_int_map(value: Any) -> bytes:
     items = sorted((_string(k), int(v)) for k, v in dict(value).items())
     return b"".join(ns(k) + ns(b"%d" % v) for k, v in items)
@@ -222,6 +281,7 @@ _ENCODERS: dict[Kind, Callable[[Any], bytes]] = {
     Kind.DECIMAL: lambda v: format(quantize_decimal(Decimal(v)), "f").encode(),
     Kind.DATETIME64: lambda v: b"%d" % _micros(v),
     Kind.STRING_ARRAY: _string_array,
+    Kind.UUID_ARRAY: _uuid_array,
     Kind.STRING_INT_MAP: _string_int_map,
 }
 
@@ -355,7 +415,7 @@ def sql_value(field: Field) -> str:
         return f"toDecimalString({c}, {DECIMAL_SCALE})"
     if kind is Kind.DATETIME64:
         return f"toString(toUnixTimestamp64Micro({c}))"
-    if kind is Kind.STRING_ARRAY:
+    if kind is Kind.STRING_ARRAY or kind is Kind.UUID_ARRAY:  # toString(UUID): lowercase
         return f"arrayStringConcat(arrayMap(x -> {_sql_ns('toString(x)')}, {c}))"
     if kind is Kind.STRING_INT_MAP:
         pair = f"concat({_sql_ns('toString(p.1)')}, {_sql_ns('toString(p.2)')})"

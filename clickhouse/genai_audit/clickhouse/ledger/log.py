@@ -132,7 +132,7 @@ class Ledger:
         self._clock = clock
         self._columns = tuple(row_columns)
         self._value_idx, self._decimal_idx = self._layout(schema, self._columns)
-        self._id_idx = self._columns.index("id")
+        self._id_idx = self._columns.index(schema.id_column)
         self._expiry_idx = ((self._columns.index("event_timestamp"),
                              self._columns.index("retention_days"))
                             if {"event_timestamp", "retention_days"} <= set(self._columns)
@@ -248,6 +248,11 @@ class Ledger:
     def close(self) -> None:
         self._stop.set()
         self.flush()
+
+    def unsigned(self) -> int:
+        """Committed records no checkpoint covers yet (0 after a successful ``flush``)."""
+        with self._commit_lock:
+            return sum(len(log.done) for log in self._logs.values())
 
     def _ensure_timer(self) -> None:
         if self._timer is None and self.checkpoint_seconds > 0:

@@ -41,7 +41,8 @@ class ProofError(Exception):
 def build_proof(store: Store, record_id: str, public_key: Ed25519PublicKey,
                 schema: LeafSchema = INTERACTIONS) -> dict[str, Any]:
     found = store.rows(compose("SELECT log_id, log_index, leaf_version FROM <table> "
-                               "WHERE id = {id:UUID}", table=schema.table), {"id": record_id})
+                               "WHERE <id> = {id:UUID}", table=schema.table,
+                               id=f"`{schema.id_column}`"), {"id": record_id})
     if not found:
         raise ProofError(f"no record {record_id} in {schema.table}")
     if len(found) > 1:
@@ -53,7 +54,8 @@ def build_proof(store: Store, record_id: str, public_key: Ed25519PublicKey,
     digest = schema.digests.get(version)
     content_columns = digest.covers if digest else ()
     values = store.rows(compose(
-        "SELECT <columns> FROM <table> WHERE id = {id:UUID}", table=schema.table,
+        "SELECT <columns> FROM <table> WHERE <id> = {id:UUID}", table=schema.table,
+        id=f"`{schema.id_column}`",
         columns=", ".join([f"hex({sql_value(f)})" for f in schema.fields(version)]
                           + [f"hex(`{c}`)" for c in content_columns])),
         {"id": record_id})[0]

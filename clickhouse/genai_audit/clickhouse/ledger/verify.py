@@ -1,6 +1,8 @@
 """``verify``: recompute every leaf in SQL and every root against the signed checkpoints.
 
-For each log (one query per chunk of logs, vectorised in ClickHouse):
+Every table under the ledger (``leaf.SCHEMAS``: interactions, subject_erasures, access_log)
+is checked in turn; each finding names its table. For each log (one query per chunk of
+logs, vectorised in ClickHouse):
 
 1. every checkpoint's signed note is checked with the public key, against its own row, and
    for consistency with the checkpoint before it (the stored RFC 9162 consistency proof);
@@ -16,6 +18,15 @@ For each log (one query per chunk of logs, vectorised in ClickHouse):
 Rows after a log's latest checkpoint are "unanchored": only their own leaf hash and their
 positions can be checked. They are warnings (a writer may still be about to sign them);
 ``strict`` turns them into findings.
+
+Rows outside every log (``log_id = ''``: written around the ledger) are findings, except in
+a table that came under the ledger later (``LeafSchema.since_migration``): there the rows
+dated between the store's creation and that migration predate the ledger and are warnings
+(``legacy``; findings under ``strict``).
+
+``--from``/``--to`` select the logs with a row in the period by each table's own time column
+(``LeafSchema.time_column``: event_timestamp, erased_at, accessed_at); each selected log is
+verified whole.
 """
 
 from __future__ import annotations
@@ -24,15 +35,21 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from genai_audit.clickhouse.ledger import checkpoint as notes
 from genai_audit.clickhouse.ledger import merkle
-from genai_audit.clickhouse.ledger.leaf import INTERACTIONS, LeafSchema, compose, sql_leaf_hash
+from genai_audit.clickhouse.ledger.leaf import (
+    INTERACTIONS,
+    SCHEMAS,
+    LeafSchema,
+    compose,
+    sql_leaf_hash,
+)
 from genai_audit.clickhouse.ledger.log import origin_for
 from genai_audit.clickhouse.reports.integrity import VerifyOutcome
 from genai_audit.clickhouse.reports.scope import Scope
@@ -40,8 +57,13 @@ from genai_audit.clickhouse.store import Store
 
 MODIFIED, DELETED, INSERTED, REORDERED, TRUNCATED = (
     "modified", "deleted", "inserted", "reordered", "truncated")
-CHECKPOINT, UNANCHORED, EXPIRED = "checkpoint", "unanchored", "expired"
+CHECKPOINT, UNANCHORED, EXPIRED, LEGACY = "checkpoint", "unanchored", "expired", "legacy"
 CHUNK_RECORDS = 2_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -51,6 +73,14 @@ class Finding:
     position: int | None = None
     record_id: str | None = None
     detail: str = ""
+    table: str = ""  # the table the log (or the row) belongs to
+
+
+@dataclass
+class TableCount:
+    logs: int = 0
+    records: int = 0
+    checkpoints: int = 0
 
 
 @dataclass
@@ -60,6 +90,7 @@ class VerifyResult:
     checkpoints: int = 0
     findings: list[Finding] = field(default_factory=list)
     warnings: list[Finding] = field(default_factory=list)
+    tables: dict[str, TableCount] = field(default_factory=dict)  # per table, in check order
 
     @property
     def ok(self) -> bool:
@@ -86,24 +117,47 @@ class _LogStats:
 
 class Verifier:
     def __init__(self, store: Store, public_key: Ed25519PublicKey,
-                 key_name: str = notes.KEY_NAME, schema: LeafSchema = INTERACTIONS,
+                 key_name: str = notes.KEY_NAME,
+                 schemas: Sequence[LeafSchema] = tuple(SCHEMAS.values()),
                  progress: Callable[[int], None] | None = None,
                  chunk_records: int = CHUNK_RECORDS) -> None:
-        self.store, self.public_key, self.key_name, self.schema = (
-            store, public_key, key_name, schema)
+        self.store, self.public_key, self.key_name = store, public_key, key_name
+        self.schemas = tuple(schemas)
         self.progress = progress or (lambda _n: None)
         self.chunk_records = chunk_records
+        self._use(self.schemas[0] if self.schemas else INTERACTIONS)
+
+    def _use(self, schema: LeafSchema) -> None:
+        self.schema = schema
         self._leaf_sql = sql_leaf_hash(schema)
 
     # -- entry point ------------------------------------------------------------------
     def run(self, tenant: str | None = None, since: datetime | None = None,
             until: datetime | None = None, anchors: Sequence[tuple[str, str]] = (),
             strict: bool = False) -> VerifyResult:
+        """Every table in ``schemas``, one after the other, into one result."""
         result = VerifyResult()
-        counts = self._select_logs(tenant, since, until, anchors, result)
+        for schema in self.schemas:
+            self._use(schema)
+            findings, warnings = len(result.findings), len(result.warnings)
+            before = (result.logs, result.records, result.checkpoints)
+            self._run_table(tenant, since, until, anchors, strict, result)
+            result.tables[schema.table] = TableCount(*(
+                now - then for now, then in zip(
+                    (result.logs, result.records, result.checkpoints), before, strict=True)))
+            result.findings[findings:] = [replace(f, table=schema.table)
+                                          for f in result.findings[findings:]]
+            result.warnings[warnings:] = [replace(f, table=schema.table)
+                                          for f in result.warnings[warnings:]]
+        return result
+
+    def _run_table(self, tenant: str | None, since: datetime | None, until: datetime | None,
+                   anchors: Sequence[tuple[str, str]], strict: bool,
+                   result: VerifyResult) -> None:
+        counts = self._select_logs(tenant, since, until, anchors, strict, result)
         cps = self._checkpoints(list(counts), result)
         anchored = self._anchors(anchors, counts, result)
-        result.logs = len(counts)
+        result.logs += len(counts)
         chunk: list[str] = []
         total = 0
         for log_id in sorted(counts):
@@ -114,7 +168,6 @@ class Verifier:
                 chunk, total = [], 0
         if chunk:
             self._check_chunk(chunk, counts, cps, anchored, strict, result)
-        return result
 
     # -- the signed history alone (for copies of the rows: archive verify) -------------
     def signed_checkpoints(self, logs: Sequence[str],
@@ -134,25 +187,28 @@ class Verifier:
         return leaves
 
     def total_records(self, tenant: str | None = None) -> int:
+        """Rows in every checked table (for a progress bar)."""
         where, params = ("WHERE tenant_id = {t:String}", {"t": tenant}) if tenant else ("", {})
-        sql = compose("SELECT count() FROM <table> <where>", table=self.schema.table,
-                      where=where)
-        return int(self.store.scalar(sql, params) or 0)
+        return sum(int(self.store.scalar(compose("SELECT count() FROM <table> <where>",
+                                                 table=schema.table, where=where),
+                                         params) or 0)
+                   for schema in self.schemas)
 
     # -- which logs --------------------------------------------------------------------
     def _select_logs(self, tenant: str | None, since: datetime | None, until: datetime | None,
-                     anchors: Sequence[tuple[str, str]], result: VerifyResult) -> dict[str, int]:
-        table = self.schema.table
+                     anchors: Sequence[tuple[str, str]], strict: bool,
+                     result: VerifyResult) -> dict[str, int]:
+        table, time_column = self.schema.table, f"`{self.schema.time_column}`"
         conds: list[str] = []
         params: dict[str, object] = {}
         if tenant is not None:
             conds.append("tenant_id = {tenant:String}")
             params["tenant"] = tenant
         if since is not None:
-            conds.append("event_timestamp >= {since:DateTime64(6, 'UTC')}")
+            conds.append(time_column + " >= {since:DateTime64(6, 'UTC')}")
             params["since"] = since
         if until is not None:
-            conds.append("event_timestamp < {until:DateTime64(6, 'UTC')}")
+            conds.append(time_column + " < {until:DateTime64(6, 'UTC')}")
             params["until"] = until
         where = ("WHERE " + " AND ".join(conds)) if conds else ""
         logs = {str(r[0]) for r in self.store.rows(
@@ -168,12 +224,7 @@ class Verifier:
             logs |= {log_id for log_id, _ in anchors if log_id.startswith(prefix)}
         if "" in logs:
             logs.discard("")
-            sql = compose("SELECT toString(id) FROM <table> WHERE log_id = '' <and>",
-                          table=table, **{"and": "".join(" AND " + c for c in conds)})
-            for (record_id,) in self.store.rows(sql, params):
-                result.findings.append(Finding(INSERTED, "", None, str(record_id),
-                                               "record belongs to no log (written around "
-                                               "the ledger)"))
+            self._outside_logs(conds, params, strict, result)
         counts = dict.fromkeys(logs, 0)
         if logs:
             for log_id, n in self.store.rows(
@@ -182,6 +233,41 @@ class Verifier:
                     {"logs": sorted(logs)}):
                 counts[str(log_id)] = int(n)
         return counts
+
+    def _outside_logs(self, conds: list[str], params: dict[str, object], strict: bool,
+                      result: VerifyResult) -> None:
+        """Rows in no log: written around the ledger, or, in a table the ledger took over
+        later, written before it did (dated after the store was created and before the
+        migration that brought the table under the ledger; on a store created with that
+        migration the window is empty)."""
+        created, covered = self._legacy_window()
+        sql = compose("SELECT toString(<id>), <time> >= {created:DateTime64(6, 'UTC')} AND "
+                      "<time> < {covered:DateTime64(6, 'UTC')} FROM <table> "
+                      "WHERE log_id = '' <and> ORDER BY <time>",
+                      id=f"`{self.schema.id_column}`", time=f"`{self.schema.time_column}`",
+                      table=self.schema.table, **{"and": "".join(" AND " + c for c in conds)})
+        for record_id, legacy in self.store.rows(sql, {**params, "created": created,
+                                                       "covered": covered}):
+            if legacy:
+                finding = Finding(LEGACY, "", None, str(record_id),
+                                  f"written before the ledger covered {self.schema.table} "
+                                  f"(migration {self.schema.since_migration:03d}, applied "
+                                  f"{covered:%Y-%m-%d %H:%M} UTC): not tamper-evident")
+                (result.findings if strict else result.warnings).append(finding)
+            else:
+                result.findings.append(Finding(INSERTED, "", None, str(record_id),
+                                               "record belongs to no log (written around "
+                                               "the ledger)"))
+
+    def _legacy_window(self) -> tuple[datetime, datetime]:
+        """[store created, table brought under the ledger): empty when that was at once."""
+        created, covered, known = self.store.rows(
+            "SELECT min(applied_at), minIf(applied_at, version = {v:UInt32}), "
+            "countIf(version = {v:UInt32}) FROM schema_migrations",
+            {"v": self.schema.since_migration})[0]
+        if not known:
+            return _EPOCH, _EPOCH
+        return _aware(created), _aware(covered)
 
     # -- checkpoints -------------------------------------------------------------------
     def _checkpoints(self, logs: list[str], result: VerifyResult) -> dict[str, list[_Cp]]:
@@ -360,9 +446,9 @@ class _Diagnosis:
     def _rows(self) -> list[_Row]:
         return [_Row(int(p), str(i), bytes.fromhex(s), bytes.fromhex(r))
                 for p, i, s, r in self.v.store.rows(
-                    compose("SELECT log_index, toString(id), hex(leaf_hash), hex(<leaf>) "
+                    compose("SELECT log_index, toString(<id>), hex(leaf_hash), hex(<leaf>) "
                             "FROM <table> WHERE log_id = {log:String}", leaf=self.v._leaf_sql,
-                            table=self.v.schema.table),
+                            id=f"`{self.v.schema.id_column}`", table=self.v.schema.table),
                     {"log": self.log_id})]
 
     def _authenticated(self, by_pos: dict[int, list[_Row]], details: bool = True
@@ -540,6 +626,11 @@ class _Diagnosis:
 
 
 
+_WARNS = {UNANCHORED: "records not yet signed", EXPIRED: "records dropped by retention",
+          LEGACY: "records written before the ledger covered their table",
+          CHECKPOINT: "exported checkpoint newer than the store"}
+
+
 def report_verifier(public_key: Ed25519PublicKey,
                     key_name: str = notes.KEY_NAME) -> Callable[[Store, Scope], VerifyOutcome]:
     """``verify`` as the auditor report's integrity check (``build_report(verifier=...)``)."""
@@ -553,11 +644,14 @@ def report_verifier(public_key: Ed25519PublicKey,
             checkpoint=f"{result.checkpoints} signed checkpoints over {result.logs} logs"
                        f"{where}, key {notes.verifier_key(public_key, key_name)}",
             summary=(f"{result.records} records in {result.logs} logs verified against "
-                     f"{result.checkpoints} signed checkpoints: "
-                     + ("intact" if result.ok else f"{len(result.findings)} problems")
-                     + (f"; {len(result.warnings)} warnings (records not yet signed)"
+                     f"{result.checkpoints} signed checkpoints ("
+                     + ", ".join(f"{t} {n.records}" for t, n in result.tables.items())
+                     + "): " + ("intact" if result.ok else f"{len(result.findings)} problems")
+                     + (f"; {len(result.warnings)} warnings ("
+                        + ", ".join(sorted({_WARNS.get(w.kind, w.kind)
+                                            for w in result.warnings})) + ")"
                         if result.warnings else "")),
             problems=[(f.record_id or "-", "-" if f.position is None else str(f.position),
-                       f"{f.kind}: {f.detail}") for f in result.findings])
+                       f"{f.kind} ({f.table}): {f.detail}") for f in result.findings])
 
     return check
