@@ -414,6 +414,13 @@ class Verifier:
         (result.findings if strict else result.warnings).append(finding)
 
 
+RecordId = str | bytes  # text from a row, or the 16 raw bytes a checkpoint recorded
+
+
+def _id_text(value: RecordId) -> str:
+    return str(uuid.UUID(bytes=value)) if isinstance(value, bytes) else value
+
+
 @dataclass
 class _Row:
     position: int
@@ -452,15 +459,16 @@ class _Diagnosis:
                     {"log": self.log_id})]
 
     def _authenticated(self, by_pos: dict[int, list[_Row]], details: bool = True
-                       ) -> tuple[list[bytes], list[str]]:
+                       ) -> tuple[list[bytes], list[RecordId]]:
         """The leaves every valid checkpoint signed, position by position. ``details``:
-        also the record ids and expiry times stored with them (ids empty without)."""
+        also the record ids and expiry times stored with them (ids empty without). Ids stay
+        16 raw bytes until a finding names one (``_id_text``): most are never needed."""
         valid = {cp.size: cp.root for cp in self.cps}
         auth: list[bytes] = []
-        ids: list[str] = []
+        ids: list[RecordId] = []
         compact: list[bytes] = []
         pending: list[bytes] = []
-        pending_ids: list[str] = []
+        pending_ids: list[RecordId] = []
         for size, prev, leaves_hex, ids_hex, exp_hex in self.v.store.rows(compose(
                 "SELECT tree_size, prev_size, hex(leaf_hashes), <details> "
                 "FROM ledger_checkpoints WHERE log_id = {log:String} ORDER BY tree_size",
@@ -470,8 +478,8 @@ class _Diagnosis:
             blob = bytes.fromhex(leaves_hex)
             leaves = [blob[i:i + 32] for i in range(0, len(blob), 32)]
             id_blob = bytes.fromhex(ids_hex)
-            rec_ids = [str(uuid.UUID(bytes=id_blob[i:i + 16]))
-                       for i in range(0, len(id_blob) - 15, 16)]
+            rec_ids: list[RecordId] = [id_blob[i:i + 16]
+                                       for i in range(0, len(id_blob) - 15, 16)]
             start = len(auth) + len(pending)
             exp_blob = bytes.fromhex(exp_hex)
             for i in range(0, len(exp_blob) - 7, 8):
@@ -540,7 +548,7 @@ class _Diagnosis:
             out.append(rows[0].recomputed)
         return out
 
-    def _compare(self, auth: list[bytes], ids: list[str],
+    def _compare(self, auth: list[bytes], ids: list[RecordId],
                  by_pos: dict[int, list[_Row]]) -> None:
         signed_at = {leaf: p for p, leaf in enumerate(auth)}
         missing = []
@@ -553,7 +561,8 @@ class _Diagnosis:
             for r in rows:
                 if r is good:
                     continue
-                self._bad_row(r, good, expected, ids[p] if p < len(ids) else "", signed_at)
+                self._bad_row(r, good, expected, _id_text(ids[p]) if p < len(ids) else "",
+                              signed_at)
         self._missing(missing, len(auth), ids, by_pos)
         self._tail(len(auth), by_pos)
 
@@ -576,7 +585,7 @@ class _Diagnosis:
                       + ("" if r.stored == r.recomputed else
                          " (its stored leaf hash no longer matches them either)"))
 
-    def _missing(self, missing: list[int], size: int, ids: list[str],
+    def _missing(self, missing: list[int], size: int, ids: list[RecordId],
                  by_pos: dict[int, list[_Row]]) -> None:
         now = time.time()
         expired = [p for p in missing if 0 < self.expires.get(p, 0) <= now]
@@ -598,7 +607,7 @@ class _Diagnosis:
                 break
         truncated = suffix_from < size and missing[-1] == size - 1 and suffix_from > last_row
         for p in missing:
-            rid = ids[p] if p < len(ids) and ids[p] else None
+            rid = _id_text(ids[p]) if p < len(ids) and ids[p] else None
             if truncated and p >= suffix_from:
                 self.find(TRUNCATED, p, rid, f"log truncated: positions {suffix_from}..{size - 1}"
                           " were signed and are gone")
