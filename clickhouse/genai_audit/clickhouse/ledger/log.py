@@ -65,6 +65,12 @@ CHECKPOINT_COLUMNS = ("log_id", "origin", "source_table", "tenant_id", "tree_siz
                       "record_expires", "note")
 
 
+# Set when the interpreter starts to exit (threading's hook, before atexit's, so before the
+# store client closes): a timer that wakes after that leaves the store alone.
+_EXITING = threading.Event()
+threading._register_atexit(_EXITING.set)  # type: ignore[attr-defined]
+
+
 class LedgerError(RuntimeError):
     """The ledger's own invariant broke (never expected; the write is refused)."""
 
@@ -262,6 +268,8 @@ class Ledger:
 
     def _tick(self) -> None:
         while not self._stop.wait(self.checkpoint_seconds):
+            if _EXITING.is_set():  # owners sign their final checkpoints in close()
+                return
             try:
                 with self._commit_lock:
                     now = self._clock()
