@@ -38,6 +38,8 @@ def make_record(i: int = 0, **overrides: Any) -> AuditRecord:
 
 
 def ledgered_writer(store: Store, keystore: LocalKeyStore, **kwargs: Any) -> InteractionWriter:
+    # no timer firing after the test's database is dropped (tests sign with close())
+    kwargs.setdefault("checkpoint_seconds", 3600)
     ledger = Ledger(store, keystore.signing_key(), row_columns=COLUMNS, **kwargs)
     return InteractionWriter(store, ledger)
 
