@@ -23,7 +23,7 @@ from genai_audit.clickhouse.erasure import ERASED_TEXT, is_erased, tool_version
 from genai_audit.clickhouse.ledger.leaf import ACCESS_LOG
 from genai_audit.clickhouse.ledger.log import Ledger
 from genai_audit.clickhouse.ledger.session import append, current_user, ledger_session
-from genai_audit.clickhouse.store import Store
+from genai_audit.clickhouse.store import Store, period_conditions
 from genai_audit.keystore import KeyStore
 from genai_audit.processor.commitments import commit, commitment_key
 from genai_audit.processor.encryption import DecryptionError, open_sealed
@@ -166,13 +166,9 @@ def subject_record_ids(store: Store, tenant_id: str, user_key: str, *,
     """Ids of one subject's records (oldest first): what ``disclose`` reads for an Art. 15
     subject access request or an auditor's "all prompts of user X in Q3 with PII"."""
     where = ["tenant_id = {t:String}", "gdpr_pseudonymized_user_key = {u:String}"]
-    params: dict[str, Any] = {"t": tenant_id, "u": user_key, "limit": limit}
-    if since is not None:
-        where.append("event_timestamp >= {since:DateTime64(6, 'UTC')}")
-        params["since"] = since
-    if until is not None:
-        where.append("event_timestamp < {until:DateTime64(6, 'UTC')}")
-        params["until"] = until
+    period, params = period_conditions("event_timestamp", since, until)
+    where += period
+    params.update({"t": tenant_id, "u": user_key, "limit": limit})
     if pii_only:
         where.append("has_pii_detected")
     sql = ("SELECT toString(id) FROM interactions WHERE {where}"
@@ -185,17 +181,12 @@ def list_disclosures(store: Store, tenant_id: str, user_key: str | None = None,
                      since: datetime | None = None, until: datetime | None = None
                      ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """The accounting of disclosures for a tenant (optionally one pseudonym), oldest first."""
-    where = ["tenant_id = {t:String}"]
-    params: dict[str, Any] = {"t": tenant_id}
+    period, params = period_conditions("accessed_at", since, until)
+    where = ["tenant_id = {t:String}", *period]
+    params["t"] = tenant_id
     if user_key is not None:
         where.append("has(user_keys, {u:String})")
         params["u"] = user_key
-    if since is not None:
-        where.append("accessed_at >= {since:DateTime64(6, 'UTC')}")
-        params["since"] = since
-    if until is not None:
-        where.append("accessed_at < {until:DateTime64(6, 'UTC')}")
-        params["until"] = until
     sql = ("SELECT toString(access_id) AS access_id, accessed_at, actor, db_user, purpose, channel,"
            " records_disclosed, records_erased, arrayMap(x -> toString(x), record_ids)"
            " AS record_ids FROM access_log WHERE {where} ORDER BY accessed_at, access_id")

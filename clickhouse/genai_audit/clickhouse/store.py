@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import threading
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +148,18 @@ def _mapped(exc: ClickHouseError, what: str) -> StoreError:
     if isinstance(exc, OperationalError):
         return StoreUnavailable(f"{what}: store unreachable: {exc}")
     return StoreError(f"{what}: {exc}")
+
+
+def period_conditions(column: str, since: datetime | None, until: datetime | None
+                      ) -> tuple[list[str], dict[str, Any]]:
+    """Conditions bounding ``column`` (an identifier the package fixes, never input) to
+    ``[since, until)``, with their bound parameters ``since``/``until``; none when open."""
+    conds: list[str] = []
+    params: dict[str, Any] = {}
+    if since is not None:
+        conds.append(column + " >= {since:DateTime64(6, 'UTC')}")
+        params["since"] = since
+    if until is not None:
+        conds.append(column + " < {until:DateTime64(6, 'UTC')}")
+        params["until"] = until
+    return conds, params

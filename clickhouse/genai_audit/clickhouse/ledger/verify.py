@@ -53,7 +53,7 @@ from genai_audit.clickhouse.ledger.leaf import (
 from genai_audit.clickhouse.ledger.log import origin_for
 from genai_audit.clickhouse.reports.integrity import VerifyOutcome
 from genai_audit.clickhouse.reports.scope import Scope
-from genai_audit.clickhouse.store import Store
+from genai_audit.clickhouse.store import Store, period_conditions
 
 MODIFIED, DELETED, INSERTED, REORDERED, TRUNCATED = (
     "modified", "deleted", "inserted", "reordered", "truncated")
@@ -199,17 +199,10 @@ class Verifier:
                      anchors: Sequence[tuple[str, str]], strict: bool,
                      result: VerifyResult) -> dict[str, int]:
         table, time_column = self.schema.table, f"`{self.schema.time_column}`"
-        conds: list[str] = []
-        params: dict[str, object] = {}
+        conds, params = period_conditions(time_column, since, until)
         if tenant is not None:
             conds.append("tenant_id = {tenant:String}")
             params["tenant"] = tenant
-        if since is not None:
-            conds.append(time_column + " >= {since:DateTime64(6, 'UTC')}")
-            params["since"] = since
-        if until is not None:
-            conds.append(time_column + " < {until:DateTime64(6, 'UTC')}")
-            params["until"] = until
         where = ("WHERE " + " AND ".join(conds)) if conds else ""
         logs = {str(r[0]) for r in self.store.rows(
             compose("SELECT DISTINCT log_id FROM <table> <where>", table=table, where=where),
