@@ -11,8 +11,9 @@ from genai_audit.config import Settings
 from genai_audit.processor.commitments import commitment_key
 from genai_audit.processor.encryption import open_sealed
 from genai_audit.processor.factory import default_pipeline
-from genai_audit.processor.pipeline import RecordPipeline
+from genai_audit.processor.pipeline import CHUNK, RecordPipeline
 from genai_audit.processor.record import AuditRecord, ContentState, Flag
+from genai_audit.processor.render import RenderStage
 
 
 def test_default_pipeline_pseudonymizes_renders_commits_encrypts_and_prices(make_span,
@@ -23,7 +24,7 @@ def test_default_pipeline_pseudonymizes_renders_commits_encrypts_and_prices(make
     subject = keystore.find_subject("acme", "alice")
     assert subject is not None and r.user_key == subject.pseudonym
     assert r.content_state is ContentState.ENCRYPTED and r.content_key_id == subject.key_id
-    assert r.content.is_empty()  # structured plaintext dropped after sealing
+    assert r.content.is_empty()  # parsed messages dropped once rendered
     prompt = open_sealed(subject, r.id, "full_prompt_text", r.prompt_text)
     assert prompt == '[{"parts":[{"content":"hi","type":"text"}],"role":"user"}]'
     assert open_sealed(subject, r.id, "response_preview", r.response_preview) == "hello"
@@ -72,3 +73,34 @@ def test_writer_refuses_plaintext_user(make_span):
     [r] = RecordPipeline([]).build([make_span()])
     with pytest.raises(ValueError, match="plaintext user id"):
         record_row(r)
+
+
+class _SeesChunks:
+    name = "probe"
+    failure_flag = Flag.CONTENT_WITHHELD
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def process(self, records: Sequence[AuditRecord]) -> None:
+        self.calls.append([r.request_id for r in records])
+
+
+def test_build_stages_spans_a_chunk_at_a_time_and_keeps_their_order(make_span):
+    spans = [make_span(**{"gen_ai.response.id": f"r-{i}"}) for i in range(CHUNK * 2 + 5)]
+    spans.insert(3, make_span("db.query", **{"gen_ai.operation.name": None,
+                                             "gen_ai.provider.name": None,
+                                             "gen_ai.system": None,
+                                             "gen_ai.request.model": None}))
+    probe = _SeesChunks()
+    records = RecordPipeline([probe]).build(spans)
+    assert [r.request_id for r in records] == [f"r-{i}" for i in range(CHUNK * 2 + 5)]
+    assert [len(c) for c in probe.calls] == [CHUNK, CHUNK, 5]  # the non-GenAI span skipped
+    assert [rid for call in probe.calls for rid in call] == [r.request_id for r in records]
+
+
+def test_render_keeps_the_text_and_drops_the_parsed_messages(make_span):
+    [r] = RecordPipeline([RenderStage()]).build([make_span()])
+    assert r.prompt_text == '[{"parts":[{"content":"hi","type":"text"}],"role":"user"}]'
+    assert r.response_preview == "hello" and r.content_state is ContentState.PLAINTEXT
+    assert r.content.is_empty()

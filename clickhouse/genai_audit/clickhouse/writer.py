@@ -34,6 +34,8 @@ COLUMNS: tuple[str, ...] = (
 
 
 def record_row(r: AuditRecord) -> list[Any]:
+    """The row's values in ``COLUMNS`` order. It shares the record's containers (read only
+    from here on): every container that outlives a batch is work for the garbage collector."""
     if r.user_id is not None:
         raise ValueError(f"record {r.id} still holds a plaintext user id: pseudonymize first")
     return [
@@ -41,11 +43,11 @@ def record_row(r: AuditRecord) -> list[Any]:
         r.service_name, r.operation_name, r.provider, r.model, r.response_model, r.tool_name,
         r.feature_name, r.region, r.data_class, r.prompt_tokens, r.response_tokens,
         r.cached_tokens, r.total_cost, r.pricing_version, r.has_pii_detected,
-        r.pii_redacted_before_llm, dict(r.pii_entity_counts), r.hipaa_compliant_route,
+        r.pii_redacted_before_llm, r.pii_entity_counts, r.hipaa_compliant_route,
         r.content_state.value, r.content_key_id, r.prompt_hash.ljust(32, b"\0"),
         r.response_hash.ljust(32, b"\0"), r.response_preview, r.prompt_text, r.response_text,
-        r.request_id, r.status_code, r.error_type, r.latency_ms, list(r.finish_reasons),
-        r.is_streaming, r.trace_id, r.span_id, sorted(f.value for f in r.flags),
+        r.request_id, r.status_code, r.error_type, r.latency_ms, r.finish_reasons,
+        r.is_streaming, r.trace_id, r.span_id, sorted(f.value for f in r.flags) if r.flags else (),
         r.schema_version, r.retention_days, r.content_retention_days,
     ]
 

@@ -61,13 +61,18 @@ class ClickHouseSpanExporter(SpanExporter):
     def __init__(self, settings: Settings | None = None, *, store: Store | None = None,
                  pipeline: RecordPipeline | None = None, keys: KeyStore | None = None,
                  sleep: Callable[[float], None] = time.sleep, spool: Spool | None = None,
-                 skip_stored: bool = False) -> None:
+                 skip_stored: bool = False, writer: InteractionWriter | None = None) -> None:
+        """``store``, ``pipeline``, ``keys``, ``writer``: injected parts (tests, benches, the
+        gateway); each defaults to the one ``settings`` describe. ``writer`` replaces the
+        ledgered writer (a bench measures the pipeline without the ledger that way)."""
         self.settings = settings or Settings.load()
-        self._store = store
-        self._owns_store = store is None
+        if writer is not None and store is not None and writer.store is not store:
+            raise ValueError("writer and store must be the same store")
+        self._store = writer.store if writer is not None else store
+        self._owns_store = self._store is None
         self._pipeline = pipeline
         self._keys = keys
-        self._writer: InteractionWriter | None = None
+        self._writer = writer
         self._sleep = sleep
         self._lock = threading.Lock()
         self._write_lock = threading.RLock()

@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidTag
 
 from genai_audit.keystore import KeyStore, SubjectKey
 from genai_audit.processor.commitments import BatchKeys
-from genai_audit.processor.record import AuditRecord, Content, ContentState, Flag
+from genai_audit.processor.record import AuditRecord, ContentState, Flag
 
 CIPHER_VERSION = b"\x01"
 NONCE_BYTES = 12
@@ -84,6 +84,5 @@ class EncryptionStage:
             preview = seal(key, record.id, "response_preview", record.response_preview)
             record.prompt_text, record.response_text = prompt, response
             record.response_preview = preview
-            record.content = Content()  # the structured plaintext goes no further
             record.content_key_id = key.key_id
             record.content_state = ContentState.ENCRYPTED

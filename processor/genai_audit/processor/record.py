@@ -50,7 +50,7 @@ class ContentState(enum.StrEnum):
     EXPIRED = "expired"  # content retention passed: the column TTL blanked the content
 
 
-@dataclass
+@dataclass(slots=True)
 class Content:
     """Message content of one interaction.
 

@@ -1,6 +1,7 @@
 """Render content for storage: canonical JSON of the messages and a 500-character preview.
 
-Runs after redaction, so what it serializes is what may be stored.
+Runs after redaction, so what it serializes is what may be stored. Later stages work on
+the serialized text only.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from genai_audit.processor.record import AuditRecord, Content, ContentState, Fla
 PREVIEW_CHARS = 500
 
 
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return _CANONICAL.encode(value)
 
 
 def message_text(messages: list[dict[str, Any]]) -> str:
@@ -56,3 +60,6 @@ class RenderStage:
             record.prompt_text = canonical_json(prompt)
             record.response_text = canonical_json(content.output_messages)
             record.response_preview = message_text(content.output_messages)[:PREVIEW_CHARS]
+            # The text is what goes on; dropping the parsed messages now (not after the
+            # batch's insert) keeps them from outliving a garbage collection or two.
+            record.content = Content()
