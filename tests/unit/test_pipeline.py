@@ -11,7 +11,7 @@ from genai_audit.config import Settings
 from genai_audit.processor.commitments import commitment_key
 from genai_audit.processor.encryption import open_sealed
 from genai_audit.processor.factory import default_pipeline
-from genai_audit.processor.pipeline import CHUNK, RecordPipeline
+from genai_audit.processor.pipeline import RecordPipeline
 from genai_audit.processor.record import AuditRecord, ContentState, Flag
 from genai_audit.processor.render import RenderStage
 
@@ -73,30 +73,6 @@ def test_writer_refuses_plaintext_user(make_span):
     [r] = RecordPipeline([]).build([make_span()])
     with pytest.raises(ValueError, match="plaintext user id"):
         record_row(r)
-
-
-class _SeesChunks:
-    name = "probe"
-    failure_flag = Flag.CONTENT_WITHHELD
-
-    def __init__(self) -> None:
-        self.calls: list[list[str]] = []
-
-    def process(self, records: Sequence[AuditRecord]) -> None:
-        self.calls.append([r.request_id for r in records])
-
-
-def test_build_stages_spans_a_chunk_at_a_time_and_keeps_their_order(make_span):
-    spans = [make_span(**{"gen_ai.response.id": f"r-{i}"}) for i in range(CHUNK * 2 + 5)]
-    spans.insert(3, make_span("db.query", **{"gen_ai.operation.name": None,
-                                             "gen_ai.provider.name": None,
-                                             "gen_ai.system": None,
-                                             "gen_ai.request.model": None}))
-    probe = _SeesChunks()
-    records = RecordPipeline([probe]).build(spans)
-    assert [r.request_id for r in records] == [f"r-{i}" for i in range(CHUNK * 2 + 5)]
-    assert [len(c) for c in probe.calls] == [CHUNK, CHUNK, 5]  # the non-GenAI span skipped
-    assert [rid for call in probe.calls for rid in call] == [r.request_id for r in records]
 
 
 def test_render_keeps_the_text_and_drops_the_parsed_messages(make_span):

@@ -23,8 +23,6 @@ from genai_audit.processor.record import AuditRecord, Flag
 
 _log = logging.getLogger(__name__)
 
-CHUNK = 64  # records per pass through the stages (stages still see many records per call)
-
 
 class Stage(Protocol):
     """One step of the pipeline. ``process`` mutates the records in place.
@@ -47,15 +45,8 @@ class RecordPipeline:
         self.stages: list[Stage] = list(stages)
 
     def build(self, spans: Iterable[ReadableSpan]) -> list[AuditRecord]:
-        """Records for the GenAI spans, in order, built ``CHUNK`` at a time: each chunk
-        goes through every stage before the next is parsed, so its parsed messages die
-        young instead of outliving garbage collections (which then scan the whole heap)."""
-        genai = [span for span in spans if is_genai_span(span)]
-        records: list[AuditRecord] = []
-        for start in range(0, len(genai), CHUNK):
-            chunk = [normalize(span) for span in genai[start:start + CHUNK]]
-            self.run(chunk)
-            records += chunk
+        records = [normalize(span) for span in spans if is_genai_span(span)]
+        self.run(records)
         return records
 
     def run(self, records: list[AuditRecord]) -> None:
