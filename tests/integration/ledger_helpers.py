@@ -24,7 +24,7 @@ def make_record(i: int = 0, **overrides: Any) -> AuditRecord:
         region="eu", data_class="internal", service_name="svc", operation_name="chat",
         provider="openai", model="gpt-4o", response_model="gpt-4o-2024", request_id=f"req-{i}",
         prompt_tokens=10 + i, response_tokens=20, cached_tokens=0, latency_ms=150,
-        status_code=200, error_type="", finish_reasons=["stop"], is_streaming=False,
+        status_code=200, error_type="", finish_reasons=("stop",), is_streaming=False,
         content=Content(), user_key="k" * 64, total_cost=Decimal("0.000123456"),
         pricing_version="2025-01", content_state=ContentState.PLAINTEXT,
         prompt_text=f'[{{"role":"user","content":"question {i}"}}]',

@@ -16,7 +16,7 @@ def test_current_conventions_are_read(make_span):
     assert (r.provider, r.model, r.response_model, r.request_id) == (
         "openai", "gpt-4o", "gpt-4o", "chatcmpl-1")
     assert (r.prompt_tokens, r.response_tokens, r.status_code) == (10, 20, 200)
-    assert r.finish_reasons == ["stop"]
+    assert r.finish_reasons == ("stop",)
     assert r.content.input_messages[0]["parts"][0]["content"] == "hi"
     assert r.content.output_messages[0]["parts"][0]["content"] == "hello"
     assert r.flags == set()

@@ -249,6 +249,7 @@ def decode_record(data: dict[str, Any]) -> AuditRecord:
     values["response_hash"] = base64.b64decode(values["response_hash"])
     values["content_state"] = ContentState(values["content_state"])
     values["flags"] = {Flag(flag) for flag in values["flags"]}
+    values["finish_reasons"] = tuple(values["finish_reasons"])
     known = {f.name for f in fields(AuditRecord)} - _NOT_SPOOLED
     return AuditRecord(**{k: v for k, v in values.items() if k in known},
                        user_id=None, content=Content())

@@ -116,8 +116,8 @@ def normalize(span: ReadableSpan) -> AuditRecord:
         latency_ms=max(0, round((end_ns - start_ns) / 1e6)),
         status_code=_status_code(span, attrs),
         error_type=text.ident("error.type"),
-        finish_reasons=[_clean(str(r), flags) for r in
-                        _as_list(attrs.get("gen_ai.response.finish_reasons"))],
+        finish_reasons=tuple([_clean(str(r), flags) for r in
+                              _as_list(attrs.get("gen_ai.response.finish_reasons"))]),
         is_streaming=bool(attrs.get("gen_ai.is_streaming") or attrs.get("llm.is_streaming")),
         content=_content(attrs, text, flags),
         flags=flags,

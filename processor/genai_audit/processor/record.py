@@ -9,6 +9,7 @@ record into one ``interactions`` row. Nothing here touches the network or the st
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -59,9 +60,11 @@ class Content:
     stages that rewrite text (redaction) walk them with ``text_slots``.
     """
 
-    input_messages: list[dict[str, Any]] = field(default_factory=list)
-    output_messages: list[dict[str, Any]] = field(default_factory=list)
-    system_instructions: list[dict[str, Any]] = field(default_factory=list)
+    # Parsed messages are lists; "no messages" is an empty tuple, so an empty ``Content``
+    # (what every record holds once rendered) costs the garbage collector one object, not 4.
+    input_messages: Sequence[dict[str, Any]] = ()
+    output_messages: Sequence[dict[str, Any]] = ()
+    system_instructions: Sequence[dict[str, Any]] = ()
 
     def is_empty(self) -> bool:
         return not (self.input_messages or self.output_messages or self.system_instructions)
@@ -94,7 +97,7 @@ class AuditRecord:
     latency_ms: int
     status_code: int
     error_type: str
-    finish_reasons: list[str]
+    finish_reasons: tuple[str, ...]
     is_streaming: bool
     content: Content
     user_key: str = ""  # gdpr_pseudonymized_user_key (keyed HMAC)

@@ -22,7 +22,7 @@ def canonical_json(value: Any) -> str:
     return _CANONICAL.encode(value)
 
 
-def message_text(messages: list[dict[str, Any]]) -> str:
+def message_text(messages: Sequence[dict[str, Any]]) -> str:
     """The text parts of messages, joined: what a human reads as the response."""
     texts: list[str] = []
     for message in messages:
@@ -56,7 +56,7 @@ class RenderStage:
                 record.content_state = ContentState.NOT_CAPTURED
                 record.flag(Flag.CONTENT_NOT_CAPTURED)
                 continue
-            prompt = content.system_instructions + content.input_messages
+            prompt = [*content.system_instructions, *content.input_messages]
             record.prompt_text = canonical_json(prompt)
             record.response_text = canonical_json(content.output_messages)
             record.response_preview = message_text(content.output_messages)[:PREVIEW_CHARS]
