@@ -61,6 +61,18 @@ def test_malformed_json_is_kept_as_text_and_flagged(make_span):
     assert Flag.MALFORMED_OUTPUT_MESSAGES in r2.flags
 
 
+def test_whitespace_around_messages_json_is_valid_and_trailing_data_is_not(make_span):
+    msg = '[{"role":"user","parts":[{"type":"text","content":"hi"}]}]'
+    for raw in (f" \n{msg}\t ", f"{msg}\r\n"):
+        r = normalize(make_span(**{"gen_ai.input.messages": raw}))
+        assert Flag.MALFORMED_INPUT_MESSAGES not in r.flags, raw
+        assert r.content.input_messages == json.loads(msg)
+    for raw in (f"{msg} x", f"{msg}{msg}", f"{msg}\u00a0"):  # NBSP is not JSON whitespace
+        r = normalize(make_span(**{"gen_ai.input.messages": raw}))
+        assert Flag.MALFORMED_INPUT_MESSAGES in r.flags, raw
+        assert r.content.input_messages[0]["parts"][0]["content"] == raw
+
+
 def test_missing_usage_is_flagged_but_not_for_failed_calls(make_span):
     r = normalize(make_span(**{"gen_ai.usage.input_tokens": None}))
     assert Flag.MISSING_USAGE in r.flags and r.prompt_tokens == 0 and r.response_tokens == 20

@@ -42,6 +42,8 @@ _GENAI_MARKERS = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.syste
 _STATUS_RE = re.compile(r"(?:Error code|status(?: code)?)[:= ]+(\d{3})\b", re.IGNORECASE)
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _ESCAPED_SURROGATE_RE = re.compile(r"\\u[dD][89a-fA-F]")
+_RAW_DECODE = json.JSONDecoder().raw_decode
+_UINT32_MAX = 2**32 - 1
 _INDEXED_RE = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(role|content|finish_reason)$")
 
 
@@ -194,10 +196,11 @@ def _as_list(value: Any) -> list[Any]:
 def _int_attr(attrs: Mapping[str, Any], *keys: str) -> int | None:
     for key in keys:
         value = attrs.get(key)
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, int | float) and value >= 0:
-            return min(int(value), 2**32 - 1)
+        if value.__class__ is int:  # the usual case (bool is a subclass: not this)
+            if value >= 0:
+                return value if value <= _UINT32_MAX else _UINT32_MAX
+        elif isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            return min(int(value), _UINT32_MAX)
     return None
 
 
@@ -251,7 +254,7 @@ def _messages(raw: str | None, default_role: str, bad: Flag, flags: set[Flag]) -
     if raw is None or raw == "":
         return []
     try:
-        parsed = json.loads(raw)
+        parsed = _loads(raw)
     except (json.JSONDecodeError, RecursionError):
         flags.add(bad)
         return [_text_message(default_role, raw)]
@@ -263,6 +266,18 @@ def _messages(raw: str | None, default_role: str, bad: Flag, flags: set[Flag]) -
     if _ESCAPED_SURROGATE_RE.search(raw):
         return [_clean_tree(m, flags) for m in parsed]
     return parsed
+
+
+def _loads(raw: str) -> Any:
+    """``json.loads`` of a str, minus its wrapper's two whitespace scans in the usual case
+    (no whitespace around the value); anything else is left to ``json.loads`` itself."""
+    try:
+        value, end = _RAW_DECODE(raw)
+    except json.JSONDecodeError:
+        return json.loads(raw)  # leading whitespace, or invalid: json.loads decides
+    if end != len(raw) and raw[end:].strip(" \t\n\r"):
+        return json.loads(raw)  # trailing data: raises as json.loads does
+    return value
 
 
 def _clean_tree(value: Any, flags: set[Flag]) -> Any:
