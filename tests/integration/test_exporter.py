@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.trace import SpanContext
 
 from genai_audit.clickhouse.errors import StoreUnavailable
 from genai_audit.clickhouse.store import Store
@@ -108,6 +110,36 @@ def test_bad_spans_still_land_with_flags(store, keystore, make_span):
     rows = dict(store.rows("SELECT arrayStringConcat(flags, ','), tenant_id FROM interactions"))
     assert rows == {"malformed_input_messages,unattributed": "_unattributed",
                     "invalid_utf8,missing_usage": "acme", "unknown_model": "acme"}
+
+
+def _copy(span: ReadableSpan, span_id: int, **fields: object) -> ReadableSpan:
+    """A span as a hostile OTLP client could send it: real SDK class, chosen values."""
+    context = SpanContext(span.context.trace_id, span_id, is_remote=False)
+    values = {"name": span.name, "context": context, "attributes": span.attributes,
+              "resource": span.resource, "start_time": span.start_time,
+              "end_time": span.end_time, **fields}
+    return ReadableSpan(**values)  # type: ignore[arg-type]
+
+
+def test_hostile_numbers_and_an_unreadable_span_do_not_sink_the_batch(
+        store, keystore, make_span, caplog):
+    exporter = _exporter(store, keystore)
+    good = make_span()
+    absurd = make_span(**{"gen_ai.usage.input_tokens": float("inf"),
+                          "gen_ai.usage.output_tokens": float("nan"),
+                          "http.response.status_code": 3_000_000_000})
+    spans = [good,
+             _copy(absurd, 0xA1, end_time=absurd.start_time + 2**62),  # centuries long
+             _copy(good, 0xB2, start_time="yesterday"),  # unreadable: skipped, logged
+             _copy(good, 0xC3)]
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    rows = store.rows("SELECT span_id, prompt_tokens, response_tokens, status_code, latency_ms, "
+                      "arrayStringConcat(flags, ',') FROM interactions ORDER BY span_id")
+    assert [r[0] for r in rows] == sorted([f"{good.context.span_id:016x}",
+                                           f"{0xA1:016x}", f"{0xC3:016x}"])
+    bad = next(r for r in rows if r[0] == f"{0xA1:016x}")
+    assert bad[1:] == (0, 0, 200, 2**32 - 1, "missing_usage")
+    assert f"{0xB2:016x} could not be read (TypeError)" in caplog.text
 
 
 def test_export_runs_with_instrumentation_suppressed(store, keystore, make_span):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from genai_audit.processor.record import UNATTRIBUTED_TENANT, AuditRecord, Conte
 
 MAX_FIELD_CHARS = 1_000_000  # per content attribute; longer content is truncated and flagged
 MAX_ID_CHARS = 256  # tenant, user, tool... anything longer is cut
+MAX_STATUS_CODE = 999  # an HTTP status attribute above this is not one (ignored)
 DEFAULT_TOOL = "unspecified"
 
 _GENAI_MARKERS = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system",
@@ -115,7 +117,7 @@ def normalize(span: ReadableSpan) -> AuditRecord:
         prompt_tokens=prompt_tokens,
         response_tokens=response_tokens,
         cached_tokens=cached,
-        latency_ms=max(0, round((end_ns - start_ns) / 1e6)),
+        latency_ms=min(max(0, round((end_ns - start_ns) / 1e6)), _UINT32_MAX),
         status_code=_status_code(span, attrs),
         error_type=text.ident("error.type"),
         finish_reasons=tuple([_clean(str(r), flags) for r in
@@ -200,7 +202,8 @@ def _int_attr(attrs: Mapping[str, Any], *keys: str) -> int | None:
             if value >= 0:
                 return value if value <= _UINT32_MAX else _UINT32_MAX
         elif isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-            return min(int(value), _UINT32_MAX)
+            if math.isfinite(value):  # inf/nan: as good as absent
+                return min(int(value), _UINT32_MAX)
     return None
 
 
@@ -218,7 +221,7 @@ def _usage(attrs: Mapping[str, Any], flags: set[Flag], span: ReadableSpan) -> tu
 def _status_code(span: ReadableSpan, attrs: Mapping[str, Any]) -> int:
     """200 for a successful call; the provider's HTTP status for a failed one; 0 if unknown."""
     http = _int_attr(attrs, "http.response.status_code", "http.status_code")
-    if http is not None:
+    if http is not None and 0 < http <= MAX_STATUS_CODE:
         return http
     failed = (span.status is not None and span.status.status_code == StatusCode.ERROR) or bool(
         attrs.get("error.type"))

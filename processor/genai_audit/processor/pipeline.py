@@ -45,7 +45,7 @@ class RecordPipeline:
         self.stages: list[Stage] = list(stages)
 
     def build(self, spans: Iterable[ReadableSpan]) -> list[AuditRecord]:
-        records = [normalize(span) for span in spans if is_genai_span(span)]
+        records = [r for r in map(_normalized, spans) if r is not None]
         self.run(records)
         return records
 
@@ -53,6 +53,21 @@ class RecordPipeline:
         for stage in self.stages:
             if records:
                 _run_stage(stage, records)
+
+
+def _normalized(span: ReadableSpan) -> AuditRecord | None:
+    """The span's record; None for a non-GenAI span. ``normalize`` repairs and flags bad
+    attributes; a span it still cannot read at all is skipped, logged with its ids (never
+    its content), so the rest of its batch lands."""
+    try:
+        return normalize(span) if is_genai_span(span) else None
+    except Exception as exc:
+        context = span.context
+        ids = (f"{context.trace_id:032x}/{context.span_id:016x}" if context is not None
+               else "without ids")
+        _log.error("span %s could not be read (%s); skipped, the rest of its batch goes on",
+                   ids, type(exc).__name__)
+        return None
 
 
 def _run_stage(stage: Stage, records: Sequence[AuditRecord]) -> None:
