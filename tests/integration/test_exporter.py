@@ -131,7 +131,7 @@ def test_hostile_numbers_and_an_unreadable_span_do_not_sink_the_batch(
     spans = [good,
              _copy(absurd, 0xA1, end_time=absurd.start_time + 2**62),  # centuries long
              _copy(good, 0xB2, start_time="yesterday"),  # unreadable: skipped, logged
-             _copy(good, 0xC3)]
+             _copy(good, 0xC3, start_time=None)]  # not stored as 1970 (TTL would drop it)
     assert exporter.export(spans) is SpanExportResult.SUCCESS
     rows = store.rows("SELECT span_id, prompt_tokens, response_tokens, status_code, latency_ms, "
                       "arrayStringConcat(flags, ',') FROM interactions ORDER BY span_id")
@@ -140,6 +140,11 @@ def test_hostile_numbers_and_an_unreadable_span_do_not_sink_the_batch(
     bad = next(r for r in rows if r[0] == f"{0xA1:016x}")
     assert bad[1:] == (0, 0, 200, 2**32 - 1, "missing_usage")
     assert f"{0xB2:016x} could not be read (TypeError)" in caplog.text
+    undated = next(r for r in rows if r[0] == f"{0xC3:016x}")
+    assert undated[3:] == (200, 0, "missing_start_time")
+    stamped = store.scalar("SELECT toUnixTimestamp64Micro(event_timestamp) FROM interactions "
+                           "WHERE span_id = {s:String}", {"s": f"{0xC3:016x}"})
+    assert stamped == good.end_time // 1000  # the end time stands in for the start
 
 
 def test_export_runs_with_instrumentation_suppressed(store, keystore, make_span):

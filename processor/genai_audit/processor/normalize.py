@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import re
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -81,6 +82,10 @@ def normalize(span: ReadableSpan) -> AuditRecord:
     trace_id, span_id = (ctx.trace_id, ctx.span_id) if ctx is not None else (0, 0)
     start_ns = span.start_time or 0
     end_ns = span.end_time or start_ns
+    if start_ns <= 0:  # not 1970: the row TTL would expire the record at once
+        flags.add(Flag.MISSING_START_TIME)
+        start_ns = end_ns if end_ns > 0 else time.time_ns()
+        end_ns = max(end_ns, start_ns)
     tenant = text.ident(ATTR_TENANT)
     if not tenant:
         tenant = UNATTRIBUTED_TENANT

@@ -26,6 +26,7 @@ class Flag(enum.StrEnum):
     MALFORMED_INPUT_MESSAGES = "malformed_input_messages"
     MALFORMED_OUTPUT_MESSAGES = "malformed_output_messages"
     MISSING_USAGE = "missing_usage"
+    MISSING_START_TIME = "missing_start_time"  # the span's end (or read) time stands in
     INVALID_UTF8 = "invalid_utf8"
     UNKNOWN_MODEL = "unknown_model"  # cost is 0 because no price is known
     CONTENT_TRUNCATED = "content_truncated"

@@ -26,7 +26,7 @@ from genai_audit.clickhouse.store import Store
 
 CONTROL_FLAGS = ["unknown_model", "redaction_failed", "encryption_failed", "content_withheld"]
 QUALITY_FLAGS = ["malformed_input_messages", "malformed_output_messages", "missing_usage",
-                 "invalid_utf8", "content_truncated"]
+                 "missing_start_time", "invalid_utf8", "content_truncated"]
 PHI_CLASSES = ["phi", "hipaa"]  # data_class values (baggage genai_audit.data_class) meaning PHI
 TOP_USERS = 10
 

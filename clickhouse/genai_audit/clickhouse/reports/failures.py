@@ -23,6 +23,7 @@ MEANINGS: dict[str, str] = {
     "malformed_input_messages": "prompt messages were not valid JSON",
     "malformed_output_messages": "response messages were not valid JSON",
     "missing_usage": "token usage missing from the span",
+    "missing_start_time": "span without a start time: its end or arrival time recorded",
     "invalid_utf8": "text was not valid UTF-8 (replaced)",
     "content_truncated": "content truncated by the instrumentation",
 }
