@@ -76,8 +76,7 @@ class InteractionWriter:
         """Insert a prepared batch; safe to call again with the same batch."""
         if not batch.rows:
             return
-        self.store.insert(batch.table, batch.rows, batch.columns,
-                          settings={"insert_deduplication_token": batch.token})
+        batch.insert_into(self.store)
 
     def committed(self, batch: PreparedBatch) -> None:
         if self.ledger is not None:

@@ -107,6 +107,12 @@ class PreparedBatch:
     token: str
     entries: tuple[Entry, ...]
 
+    def insert_into(self, store: Store) -> None:
+        """Insert the rows as prepared. Safe to repeat: the batch's deduplication token makes
+        ClickHouse drop a retried or replayed insert instead of duplicating it."""
+        store.insert(self.table, self.rows, self.columns,
+                     settings={"insert_deduplication_token": self.token})
+
 
 @dataclass
 class _Log:

@@ -34,8 +34,7 @@ def append(store: Store, ledger: Ledger, rows: Sequence[Sequence[Any]]) -> Prepa
     """Insert ``rows`` (in the ledger's ``row_columns`` order) at their ledger positions."""
     batch = ledger.prepare(rows)
     try:
-        store.insert(batch.table, batch.rows, batch.columns,
-                     settings={"insert_deduplication_token": batch.token})
+        batch.insert_into(store)
     except BaseException:
         ledger.failed(batch)
         raise
