@@ -15,6 +15,14 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from genai_audit.clickhouse.store import Store
+from genai_audit.clickhouse.writer import InteractionWriter
+from genai_audit.config import Settings
+from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
+from genai_audit.keystore import KeyStore
+from genai_audit.processor.factory import default_pipeline
+from genai_audit.processor.pipeline import RecordPipeline
+
 PROMPT = ("Please summarize the attached quarterly vendor review for the procurement team, "
           "highlighting delivery delays, price changes and open contractual questions. ") * 2
 
@@ -45,6 +53,27 @@ def genai_spans(n: int, tenants: int = 4) -> list[ReadableSpan]:
         with tracer.start_as_current_span("openai.chat", attributes=attrs):
             pass
     return list(exporter.get_finished_spans())
+
+
+# The two pipelines benches compare:
+# * spine: what issue 2 builds (normalize, pseudonymize, render, content commitments, price,
+#   retention, one insert with a deduplication token): no redaction, encryption or ledger;
+# * production: the default pipeline with all of them (redaction optional, it dominates).
+PIPELINES = ("spine", "production")
+SPINE_SKIPS = frozenset({"redact", "encrypt"})
+
+
+def pipeline_exporter(name: str, settings: Settings, store: Store, keys: KeyStore, *,
+                      redaction: bool = True) -> ClickHouseSpanExporter:
+    """The exporter of pipeline ``name`` (see ``PIPELINES``) over ``store``."""
+    skip = SPINE_SKIPS if name == "spine" else frozenset()
+    if not redaction:
+        skip = skip | {"redact"}
+    stages = RecordPipeline(s for s in default_pipeline(settings, keys).stages
+                            if s.name not in skip)
+    writer = InteractionWriter(store) if name == "spine" else None  # spine: no ledger
+    return ClickHouseSpanExporter(settings, store=store, keys=keys, writer=writer,
+                                  pipeline=stages)
 
 
 def scratch_dir(prefix: str = "genai-audit-bench-") -> str:

@@ -33,17 +33,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import fresh_database, genai_spans, median, ratio_line, scratch_dir, scratch_dsn
+from _common import (
+    PIPELINES,
+    fresh_database,
+    genai_spans,
+    median,
+    pipeline_exporter,
+    ratio_line,
+    scratch_dir,
+    scratch_dsn,
+)
 from opentelemetry.sdk.trace import ReadableSpan
 
 from genai_audit.clickhouse.migrate import migrate
 from genai_audit.clickhouse.store import Store
-from genai_audit.clickhouse.writer import InteractionWriter
 from genai_audit.config import Settings
-from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
 from genai_audit.keystore import KeyStore, LocalKeyStore
-from genai_audit.processor.factory import default_pipeline
-from genai_audit.processor.pipeline import RecordPipeline
 from genai_audit.processor.span_processor import ComplianceSpanProcessor
 
 
@@ -53,24 +58,10 @@ def fresh(dsn: str) -> Store:
     return store
 
 
-SPINE_SKIPS = {"redact", "encrypt"}
-PIPELINES = ("spine", "production")
-
-
-def pipeline(settings: Settings, keys: KeyStore, name: str, redaction: bool) -> RecordPipeline:
-    skip = SPINE_SKIPS if name == "spine" else set()
-    if not redaction:
-        skip = skip | {"redact"}
-    return RecordPipeline(s for s in default_pipeline(settings, keys).stages
-                          if s.name not in skip)
-
-
 def through_processor(settings: Settings, store: Store, keys: KeyStore, name: str,
                       redaction: bool, spans: list[ReadableSpan]) -> float:
     """records/s through the processor; the spine writes without the ledger."""
-    writer = InteractionWriter(store) if name == "spine" else None
-    exporter = ClickHouseSpanExporter(settings, store=store, keys=keys, writer=writer,
-                                      pipeline=pipeline(settings, keys, name, redaction))
+    exporter = pipeline_exporter(name, settings, store, keys, redaction=redaction)
     processor = ComplianceSpanProcessor(exporter, settings)
     started = time.perf_counter()
     for span in spans:
