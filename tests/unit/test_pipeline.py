@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Sequence
 
 import pytest
@@ -60,6 +61,7 @@ class _FailsOn:
 
 
 def test_a_failing_stage_withholds_only_the_bad_records(make_span, caplog):
+    caplog.set_level(logging.DEBUG)  # not even at DEBUG: tracebacks carry the message
     good, bad = make_span(), make_span(**{"genai_audit.tool": "boom"})
     records = RecordPipeline([_FailsOn("boom")]).build([good, bad])
     assert records[0].content.input_messages and not records[0].flags
@@ -67,6 +69,7 @@ def test_a_failing_stage_withholds_only_the_bad_records(make_span, caplog):
     assert {Flag.REDACTION_FAILED, Flag.CONTENT_WITHHELD} <= records[1].flags
     assert records[1].prompt_tokens == 10  # metadata kept
     assert "alice@example.com" not in caplog.text  # never log exception texts
+    assert "RuntimeError" in caplog.text and "raised at" in caplog.text  # type and place
 
 
 def test_writer_refuses_plaintext_user(make_span):

@@ -201,3 +201,37 @@ def test_a_sync_tool_waits_for_the_writer_not_just_the_build():
     assert exporter.built == [1] and not exporter.spans
     exporter.gate.set()
     processor.shutdown()
+
+
+class _RaisingStages(CollectingExporter):
+    """An exporter with build/write stages that break the SDK contract by raising."""
+
+    def __init__(self, fail_in: str) -> None:
+        super().__init__()
+        self.fail_in = fail_in
+
+    def build(self, spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
+        if self.fail_in == "build":
+            raise ValueError("could not parse 'my SSN is 078-05-1120'")
+        return list(spans)
+
+    def write(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self.fail_in == "write":
+            raise ValueError("Code: 27. Cannot parse input: 'my SSN is 078-05-1120'")
+        return self.export(spans)
+
+
+@pytest.mark.parametrize("fail_in", ["build", "write"])
+def test_an_exporter_that_raises_fails_its_batch_without_logging_the_text(fail_in, caplog):
+    caplog.set_level(logging.DEBUG)
+    exporter = _RaisingStages(fail_in)
+    processor = ComplianceSpanProcessor(exporter, Settings.load({}, env={}))
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    with provider.get_tracer("t").start_as_current_span("openai.chat", attributes=GENAI):
+        pass
+    assert processor.force_flush(5000)
+    processor.shutdown()
+    assert exporter.spans == []  # the batch failed
+    assert f"raised while {fail_in.rstrip('e')}ing records: ValueError" in caplog.text
+    assert "078-05-1120" not in caplog.text

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from genai_audit.processor.normalize import is_genai_span, normalize
 from genai_audit.processor.record import AuditRecord, Flag
+from genai_audit.safelog import log_failure
 
 _log = logging.getLogger(__name__)
 
@@ -74,9 +75,9 @@ def _run_stage(stage: Stage, records: Sequence[AuditRecord]) -> None:
     try:
         stage.process(records)
         return
-    except Exception:
-        _log.warning("stage %s failed on a batch of %d; retrying one by one",
-                     stage.name, len(records), exc_info=_log.isEnabledFor(logging.DEBUG))
+    except Exception as exc:
+        log_failure(_log, f"stage {stage.name} failed on a batch of {len(records)}; retrying "
+                          "one by one", exc, logging.WARNING)
     for record in records:
         try:
             stage.process([record])

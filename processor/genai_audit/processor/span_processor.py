@@ -36,6 +36,7 @@ from genai_audit.config import Settings
 from genai_audit.instrumentation.context import stamp_baggage
 from genai_audit.instrumentation.keys import ATTR_TOOL
 from genai_audit.processor.normalize import is_genai_span
+from genai_audit.safelog import log_failure
 
 _log = logging.getLogger(__name__)
 
@@ -169,8 +170,8 @@ class ComplianceSpanProcessor(SpanProcessor):
     def _build_batch(self, batch: list[_Pending]) -> Any:
         try:
             return self._build([p.span for p in batch])
-        except Exception:  # an exporter must not raise; if one does, fail the batch
-            _log.exception("genai-audit exporter raised while building records")
+        except Exception as exc:  # an exporter must not raise; if one does, fail the batch
+            log_failure(_log, "genai-audit exporter raised while building records", exc)
             return None
 
     def _run_writer(self) -> None:
@@ -185,8 +186,8 @@ class ComplianceSpanProcessor(SpanProcessor):
         if records is not None:
             try:
                 ok = self._write(records) is SpanExportResult.SUCCESS
-            except Exception:  # an exporter must not raise; if one does, fail the batch
-                _log.exception("genai-audit exporter raised while writing records")
+            except Exception as exc:  # an exporter must not raise; if one does, fail the batch
+                log_failure(_log, "genai-audit exporter raised while writing records", exc)
         for pending in batch:
             pending.ok = ok
             if pending.done is not None:

@@ -27,6 +27,7 @@ from genai_audit.exporter.gateway.metrics import Metrics
 from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
 from genai_audit.exporter.spool import SpoolFull
 from genai_audit.processor.record import AuditRecord
+from genai_audit.safelog import log_failure
 
 _log = logging.getLogger(__name__)
 
@@ -168,8 +169,8 @@ class LocalSink:
                 try:
                     self.exporter.drain_spool()
                     self.update_gauges()
-                except Exception:  # keep draining; never log record content
-                    _log.exception("spool drain failed")
+                except Exception as exc:  # keep draining; never log record content
+                    log_failure(_log, "spool drain failed", exc)
 
         self._drainer = threading.Thread(target=loop, name="genai-audit-drain", daemon=True)
         self._drainer.start()
@@ -227,8 +228,8 @@ class OwnerServer:
                 return ("ok", self.sink.submit(message[1]))
             except Unavailable as exc:
                 return ("unavailable", exc.reason, exc.retry_after)
-            except Exception as exc:  # answer the worker; the traceback stays here
-                _log.exception("store owner failed on a batch")
+            except Exception as exc:  # answer the worker; type and frames stay here
+                log_failure(_log, "store owner failed on a batch", exc)
                 return ("unavailable", type(exc).__name__, RETRY_AFTER_S)
         return ("error", f"unknown message {kind!r}")
 
