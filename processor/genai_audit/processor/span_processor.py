@@ -40,6 +40,8 @@ from genai_audit.safelog import log_failure
 
 _log = logging.getLogger(__name__)
 
+DROP_REPORT_INTERVAL_S = 10.0
+
 
 class AuditDurabilityError(RuntimeError):
     """A synchronously audited call could not be recorded in time."""
@@ -87,7 +89,9 @@ class ComplianceSpanProcessor(SpanProcessor):
         self._stopping = False
         self._shutdown_done = False
         self._shutdown_lock = threading.Lock()
-        self.dropped = 0
+        self.dropped = 0  # spans whose record was dropped on a full queue
+        self._drop_reported = 0  # ...of which already reported in the log
+        self._drop_reported_at = -DROP_REPORT_INTERVAL_S
         self._build, self._write = _stages(exporter)
         self._built: queue.Queue[_Built | None] = queue.Queue(maxsize=1)  # one in hand-off
         self._worker = threading.Thread(target=self._run, name="genai-audit-worker",
@@ -114,13 +118,25 @@ class ComplianceSpanProcessor(SpanProcessor):
             self._write_now(span)
             return
         if len(self._queue) >= self.settings.max_queue_size:
-            self.dropped += 1
-            _log.error("genai-audit queue full (%d): audit record for span %s NOT recorded",
-                       self.settings.max_queue_size, span.context.span_id if span.context else 0)
+            self._dropped_one()
             return
         self._queue.append(_Pending(span))
         if len(self._queue) >= self.settings.max_batch_size:
             self._notify()
+
+    def _dropped_one(self) -> None:
+        """Count a drop; report at most one ERROR per interval (a saturated queue drops
+        on every call: one line per span would flood the application's log)."""
+        self.dropped += 1
+        now = time.monotonic()
+        if now - self._drop_reported_at < DROP_REPORT_INTERVAL_S:
+            return
+        self._drop_reported_at = now
+        since, self._drop_reported = self.dropped - self._drop_reported, self.dropped
+        _log.error("genai-audit queue full (%d spans): %d audit record(s) NOT recorded since "
+                   "the last report, %d in all; the pipeline cannot keep up with this "
+                   "process's calls (raise max_queue_size, or run the gateway)",
+                   self.settings.max_queue_size, since, self.dropped)
 
     def _write_now(self, span: ReadableSpan) -> None:
         pending = _Pending(span, done=threading.Event())
