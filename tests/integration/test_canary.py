@@ -107,3 +107,4 @@ def test_debug_logs_of_failing_and_succeeding_paths_carry_no_pii(store, keystore
     text = caplog.text + json.dumps(store.rows("SELECT * FROM interactions"), default=str)
     assert "acme" in text  # the capture works
     assert [s for s in CANARIES[:1] + USER_IDS if s in text] == []
+    exporter.shutdown()  # stops the ledger's checkpoint ticker before the database goes

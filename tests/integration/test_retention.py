@@ -75,6 +75,7 @@ def test_the_exporter_stamps_the_stored_policy(store, make_span):
     assert store.rows("SELECT tenant_id, retention_days, content_retention_days "
                       "FROM interactions ORDER BY tenant_id") == [("acme", 400, 400),
                                                                   ("clinic", 2190, 30)]
+    exporter.shutdown()  # stops the ledger's checkpoint ticker before the database goes
 
 
 def store_keys(store):
