@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from genai_audit.clickhouse.migrate import migrate
 from genai_audit.clickhouse.store import Store
 from genai_audit.clickhouse.writer import InteractionWriter
 from genai_audit.config import Settings
@@ -90,6 +91,13 @@ def scratch_dsn() -> str:
 
 def fresh_database() -> str:
     return f"bench_{uuid.uuid4().hex[:10]}"
+
+
+def fresh_store(dsn: str) -> Store:
+    """A new, migrated database of its own in the store at ``dsn``."""
+    store = Store.open(dsn, fresh_database())
+    migrate(store)
+    return store
 
 
 def ratio_line(name: str, value: float, unit: str, baseline_name: str, baseline: float,

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     PIPELINES,
-    fresh_database,
+    fresh_store,
     genai_spans,
     median,
     pipeline_exporter,
@@ -45,17 +45,10 @@ from _common import (
 )
 from opentelemetry.sdk.trace import ReadableSpan
 
-from genai_audit.clickhouse.migrate import migrate
 from genai_audit.clickhouse.store import Store
 from genai_audit.config import Settings
 from genai_audit.keystore import KeyStore, LocalKeyStore
 from genai_audit.processor.span_processor import ComplianceSpanProcessor
-
-
-def fresh(dsn: str) -> Store:
-    store = Store.open(dsn, fresh_database())
-    migrate(store)
-    return store
 
 
 def through_processor(settings: Settings, store: Store, keys: KeyStore, name: str,
@@ -100,12 +93,12 @@ def main() -> None:
     spans = genai_spans(args.records)
     rates: dict[str, list[float]] = {name: [] for name in PIPELINES}
     bare: dict[str, list[float]] = {name: [] for name in PIPELINES}
-    warm = fresh(dsn)  # keys, price table, compiled encoders: not part of any figure
+    warm = fresh_store(dsn)  # keys, price table, compiled encoders: not part of any figure
     through_processor(settings, warm, keys, "production", args.redaction, spans[:1024])
     warm.command(f"DROP DATABASE `{warm.database}`")
     for repeat in range(args.repeats):
         for name in PIPELINES if repeat % 2 == 0 else PIPELINES[::-1]:
-            stored, again = fresh(dsn), fresh(dsn)
+            stored, again = fresh_store(dsn), fresh_store(dsn)
             rates[name].append(through_processor(settings, stored, keys, name,
                                                  args.redaction, spans))
             bare[name].append(len(spans) / bare_insert(stored, again, args.batch))

@@ -40,14 +40,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import openai
-from _common import PROMPT, median, pipeline_exporter, scratch_dir, scratch_dsn
+from _common import PROMPT, fresh_store, median, pipeline_exporter, scratch_dir, scratch_dsn
 from openai.resources.chat.completions import Completions
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.openai import OpenAIInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 
-from genai_audit.clickhouse.migrate import migrate
-from genai_audit.clickhouse.store import Store
 from genai_audit.config import Settings
 from genai_audit.instrumentation import audit_context
 from genai_audit.keystore import LocalKeyStore
@@ -93,8 +91,7 @@ class Modes:
     """One instrumented provider, the pipelines' processors, and the switch between modes."""
 
     def __init__(self, settings: Settings) -> None:
-        self.store = Store.open(settings.dsn)
-        migrate(self.store)
+        self.store = fresh_store(scratch_dsn())
         keys = LocalKeyStore(scratch_dir("bench-keys-"))
         self.processors = {name: ComplianceSpanProcessor(
             pipeline_exporter(name, settings, self.store, keys), settings)
@@ -186,8 +183,7 @@ def main(argv: Sequence[str] | None = None,
     parser.add_argument("--schedule-delay-ms", type=int, default=Settings().schedule_delay_ms)
     args = parser.parse_args(argv)
 
-    settings = Settings.load({"dsn": scratch_dsn(), "keystore_dir": scratch_dir(),
-                              "schedule_delay_ms": args.schedule_delay_ms}, env={})
+    settings = Settings.load({"schedule_delay_ms": args.schedule_delay_ms}, env={})
     stub, url = start_stub()
     modes = Modes(settings)
     client = openai.OpenAI(base_url=url, api_key="sk-bench", max_retries=0)
