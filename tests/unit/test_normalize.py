@@ -50,27 +50,48 @@ def test_missing_tenant_lands_unattributed(make_span):
     assert {Flag.UNATTRIBUTED, Flag.NO_USER} <= r.flags
 
 
-def test_malformed_json_is_kept_as_text_and_flagged(make_span):
+def test_malformed_json_is_kept_as_text_and_flagged_when_read(make_span):
     r = normalize(make_span(**{"gen_ai.input.messages": "{not json",
                                "gen_ai.output.messages": json.dumps({"role": 5})}))
-    assert Flag.MALFORMED_INPUT_MESSAGES in r.flags
+    assert Flag.MALFORMED_INPUT_MESSAGES not in r.flags  # not parsed yet
     assert r.content.input_messages == [
         {"role": "user", "parts": [{"type": "text", "content": "{not json"}]}]
-    assert Flag.MALFORMED_OUTPUT_MESSAGES not in r.flags  # one object is accepted as a list
+    assert Flag.MALFORMED_INPUT_MESSAGES in r.flags
+    assert r.content.output_messages == [{"role": 5}]  # one object is accepted as a list
+    assert Flag.MALFORMED_OUTPUT_MESSAGES not in r.flags
     r2 = normalize(make_span(**{"gen_ai.output.messages": "[1, 2]"}))
+    assert r2.content.output_messages[0]["parts"][0]["content"] == "[1, 2]"
     assert Flag.MALFORMED_OUTPUT_MESSAGES in r2.flags
+
+
+def test_content_is_parsed_once_and_its_repr_shows_no_text(make_span):
+    r = normalize(make_span(**{"gen_ai.input.messages": json.dumps(
+        [{"role": "user", "parts": [{"type": "text", "content": "my SSN is 123-45-6789"}]}])}))
+    assert repr(r.content) == "Content(input=unparsed, output=unparsed, system=0)"
+    first = r.content.input_messages
+    assert r.content.input_messages is first  # parsed on first read, kept
+    assert "123-45" not in repr(r.content) and "123-45" not in repr(r)
+    assert repr(r.content) == "Content(input=1, output=unparsed, system=0)"
+
+
+def test_content_dropped_unread_is_never_parsed(make_span):
+    from genai_audit.processor.render import RenderStage
+
+    r = normalize(make_span(**{"gen_ai.input.messages": "{not json"}))
+    RenderStage(capture_content=False).process([r])
+    assert r.content.is_empty() and Flag.MALFORMED_INPUT_MESSAGES not in r.flags
 
 
 def test_whitespace_around_messages_json_is_valid_and_trailing_data_is_not(make_span):
     msg = '[{"role":"user","parts":[{"type":"text","content":"hi"}]}]'
     for raw in (f" \n{msg}\t ", f"{msg}\r\n"):
         r = normalize(make_span(**{"gen_ai.input.messages": raw}))
-        assert Flag.MALFORMED_INPUT_MESSAGES not in r.flags, raw
         assert r.content.input_messages == json.loads(msg)
+        assert Flag.MALFORMED_INPUT_MESSAGES not in r.flags, raw
     for raw in (f"{msg} x", f"{msg}{msg}", f"{msg}\u00a0"):  # NBSP is not JSON whitespace
         r = normalize(make_span(**{"gen_ai.input.messages": raw}))
-        assert Flag.MALFORMED_INPUT_MESSAGES in r.flags, raw
         assert r.content.input_messages[0]["parts"][0]["content"] == raw
+        assert Flag.MALFORMED_INPUT_MESSAGES in r.flags, raw
 
 
 def test_missing_usage_is_flagged_but_not_for_failed_calls(make_span):

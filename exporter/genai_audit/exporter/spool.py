@@ -26,14 +26,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from genai_audit.processor.record import AuditRecord, Content, ContentState, Flag
+from genai_audit.processor.record import NO_CONTENT, AuditRecord, ContentState, Flag
 
 _log = logging.getLogger(__name__)
 
@@ -237,6 +237,8 @@ def encode_record(record: AuditRecord) -> dict[str, Any]:
             value = value.value
         elif isinstance(value, set):
             value = sorted(flag.value for flag in value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
         out[f.name] = value
     return out
 
@@ -252,4 +254,4 @@ def decode_record(data: dict[str, Any]) -> AuditRecord:
     values["finish_reasons"] = tuple(values["finish_reasons"])
     known = {f.name for f in fields(AuditRecord)} - _NOT_SPOOLED
     return AuditRecord(**{k: v for k, v in values.items() if k in known},
-                       user_id=None, content=Content())
+                       user_id=None, content=NO_CONTENT)

@@ -33,7 +33,13 @@ from genai_audit.instrumentation.keys import (
     ATTR_TOOL,
     ATTR_USER,
 )
-from genai_audit.processor.record import UNATTRIBUTED_TENANT, AuditRecord, Content, Flag
+from genai_audit.processor.content import Content, clean_text, parse_messages, text_message
+from genai_audit.processor.record import (
+    NO_ENTITY_COUNTS,
+    UNATTRIBUTED_TENANT,
+    AuditRecord,
+    Flag,
+)
 
 MAX_FIELD_CHARS = 1_000_000  # per content attribute; longer content is truncated and flagged
 MAX_ID_CHARS = 256  # tenant, user, tool... anything longer is cut
@@ -43,9 +49,6 @@ DEFAULT_TOOL = "unspecified"
 _GENAI_MARKERS = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system",
                   "gen_ai.request.model")
 _STATUS_RE = re.compile(r"(?:Error code|status(?: code)?)[:= ]+(\d{3})\b", re.IGNORECASE)
-_SURROGATE_RE = re.compile("[\ud800-\udfff]")
-_ESCAPED_SURROGATE_RE = re.compile(r"\\u[dD][89a-fA-F]")
-_RAW_DECODE = json.JSONDecoder().raw_decode
 _UINT32_MAX = 2**32 - 1
 _INDEXED_RE = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(role|content|finish_reason)$")
 
@@ -97,7 +100,7 @@ def normalize(span: ReadableSpan) -> AuditRecord:
     model = text.ident("gen_ai.request.model") or text.ident("gen_ai.response.model")
     resource_attrs = span.resource.attributes if span.resource is not None else {}
     guarded = attrs.get(ATTR_PII_REDACTED_BEFORE_LLM) is True
-    guard_counts = _guard_counts(attrs) if guarded else {}
+    guard_counts = _guard_counts(attrs) if guarded else NO_ENTITY_COUNTS
     decision = text.ident(ATTR_ROUTE_DECISION)
     if decision in _ROUTE_FLAGS:
         flags.add(_ROUTE_FLAGS[decision])
@@ -113,7 +116,7 @@ def normalize(span: ReadableSpan) -> AuditRecord:
         feature_name=text.ident(ATTR_FEATURE),
         region=text.ident(ATTR_REGION),
         data_class=text.ident(ATTR_DATA_CLASS),
-        service_name=_clean(str(resource_attrs.get("service.name", "")), flags)[:MAX_ID_CHARS],
+        service_name=clean_text(str(resource_attrs.get("service.name", "")), flags)[:MAX_ID_CHARS],
         operation_name=text.ident("gen_ai.operation.name") or span.name[:MAX_ID_CHARS],
         provider=text.ident("gen_ai.provider.name") or text.ident("gen_ai.system") or "unknown",
         model=model or "unknown",
@@ -125,7 +128,7 @@ def normalize(span: ReadableSpan) -> AuditRecord:
         latency_ms=min(max(0, round((end_ns - start_ns) / 1e6)), _UINT32_MAX),
         status_code=_status_code(span, attrs),
         error_type=text.ident("error.type"),
-        finish_reasons=tuple([_clean(str(r), flags) for r in
+        finish_reasons=tuple([clean_text(str(r), flags) for r in
                               _as_list(attrs.get("gen_ai.response.finish_reasons"))]),
         is_streaming=bool(attrs.get("gen_ai.is_streaming") or attrs.get("llm.is_streaming")),
         content=_content(attrs, text, flags),
@@ -164,29 +167,17 @@ class _TextReader:
             return ""
         if type(value) is str and value.isascii() and "\x00" not in value:
             return value.strip()[:MAX_ID_CHARS]  # the common case, without the checks below
-        return _clean(str(value), self.flags).strip()[:MAX_ID_CHARS]
+        return clean_text(str(value), self.flags).strip()[:MAX_ID_CHARS]
 
     def content(self, key: str) -> str | None:
         value = self.attrs.get(key)
         if value is None:
             return None
-        cleaned = _clean(str(value), self.flags)
+        cleaned = clean_text(str(value), self.flags)
         if len(cleaned) > MAX_FIELD_CHARS:
             self.flags.add(Flag.CONTENT_TRUNCATED)
             cleaned = cleaned[:MAX_FIELD_CHARS]
         return cleaned
-
-
-def _clean(value: str, flags: set[Flag]) -> str:
-    """Replace lone surrogates (invalid UTF-8 smuggled through ``surrogateescape``) and NULs."""
-    if value.isascii():
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        flags.add(Flag.INVALID_UTF8)
-        value = _SURROGATE_RE.sub("\ufffd", value)
-    return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -242,68 +233,17 @@ def _status_code(span: ReadableSpan, attrs: Mapping[str, Any]) -> int:
 
 
 def _content(attrs: Mapping[str, Any], text: _TextReader, flags: set[Flag]) -> Content:
-    content = Content(
-        input_messages=_messages(text.content("gen_ai.input.messages"), "user",
-                                 Flag.MALFORMED_INPUT_MESSAGES, flags),
-        output_messages=_messages(text.content("gen_ai.output.messages"), "assistant",
-                                  Flag.MALFORMED_OUTPUT_MESSAGES, flags),
-        system_instructions=_messages(text.content("gen_ai.system_instructions"), "system",
-                                      Flag.MALFORMED_INPUT_MESSAGES, flags),
-    )
-    if not (content.input_messages or content.output_messages):
-        legacy_in, legacy_out = _indexed_messages(attrs, text)
-        content.input_messages, content.output_messages = legacy_in, legacy_out
-    return content
-
-
-def _messages(raw: str | None, default_role: str, bad: Flag, flags: set[Flag]) -> list[
-        dict[str, Any]]:
-    """Parse a GenAI messages JSON string; keep unparseable content as one text part."""
-    if raw is None or raw == "":
-        return []
-    try:
-        parsed = _loads(raw)
-    except (json.JSONDecodeError, RecursionError):
-        flags.add(bad)
-        return [_text_message(default_role, raw)]
-    if isinstance(parsed, dict):
-        parsed = [parsed]
-    if not isinstance(parsed, list) or not all(isinstance(m, dict) for m in parsed):
-        flags.add(bad)
-        return [_text_message(default_role, raw)]
-    if _ESCAPED_SURROGATE_RE.search(raw):
-        return [_clean_tree(m, flags) for m in parsed]
-    return parsed
-
-
-def _loads(raw: str) -> Any:
-    """``json.loads`` of a str, minus its wrapper's two whitespace scans in the usual case
-    (no whitespace around the value); anything else is left to ``json.loads`` itself."""
-    try:
-        value, end = _RAW_DECODE(raw)
-    except json.JSONDecodeError:
-        return json.loads(raw)  # leading whitespace, or invalid: json.loads decides
-    if end != len(raw) and raw[end:].strip(" \t\n\r"):
-        return json.loads(raw)  # trailing data: raises as json.loads does
-    return value
-
-
-def _clean_tree(value: Any, flags: set[Flag]) -> Any:
-    """JSON escapes (``\\udcff``) can smuggle lone surrogates past the attribute check."""
-    if isinstance(value, str):
-        return _clean(value, flags)
-    if isinstance(value, list):
-        return [_clean_tree(v, flags) for v in value]
-    if isinstance(value, dict):
-        return {_clean(str(k), flags): _clean_tree(v, flags) for k, v in value.items()}
-    return value
-
-
-def _text_message(role: str, content: str, finish_reason: str | None = None) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": role, "parts": [{"type": "text", "content": content}]}
-    if finish_reason:
-        message["finish_reason"] = finish_reason
-    return message
+    """The messages as JSON text, parsed later (``Content``); the older indexed keys only
+    when the current ones are absent."""
+    input_json = text.content("gen_ai.input.messages")
+    output_json = text.content("gen_ai.output.messages")
+    system_json = text.content("gen_ai.system_instructions")
+    if input_json or output_json:
+        return Content.from_json(input_json, output_json, system_json, flags)
+    legacy_in, legacy_out = _indexed_messages(attrs, text)
+    system = (parse_messages(system_json, "system", Flag.MALFORMED_INPUT_MESSAGES, flags)
+              if system_json else ())
+    return Content(legacy_in, legacy_out, system)
 
 
 def _indexed_messages(attrs: Mapping[str, Any], text: _TextReader) -> tuple[
@@ -319,6 +259,6 @@ def _indexed_messages(attrs: Mapping[str, Any], text: _TextReader) -> tuple[
     completions: list[dict[str, Any]] = []
     for (kind, _index), fields in sorted(found.items()):
         role = fields.get("role") or ("user" if kind == "prompt" else "assistant")
-        message = _text_message(role, fields.get("content", ""), fields.get("finish_reason"))
+        message = text_message(role, fields.get("content", ""), fields.get("finish_reason"))
         (prompts if kind == "prompt" else completions).append(message)
     return prompts, completions

@@ -9,37 +9,23 @@ record into one ``interactions`` row. Nothing here touches the network or the st
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from types import MappingProxyType
+
+from genai_audit.processor.content import NO_CONTENT as NO_CONTENT
+from genai_audit.processor.content import Content as Content
+from genai_audit.processor.flags import Flag as Flag
 
 RECORD_SCHEMA_VERSION = 1
 UNATTRIBUTED_TENANT = "_unattributed"
+NO_ENTITY_COUNTS: Mapping[str, int] = MappingProxyType({})  # shared: records replace, never mutate
 
 
-class Flag(enum.StrEnum):
-    """What was wrong or notable about a record. Stored in the ``flags`` column."""
-
-    UNATTRIBUTED = "unattributed"  # no tenant in baggage: a control failure
-    MALFORMED_INPUT_MESSAGES = "malformed_input_messages"
-    MALFORMED_OUTPUT_MESSAGES = "malformed_output_messages"
-    MISSING_USAGE = "missing_usage"
-    MISSING_START_TIME = "missing_start_time"  # the span's end (or read) time stands in
-    INVALID_UTF8 = "invalid_utf8"
-    UNKNOWN_MODEL = "unknown_model"  # cost is 0 because no price is known
-    CONTENT_TRUNCATED = "content_truncated"
-    CONTENT_NOT_CAPTURED = "content_not_captured"
-    CONTENT_WITHHELD = "content_withheld"  # a stage failed closed
-    REDACTION_FAILED = "redaction_failed"
-    ENCRYPTION_FAILED = "encryption_failed"
-    PSEUDONYMIZATION_FAILED = "pseudonymization_failed"  # keystore failed: no user key
-    SUBJECT_ERASED = "subject_erased"  # started before its user's GDPR erasure: no content
-    NO_USER = "no_user"
-    ROUTE_REROUTED = "route_rerouted"  # the guard sent the call to the region's endpoint
-    ROUTE_REFUSED = "route_refused"  # the guard refused a call its region may not make
-    TENANT_REATTRIBUTED = "tenant_reattributed"  # gateway: span claimed another tenant
+def _no_entity_counts() -> Mapping[str, int]:
+    return NO_ENTITY_COUNTS
 
 
 class ContentState(enum.StrEnum):
@@ -50,25 +36,6 @@ class ContentState(enum.StrEnum):
     WITHHELD = "withheld"  # fail-closed: content dropped, metadata kept
     NOT_CAPTURED = "not_captured"  # capture off, or the span carried no content
     EXPIRED = "expired"  # content retention passed: the column TTL blanked the content
-
-
-@dataclass(slots=True)
-class Content:
-    """Message content of one interaction.
-
-    ``input_messages``/``output_messages`` follow the OTel GenAI JSON shape
-    (``[{"role": ..., "parts": [{"type": "text", "content": ...}, ...]}]``);
-    stages that rewrite text (redaction) walk them with ``text_slots``.
-    """
-
-    # Parsed messages are lists; "no messages" is an empty tuple, so an empty ``Content``
-    # (what every record holds once rendered) costs the garbage collector one object, not 4.
-    input_messages: Sequence[dict[str, Any]] = ()
-    output_messages: Sequence[dict[str, Any]] = ()
-    system_instructions: Sequence[dict[str, Any]] = ()
-
-    def is_empty(self) -> bool:
-        return not (self.input_messages or self.output_messages or self.system_instructions)
 
 
 @dataclass(slots=True)
@@ -113,12 +80,11 @@ class AuditRecord:
     response_hash: bytes = b""
     has_pii_detected: bool = False
     pii_redacted_before_llm: bool = False
-    pii_entity_counts: dict[str, int] = field(default_factory=dict)
+    pii_entity_counts: Mapping[str, int] = field(default_factory=_no_entity_counts)
     hipaa_compliant_route: bool = False
     retention_days: int = 365
     content_retention_days: int = 365  # content columns expire after this (<= retention_days)
     flags: set[Flag] = field(default_factory=set)
-    extra: dict[str, Any] = field(default_factory=dict)  # stage-private values
     schema_version: int = RECORD_SCHEMA_VERSION
 
     def flag(self, flag: Flag) -> None:
@@ -126,7 +92,7 @@ class AuditRecord:
 
     def withhold_content(self, reason: Flag) -> None:
         """Fail closed: drop every content field, keep the metadata, say why."""
-        self.content = Content()
+        self.content = NO_CONTENT
         self.prompt_text = self.response_text = self.response_preview = ""
         self.content_state = ContentState.WITHHELD
         self.flags.update({reason, Flag.CONTENT_WITHHELD})

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from genai_audit.processor.record import AuditRecord, Content, ContentState, Flag
+from genai_audit.processor.record import NO_CONTENT, AuditRecord, ContentState, Flag
 
 PREVIEW_CHARS = 500
 
@@ -49,7 +49,7 @@ class RenderStage:
                 continue
             content = record.content
             if not self.capture_content:
-                record.content = Content()
+                record.content = NO_CONTENT
                 record.content_state = ContentState.NOT_CAPTURED
                 continue
             if content.is_empty():
@@ -62,4 +62,4 @@ class RenderStage:
             record.response_preview = message_text(content.output_messages)[:PREVIEW_CHARS]
             # The text is what goes on; dropping the parsed messages now (not after the
             # batch's insert) keeps them from outliving a garbage collection or two.
-            record.content = Content()
+            record.content = NO_CONTENT

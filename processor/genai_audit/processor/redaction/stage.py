@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from genai_audit.keystore import KeyStore
-from genai_audit.processor.record import AuditRecord, Content, ContentState, Flag
+from genai_audit.processor.record import NO_CONTENT, AuditRecord, Content, ContentState, Flag
 from genai_audit.processor.redaction.engine import (
     RedactionEngine,
     RedactionTimeout,
@@ -91,7 +91,7 @@ class RedactionStage:
                 continue
             policy = self.policies.for_call(record.tenant_id, record.tool_name)
             if not policy.capture_content:
-                record.content = Content()
+                record.content = NO_CONTENT
                 record.content_state = ContentState.NOT_CAPTURED
                 record.flag(Flag.CONTENT_NOT_CAPTURED)
                 continue
