@@ -70,8 +70,19 @@ def test_content_is_parsed_once_and_its_repr_shows_no_text(make_span):
     assert repr(r.content) == "Content(input=unparsed, output=unparsed, system=0)"
     first = r.content.input_messages
     assert r.content.input_messages is first  # parsed on first read, kept
-    assert "123-45" not in repr(r.content) and "123-45" not in repr(r)
+    assert "123-45" not in repr(r.content)
     assert repr(r.content) == "Content(input=1, output=unparsed, system=0)"
+
+
+def test_a_record_repr_shows_no_user_id_and_no_content(make_span):
+    from genai_audit.processor.render import RenderStage
+
+    r = normalize(make_span(**{"enduser.id": "alice@example.com", "gen_ai.input.messages":
+                               json.dumps([{"role": "user", "parts": [
+                                   {"type": "text", "content": "my SSN is 123-45-6789"}]}])}))
+    RenderStage().process([r])
+    assert "123-45" in r.prompt_text and r.user_id == "alice@example.com"
+    assert "123-45" not in repr(r) and "alice" not in repr(r)
 
 
 def test_content_dropped_unread_is_never_parsed(make_span):

@@ -47,7 +47,9 @@ class AuditRecord:
     span_id: str
     event_timestamp: datetime  # span start, UTC
     tenant_id: str
-    user_id: str | None  # plaintext, in memory only; the pseudonym stage clears it
+    # plaintext, in memory only; the pseudonym stage clears it. Never in a repr (nor the
+    # content below): a record's repr can end up in a log or a traceback.
+    user_id: str | None = field(repr=False)
     session_id: str
     tool_name: str
     feature_name: str
@@ -72,9 +74,10 @@ class AuditRecord:
     total_cost: Decimal = Decimal(0)
     pricing_version: str = ""
     content_state: ContentState = ContentState.PLAINTEXT
-    prompt_text: str = ""  # serialized content as stored (after redaction / encryption)
-    response_text: str = ""
-    response_preview: str = ""
+    # serialized content as stored (after redaction / encryption)
+    prompt_text: str = field(default="", repr=False)
+    response_text: str = field(default="", repr=False)
+    response_preview: str = field(default="", repr=False)
     content_key_id: str = ""  # id of the subject data key that encrypted the content
     prompt_hash: bytes = b""
     response_hash: bytes = b""
