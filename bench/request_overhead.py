@@ -18,14 +18,14 @@ round, and "none" instrumented too: this bench measured that way until 2026-11-2
 provider's processor forwards spans to the current mode's processor instead (none in
 "bare"), and "none" calls the unwrapped method. After each block the mode's processor is
 flushed (untimed), so a pipeline's backlog is not charged to the next mode's calls; a
-block therefore has to span several of the processor's schedule delays (200 ms: the
-default 400 calls of ~3 ms do), or the pipeline's work would all fall in the flush.
+block therefore has to span several of the processor's schedule delays (1000 ms: the
+default 1,500 calls of ~3.5 ms do), or the pipeline's work would fall in the flush.
 
 Prints the median call latency per mode, the medians of the added latency (also paired
 round by round, which cancels the machine's drift) and the processor's own
 on_start+on_end cost measured directly.
 
-    python bench/request_overhead.py [--rounds 10] [--calls 400]
+    python bench/request_overhead.py [--rounds 8] [--calls 1500] [--schedule-delay-ms N]
 """
 
 from __future__ import annotations
@@ -178,8 +178,8 @@ def main(argv: Sequence[str] | None = None,
          out: Callable[[str], None] = print) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--calls", type=int, default=400, help="calls per mode per round")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--calls", type=int, default=1500, help="calls per mode per round")
     parser.add_argument("--schedule-delay-ms", type=int, default=Settings().schedule_delay_ms)
     args = parser.parse_args(argv)
 
