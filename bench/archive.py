@@ -33,14 +33,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import boto3
-from _common import fresh_database, genai_spans, median, ratio_line, scratch_dir, scratch_dsn
+from _common import fresh_store, genai_spans, median, ratio_line, scratch_dir, scratch_dsn
 from moto.server import ThreadedMotoServer
 
 from genai_audit.clickhouse.archive import archive
 from genai_audit.clickhouse.archive_location import ArchiveLocation
 from genai_audit.clickhouse.archive_verify import verify_archive
 from genai_audit.clickhouse.ledger.log import Ledger
-from genai_audit.clickhouse.migrate import migrate
 from genai_audit.clickhouse.store import Store
 from genai_audit.clickhouse.writer import COLUMNS, InteractionWriter
 from genai_audit.config import Settings
@@ -83,8 +82,7 @@ def main() -> None:
     s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=KEY_ID,
                       aws_secret_access_key=SECRET, region_name="us-east-1")
     s3.create_bucket(Bucket="bench-archive")
-    store = Store.open(scratch_dsn(), fresh_database())
-    migrate(store)
+    store = fresh_store(scratch_dsn())
     keys = LocalKeyStore(scratch_dir("bench-keys-"))
     populate(store, keys, args.records, args.tenants, args.months)
     cutoff = datetime.now(UTC)

@@ -28,12 +28,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import fresh_database, genai_spans, median, ratio_line, scratch_dir, scratch_dsn
+from _common import fresh_store, genai_spans, median, ratio_line, scratch_dir, scratch_dsn
 
 from genai_audit.clickhouse.erasure import TOMBSTONE_COLUMNS, ErasureStatus, erase_subject
 from genai_audit.clickhouse.ledger.leaf import SUBJECT_ERASURES
 from genai_audit.clickhouse.ledger.session import append, current_user, ledger_session
-from genai_audit.clickhouse.migrate import migrate
 from genai_audit.clickhouse.store import Store
 from genai_audit.config import Settings
 from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
@@ -69,8 +68,7 @@ def erase_latency(dsn: str, sizes: list[int], repeats: int) -> dict[int, float]:
     keys = LocalKeyStore(scratch_dir("bench-erase-keys-"))
     results: dict[int, float] = {}
     for size in sizes:
-        store = Store.open(dsn, fresh_database())
-        migrate(store)
+        store = fresh_store(dsn)
         timings = []
         for rep in range(repeats):
             user = f"subject-{size}-{rep}"
@@ -93,8 +91,7 @@ def erase_latency(dsn: str, sizes: list[int], repeats: int) -> dict[int, float]:
 def tombstone_cost(dsn: str, repeats: int) -> tuple[float, float]:
     """Median ms to write one tombstone through the ledger, and as a bare insert."""
     keys = LocalKeyStore(scratch_dir("bench-tombstone-keys-"))
-    store = Store.open(dsn, fresh_database())
-    migrate(store)
+    store = fresh_store(dsn)
 
     def row() -> list[object]:
         return [uuid.uuid4(), datetime.now(UTC), "bench-tenant", "p" * 64, "k", "req", 1000,
@@ -124,9 +121,7 @@ def ingest_ratio(dsn: str, records: int, batch: int, repeats: int) -> tuple[floa
     default_pipeline(settings, keys).build(spans[:200])  # create the subjects once
     with_rps, without_rps = [], []
     for _ in range(repeats):
-        sealed, clear = Store.open(dsn, fresh_database()), Store.open(dsn, fresh_database())
-        for store in (sealed, clear):
-            migrate(store)
+        sealed, clear = fresh_store(dsn), fresh_store(dsn)
         plain = default_pipeline(settings, keys)
         plain = RecordPipeline(s for s in plain.stages if not isinstance(s, EncryptionStage))
         exporters = [(ClickHouseSpanExporter(settings, store=sealed,

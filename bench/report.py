@@ -27,9 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import fresh_database, median, scratch_dsn
+from _common import fresh_store, median, scratch_dsn
 
-from genai_audit.clickhouse.migrate import migrate
 from genai_audit.clickhouse.reports import build_report
 from genai_audit.clickhouse.reports.render import format_html
 from genai_audit.clickhouse.store import Store
@@ -98,8 +97,7 @@ def main() -> None:
     args = parser.parse_args()
 
     scratch = None if args.dsn else scratch_dsn()
-    store = Store.open(args.dsn or scratch, fresh_database())
-    migrate(store)
+    store = fresh_store(args.dsn or scratch)
     end = datetime.now(UTC).replace(microsecond=0)
     start = end - timedelta(days=365)
     seconds = populate(store, args.records, end)

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import fresh_database, genai_spans, median, ratio_line, scratch_dir, scratch_dsn
+from _common import fresh_store, genai_spans, median, ratio_line, scratch_dir, scratch_dsn
 
 from genai_audit.clickhouse.ledger import merkle
 from genai_audit.clickhouse.ledger.leaf import (
@@ -49,7 +49,6 @@ from genai_audit.clickhouse.ledger.log import (
     sign_extension,
 )
 from genai_audit.clickhouse.ledger.verify import Verifier
-from genai_audit.clickhouse.migrate import migrate
 from genai_audit.clickhouse.store import Store
 from genai_audit.clickhouse.writer import COLUMNS, InteractionWriter
 from genai_audit.config import Settings
@@ -167,8 +166,7 @@ def bench_bounds(store: Store, verifier_key: Ed25519PublicKey, records: int,
 
 
 def bench_verify(args: argparse.Namespace, dsn: str, keys: LocalKeyStore) -> None:
-    store = Store.open(dsn, fresh_database())
-    migrate(store)
+    store = fresh_store(dsn)
     started = time.perf_counter()
     build_store(store, keys, args.records, args.logs, args.every)
     print(f"built {args.records:,} records in {args.logs} logs, a checkpoint every "
@@ -216,9 +214,7 @@ def bench_ingest(args: argparse.Namespace, dsn: str, keys: LocalKeyStore) -> Non
     wall: list[list[float]] = [[], []]  # records/s with, without the ledger
     cpu: list[list[float]] = [[], []]  # the same on this process's CPU time (all threads)
     for _ in range(args.repeats):
-        stores = [Store.open(dsn, fresh_database()) for _ in range(2)]
-        for s in stores:
-            migrate(s)
+        stores = [fresh_store(dsn) for _ in range(2)]
         ledger = Ledger(stores[0], keys.signing_key(), row_columns=COLUMNS,
                         checkpoint_records=settings.ledger_checkpoint_records,
                         checkpoint_seconds=settings.ledger_checkpoint_seconds)
