@@ -237,3 +237,72 @@ def test_an_exporter_that_raises_fails_its_batch_without_logging_the_text(fail_i
     assert exporter.spans == []  # the batch failed
     assert f"raised while {fail_in.rstrip('e')}ing records: ValueError" in caplog.text
     assert "078-05-1120" not in caplog.text
+
+
+class BatchRecordingExporter(CollectingExporter):
+    """Records each batch's size; its first export is slow (the store is busy)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+        self.first_started = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.first_started.set()
+        self.batches.append(len(spans))
+        return super().export(spans)
+
+
+def test_spans_ended_while_the_worker_waits_on_the_writer_wait_for_their_batch():
+    """A steady trickle must not go out as one tiny insert after another: spans that end
+    while the worker waits to hand a batch to the busy writer wait for the next full
+    batch, a flush or the schedule delay (before the fix they went out at once)."""
+    exporter = BatchRecordingExporter()
+    processor = ComplianceSpanProcessor(exporter, Settings.load(
+        {"max_batch_size": 4, "schedule_delay_ms": 60_000}, env={}))
+    tracer = _tracer(processor)
+    exporter.gate.clear()  # the store is slow: the first write blocks
+
+    def full_batch() -> None:
+        for _ in range(4):
+            tracer.start_span("c", attributes=GENAI).end()
+
+    full_batch()  # batch 1: the writer takes it and blocks
+    assert exporter.first_started.wait(5)
+    full_batch()  # batch 2: waits in the hand-off slot
+    assert _eventually(lambda: not processor._queue)
+    full_batch()  # batch 3: the worker blocks handing it over
+    assert _eventually(lambda: not processor._queue)
+    tracer.start_span("c", attributes=GENAI).end()  # ends while the worker is blocked
+    exporter.gate.set()
+    assert _eventually(lambda: exporter.batches == [4, 4, 4]), exporter.batches
+    threading.Event().wait(0.5)  # ample time for a premature fourth batch
+    assert exporter.batches == [4, 4, 4] and len(processor._queue) == 1
+    assert processor.force_flush(5000) and exporter.batches == [4, 4, 4, 1]
+    processor.shutdown()
+
+
+def test_the_schedule_delay_sends_a_partial_batch():
+    exporter = BatchRecordingExporter()
+    processor = ComplianceSpanProcessor(exporter, Settings.load(
+        {"max_batch_size": 100, "schedule_delay_ms": 50}, env={}))
+    tracer = _tracer(processor)
+    for _ in range(3):
+        tracer.start_span("c", attributes=GENAI).end()
+    assert _eventually(lambda: sum(exporter.batches) == 3)
+    processor.shutdown()
+
+
+def _tracer(processor: ComplianceSpanProcessor):
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    return provider.get_tracer("t")
+
+
+def _eventually(check, seconds: float = 5.0) -> bool:
+    waited = threading.Event()
+    for _ in range(int(seconds / 0.01)):
+        if check():
+            return True
+        waited.wait(0.01)
+    return check()
