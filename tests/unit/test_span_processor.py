@@ -35,8 +35,8 @@ class CollectingExporter(SpanExporter):
         self.shutdowns += 1
 
 
-def _setup(**settings):
-    exporter = CollectingExporter()
+def _setup(exporter: CollectingExporter | None = None, **settings):
+    exporter = exporter or CollectingExporter()
     processor = ComplianceSpanProcessor(exporter, Settings.load(settings, env={}))
     provider = TracerProvider()
     provider.add_span_processor(processor)
@@ -257,10 +257,8 @@ def test_spans_ended_while_the_worker_waits_on_the_writer_wait_for_their_batch()
     """A steady trickle must not go out as one tiny insert after another: spans that end
     while the worker waits to hand a batch to the busy writer wait for the next full
     batch, a flush or the schedule delay (before the fix they went out at once)."""
-    exporter = BatchRecordingExporter()
-    processor = ComplianceSpanProcessor(exporter, Settings.load(
-        {"max_batch_size": 4, "schedule_delay_ms": 60_000}, env={}))
-    tracer = _tracer(processor)
+    exporter, processor, tracer = _setup(BatchRecordingExporter(), max_batch_size=4,
+                                         schedule_delay_ms=60_000)
     exporter.gate.clear()  # the store is slow: the first write blocks
 
     def full_batch() -> None:
@@ -283,20 +281,12 @@ def test_spans_ended_while_the_worker_waits_on_the_writer_wait_for_their_batch()
 
 
 def test_the_schedule_delay_sends_a_partial_batch():
-    exporter = BatchRecordingExporter()
-    processor = ComplianceSpanProcessor(exporter, Settings.load(
-        {"max_batch_size": 100, "schedule_delay_ms": 50}, env={}))
-    tracer = _tracer(processor)
+    exporter, processor, tracer = _setup(BatchRecordingExporter(), max_batch_size=100,
+                                         schedule_delay_ms=50)
     for _ in range(3):
         tracer.start_span("c", attributes=GENAI).end()
     assert _eventually(lambda: sum(exporter.batches) == 3)
     processor.shutdown()
-
-
-def _tracer(processor: ComplianceSpanProcessor):
-    provider = TracerProvider()
-    provider.add_span_processor(processor)
-    return provider.get_tracer("t")
 
 
 def _eventually(check, seconds: float = 5.0) -> bool:

@@ -32,8 +32,10 @@ _OPENED_HERE: set[Path] = set()  # embedded data directories this process has op
 
 # The embedded engine runs inside the application's process: one thread per insert leaves
 # the other cores to the application. Two interleaved A/Bs of bench/request_overhead.py
-# (2 cores): the spine added +0.32 and +0.25 ms per call with it, +0.45 and +0.55 without;
-# span-to-row throughput was not lower (7,073 records/s with, 6,719 without).
+# (2 cores, measured before the worker stopped sending one tiny insert after another, so
+# with far more inserts than now): the spine added +0.32 and +0.25 ms per call with it,
+# +0.45 and +0.55 without; span-to-row throughput was not lower (7,073 records/s with,
+# 6,719 without).
 EMBEDDED_INSERT_SETTINGS: Mapping[str, Any] = {"max_threads": 1}
 
 
