@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from genai_audit.cli.common import CommandError, open_store, store_options
+from genai_audit.cli.common import CommandError, open_existing_store, store_options
 from genai_audit.cli.ledger_keys import store_keys
 from genai_audit.clickhouse.ledger import checkpoint as notes
 from genai_audit.clickhouse.ledger.export import export_checkpoints
@@ -37,7 +37,7 @@ def export(output: str | None, tenant: str | None, settings: Settings) -> None:
     holds everything those checkpoints signed: no log dropped, nothing cut off its end.
     """
     key = store_keys(settings).signing_key().public_key()
-    store = open_store(settings)
+    store = open_existing_store(settings)
     try:
         text = export_checkpoints(store, key, tenant) + "\n"
     except notes.NoteError as exc:

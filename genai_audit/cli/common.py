@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from genai_audit.clickhouse.errors import StoreNotFound
 from genai_audit.clickhouse.migrate import migrate
 from genai_audit.clickhouse.store import Store
 from genai_audit.config import Settings
@@ -53,8 +54,22 @@ def store_options(func: F) -> F:
 
 
 def open_store(settings: Settings, *, migrate_schema: bool = True) -> Store:
-    """Open the store; create or migrate the schema unless told not to."""
+    """Open the store for a command that writes: create it, migrate the schema unless told
+    not to."""
     store = Store.open(settings.dsn, settings.database)
+    if migrate_schema:
+        migrate(store)
+    return store
+
+
+def open_existing_store(settings: Settings, *, migrate_schema: bool = True) -> Store:
+    """Open the store for a command that reads: a store or database that does not exist is
+    an error (exit 2), never created. An existing store is brought up to the current schema
+    unless told not to (an auditor's read-only role cannot migrate)."""
+    store = Store.open(settings.dsn, settings.database, create=False)
+    if not store.scalar("EXISTS TABLE schema_migrations"):
+        raise StoreNotFound(f"{store.display_dsn} (database {store.database}) holds no "
+                            "genai-audit schema; create it with `genai-audit init`")
     if migrate_schema:
         migrate(store)
     return store

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import click
 
-from genai_audit.cli.common import EXIT_PROBLEM, open_store, store_options
+from genai_audit.cli.common import EXIT_PROBLEM, open_existing_store, store_options
 from genai_audit.cli.erase_cmd import read_user
 from genai_audit.cli.formats import FORMATTERS
 from genai_audit.clickhouse.disclosure import list_disclosures
@@ -47,7 +47,7 @@ def command(ctx: click.Context, tenant: str, user: str | None, user_key: str | N
     """
     if user is not None and user_key is not None:
         raise click.UsageError("give --user or --user-key, not both")
-    store = open_store(settings)
+    store = open_existing_store(settings)
     if user is not None:
         user_key = pseudonym_of(open_keystore(settings, create=False), tenant, read_user(user))
         if user_key is None:

@@ -10,12 +10,14 @@ from genai_audit.cli.common import (
     WHEN,
     CommandError,
     actor_option,
+    open_existing_store,
     open_store,
     store_options,
     utc,
 )
 from genai_audit.cli.formats import format_table
 from genai_audit.clickhouse.holds import Hold, HoldError, add_hold, list_holds, release_hold
+from genai_audit.clickhouse.tenants import require_known_tenant
 from genai_audit.config import Settings
 from genai_audit.keystore import open_keystore
 
@@ -37,10 +39,12 @@ def command() -> None:
 @click.option("--to", type=WHEN,
               help="Last day covered, UTC (a date is inclusive). Omit to cover new records too.")
 @click.option("--reason", required=True, help="Why (case number, matter...).")
+@click.option("--new-tenant", is_flag=True,
+              help="The tenant has no records yet: hold its future records.")
 @actor_option
 @store_options
 def add_cmd(tenant: str, user_id: str | None, from_: datetime | None, to: datetime | None,
-            reason: str, actor: str, settings: Settings) -> None:
+            reason: str, new_tenant: bool, actor: str, settings: Settings) -> None:
     """Place a legal hold.
 
     \b
@@ -48,8 +52,13 @@ def add_cmd(tenant: str, user_id: str | None, from_: datetime | None, to: dateti
       genai-audit hold add --tenant acme --reason "Doe v. Acme, case 24-117"
       genai-audit hold add --tenant acme --user alice@acme.com \\
           --from 2025-01-01 --to 2025-06-30 --reason "internal investigation 7"
+
+    A tenant the store has never seen is refused (a typo would hold nothing); pass
+    --new-tenant to hold a tenant's records from its first one on.
     """
     store = open_store(settings)
+    if not new_tenant:
+        require_known_tenant(store, tenant)
     try:
         hold = add_hold(store, open_keystore(settings), tenant_id=tenant, reason=reason,
                         actor=actor, user_id=user_id, from_ts=utc(from_),
@@ -90,7 +99,7 @@ def list_cmd(tenant: str | None, include_released: bool, settings: Settings) -> 
       genai-audit hold list
       genai-audit hold list --tenant acme --all
     """
-    holds = list_holds(open_store(settings), tenant, include_released=include_released)
+    holds = list_holds(open_existing_store(settings), tenant, include_released=include_released)
     click.echo(format_holds(holds))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_store, store_options
+from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_existing_store, store_options
 from genai_audit.cli.ledger_keys import public_key
 from genai_audit.clickhouse.ledger.leaf import SCHEMAS
 from genai_audit.clickhouse.ledger.proof import ProofError, build_proof, dumps
@@ -47,7 +47,7 @@ def command(ctx: click.Context, record_id: str, table: str, output: str | None,
     except ValueError:
         raise CommandError(f"--id: not a UUID: {record_id!r}") from None
     _, key = public_key(settings, None)
-    store = open_store(settings)
+    store = open_existing_store(settings)
     try:
         doc = build_proof(store, record_id, key, SCHEMAS[table])
     except ProofError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_store, store_options
+from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_existing_store, store_options
 from genai_audit.config import Settings
 from genai_audit.keystore import open_keystore
 from genai_audit.processor.pseudonym import pseudonym_of
@@ -30,7 +30,7 @@ def command(tenant: str, user_id: str, settings: Settings) -> None:
         genai-audit query --param user_key=$KEY \\
         "SELECT * FROM audit_pii_interactions WHERE user_key = {user_key:String}"
     """
-    store = open_store(settings)
+    store = open_existing_store(settings)
     try:
         if not store.scalar("SELECT count() FROM interactions WHERE tenant_id = {t:String}",
                             {"t": tenant}):

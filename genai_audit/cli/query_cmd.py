@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from genai_audit.cli.common import CommandError, open_store, store_options
+from genai_audit.cli.common import CommandError, open_existing_store, store_options
 from genai_audit.cli.formats import FORMATTERS
 from genai_audit.clickhouse.archive_location import location_from_settings
 from genai_audit.clickhouse.archive_manifest import ManifestError
@@ -49,7 +49,7 @@ def command(sql: str, fmt: str, params: tuple[str, ...], archive_url: str | None
          UNION DISTINCT SELECT tenant_id, id FROM interactions) GROUP BY tenant_id"
     """
     parameters = parse_params(params)
-    store = open_store(settings)
+    store = open_existing_store(settings)
     if archive_url:
         _attach(store, archive_url, settings)
     try:

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import click
 
-from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_store, store_options
+from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_existing_store, store_options
 from genai_audit.clickhouse.ledger.verify import report_verifier
 from genai_audit.clickhouse.reports import STEPS, Status, Verifier, build_report
 from genai_audit.clickhouse.reports.render import FORMATS, render
 from genai_audit.clickhouse.reports.scope import has_table
 from genai_audit.clickhouse.retention import report_facts
+from genai_audit.clickhouse.tenants import require_known_tenant
 from genai_audit.config import Settings
 from genai_audit.keystore import open_keystore
 
@@ -84,11 +85,13 @@ def command(tenant: str | None, start: str | None, end: str | None, fmt: str,
                                  f"({start_at:%Y-%m-%d %H:%M})", param_hint="--to")
     if out is None and FORMATS[fmt].binary and sys.stdout.isatty():
         raise CommandError("--format csv is a zip file: give --out FILE.zip or redirect stdout")
-    store = open_store(settings, migrate_schema=False)  # read-only: an auditor role can run it
+    # read-only: an auditor role can run it
+    store = open_existing_store(settings, migrate_schema=False)
     try:
         if not has_table(store, "interactions"):
             raise CommandError(f"no audit schema in {store.display_dsn} (database "
                                f"{store.database}): run `genai-audit init` first")
+        require_known_tenant(store, tenant)
         with click.progressbar(length=len(STEPS), label="Building report", file=sys.stderr,
                                show_eta=False, item_show_func=lambda s: s) as bar:
             report = build_report(store, tenant=tenant, start=start_at, end=end_at,

@@ -6,10 +6,17 @@ from datetime import datetime
 
 import click
 
-from genai_audit.cli.common import CommandError, actor_option, open_store, store_options
+from genai_audit.cli.common import (
+    CommandError,
+    actor_option,
+    open_existing_store,
+    open_store,
+    store_options,
+)
 from genai_audit.cli.formats import format_table
 from genai_audit.clickhouse.policies import DEFAULT_TENANT, PolicyChange, policy_history, set_policy
 from genai_audit.clickhouse.retention import RetentionSummary, retention_summary
+from genai_audit.clickhouse.tenants import require_known_tenant
 from genai_audit.config import Settings
 from genai_audit.processor.factory import default_policy
 from genai_audit.processor.retention import PolicyError, RetentionPolicy
@@ -32,9 +39,11 @@ def command() -> None:
 @click.option("--content-days", type=int, default=0, show_default=True,
               help="Blank prompt/response content after this many days (0: same as --days).")
 @click.option("--reason", required=True, help="Why (recorded with the change).")
+@click.option("--new-tenant", is_flag=True,
+              help="The tenant has no records yet: set its policy before its first record.")
 @actor_option
 @store_options
-def set_cmd(tenant: str, days: int, content_days: int, reason: str, actor: str,
+def set_cmd(tenant: str, days: int, content_days: int, reason: str, new_tenant: bool, actor: str,
             settings: Settings) -> None:
     """Set a tenant's retention policy.
 
@@ -44,10 +53,16 @@ def set_cmd(tenant: str, days: int, content_days: int, reason: str, actor: str,
       genai-audit retention set --tenant clinic --days 2190 --content-days 30 \\
           --reason "HIPAA 6 years metadata; content only for 30 days"
       genai-audit retention set --tenant '*' --days 365 --reason "store default"
+
+    A tenant the store has never seen is refused (a typo would set a policy nobody has);
+    pass --new-tenant to set one before the tenant's first record.
     """
     try:
         policy = RetentionPolicy(days, content_days)
-        change = set_policy(open_store(settings), tenant, policy, changed_by=actor, reason=reason)
+        store = open_store(settings)
+        if tenant != DEFAULT_TENANT and not new_tenant:
+            require_known_tenant(store, tenant)
+        change = set_policy(store, tenant, policy, changed_by=actor, reason=reason)
     except (PolicyError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
     click.echo(format_change(change))
@@ -64,7 +79,9 @@ def show_cmd(tenant: str | None, settings: Settings) -> None:
       genai-audit retention show
       genai-audit retention show --tenant acme
     """
-    changes = policy_history(open_store(settings), tenant)
+    store = open_existing_store(settings)
+    require_known_tenant(store, tenant)
+    changes = policy_history(store, tenant)
     click.echo(format_history(changes, default_policy(settings)))
 
 
@@ -79,7 +96,9 @@ def status_cmd(tenant: str | None, settings: Settings) -> None:
     Example:
       genai-audit retention status --tenant acme
     """
-    summary = retention_summary(open_store(settings), tenant,
+    store = open_existing_store(settings)
+    require_known_tenant(store, tenant)
+    summary = retention_summary(store, tenant,
                                 default_policy=default_policy(settings))
     click.echo(format_summary(summary))
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import click
 
-from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_store, store_options
+from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_existing_store, store_options
 from genai_audit.cli.disclosures_cmd import utc as _utc
 from genai_audit.cli.erase_cmd import read_user
 from genai_audit.clickhouse.disclosure import (
@@ -113,7 +113,7 @@ def command(ctx: click.Context, record_ids: tuple[str, ...], tenant: str | None,
           --until 2026-10-01 --pii-only --actor auditor-kim --purpose "SOC2 Q3 sample"
     """
     _check_selection(record_ids, tenant, user, user_key)
-    store = open_store(settings)
+    store = open_existing_store(settings)
     keys = open_keystore(settings, create=False)
     if tenant is not None:
         if user is not None:

@@ -11,11 +11,12 @@ from pathlib import Path
 import click
 
 from genai_audit.cli.archive_cmd import check_archive
-from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_store, store_options
+from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_existing_store, store_options
 from genai_audit.cli.ledger_keys import public_key
 from genai_audit.clickhouse.ledger.export import read_anchors
 from genai_audit.clickhouse.ledger.leaf import SCHEMAS
 from genai_audit.clickhouse.ledger.verify import Finding, Verifier, VerifyResult
+from genai_audit.clickhouse.tenants import require_known_tenant
 from genai_audit.config import Settings
 
 MAX_LISTED = 200
@@ -118,7 +119,8 @@ def command(ctx: click.Context, tenant: str | None, tables: tuple[str, ...],
             anchors = read_anchors(Path(checkpoint_file).read_text("utf-8"))
         except (OSError, ValueError) as exc:
             raise CommandError(f"{checkpoint_file}: {exc}") from None
-    store = open_store(settings)
+    store = open_existing_store(settings)
+    require_known_tenant(store, tenant)
     schemas = [SCHEMAS[t] for t in (tables or SCHEMAS)]
     total = Verifier(store, key, key_name, schemas).total_records(tenant)
     started = time.monotonic()

@@ -31,3 +31,10 @@ class MigrationError(StoreError):
     """The schema could not be created or migrated."""
 
     code = "migration_error"
+
+
+class StoreNotFound(ConfigError):
+    """A read was pointed at a store or database that does not exist (exit 2): reads never
+    create one, so a mistyped DSN is an error, not an empty answer."""
+
+    code = "store_not_found"

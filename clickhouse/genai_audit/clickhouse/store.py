@@ -26,7 +26,7 @@ from genai_audit.clickhouse.dsn import (
     resolve_database,
     resolve_dsn,
 )
-from genai_audit.clickhouse.errors import ConfigError, StoreError, StoreUnavailable
+from genai_audit.clickhouse.errors import ConfigError, StoreError, StoreNotFound, StoreUnavailable
 
 _OPENED_HERE: set[Path] = set()  # embedded data directories this process has opened
 
@@ -52,12 +52,24 @@ class Store:
         self._column_types: dict[tuple[str, tuple[str, ...]], Sequence[ClickHouseType]] = {}
 
     @classmethod
-    def open(cls, dsn: str | None = None, database: str | None = None) -> Store:
-        """Connect, creating the database if needed (tables come from ``migrate``)."""
+    def open(cls, dsn: str | None = None, database: str | None = None, *,
+             create: bool = True) -> Store:
+        """Connect, creating the database if needed (tables come from ``migrate``).
+
+        ``create=False`` (every read command): an embedded directory or a database that does
+        not exist is a ``StoreNotFound``, never a new empty store that answers "nothing"."""
         resolved, db = resolve_dsn(dsn), resolve_database(database)
+        path = embedded_path(resolved)
+        if not create and path is not None and not path.is_dir():
+            raise StoreNotFound(f"no store at {path} (check --dsn / GENAI_AUDIT_DSN, or create "
+                                "one with `genai-audit init`)")
         client = _connect(resolved)
         try:  # check first: a least-privilege writer may use the database, not create it
             if not client.command(f"EXISTS DATABASE `{db}`"):  # db is a validated identifier
+                if not create:
+                    raise StoreNotFound(
+                        f"no database {db} in the store at {redact_dsn(resolved)} (check "
+                        "--database / GENAI_AUDIT_DATABASE, or create it with `genai-audit init`)")
                 client.command(f"CREATE DATABASE IF NOT EXISTS `{db}`")
         except ClickHouseError as exc:
             raise _mapped(exc, f"cannot create database {db}") from exc
