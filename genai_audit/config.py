@@ -184,6 +184,9 @@ class Settings:
     ledger_checkpoint_records: int = 4096  # sign a checkpoint after this many records...
     ledger_checkpoint_seconds: int = 30  # ...or this long after the last one (docs/ledger.md)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # The TOML file these settings were read from (None: none), so that every component that
+    # reads a table of it (the redaction policy's [redaction]) reads the same file.
+    config_file: str | None = field(default=None, compare=False)
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None,
@@ -206,7 +209,8 @@ class Settings:
             if name not in _PARSERS:
                 raise SettingsError(f"unknown setting {name!r}")
             values[name], sources[name] = _parse(name, value, "argument"), "argument"
-        return cls(**values, sources=sources)
+        return cls(**values, sources=sources,
+                   config_file=str(path) if path.exists() else None)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
         """These settings with flag values on top (validated; None values are ignored)."""
@@ -223,7 +227,7 @@ class Settings:
         """Each setting with its value and where it came from (for ``--help``-style output)."""
         return {f.name: ("***" if f.name in _SECRETS and getattr(self, f.name) else
                          getattr(self, f.name), self.sources.get(f.name, "default"))
-                for f in fields(self) if f.name != "sources"}
+                for f in fields(self) if f.name not in ("sources", "config_file")}
 
 
 def _parse(name: str, value: Any, source: str) -> Any:
@@ -244,6 +248,19 @@ def config_path(env: Mapping[str, str] | None = None,
     return Path(DEFAULT_CONFIG_FILE), False
 
 
+# Tables of the file that other components read, each with the same file (see
+# Settings.config_file): [redaction] by the redaction policy, [gateway] above.
+_READ_ELSEWHERE = frozenset({"redaction", "gateway"})
+# Tables that look plausible but nothing reads: name where their content belongs.
+_HINTS = {
+    "regions": "[redaction.regions]",
+    "retention": "retention_days, or `genai-audit retention set` per tenant",
+    "ledger": "ledger_checkpoint_records / ledger_checkpoint_seconds",
+    "tools": "[redaction.tools]",
+    "tenants": "[redaction.tenants]",
+}
+
+
 def _read_file(path: Path, required: bool) -> dict[str, Any]:
     if not path.exists():
         if required:
@@ -262,8 +279,10 @@ def _read_file(path: Path, required: bool) -> dict[str, Any]:
     if not isinstance(gateway, dict):
         raise SettingsError(f"config file {path}: [gateway] must be a table")
     table = {**table, **{f"gateway_{key}": value for key, value in gateway.items()}}
-    unknown = sorted(set(table) - set(_PARSERS) - {"redaction", "gateway", "retention",
-                                                   "ledger", "regions"})
+    unknown = sorted(set(table) - set(_PARSERS) - _READ_ELSEWHERE)
     if unknown:
-        raise SettingsError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
+        hints = [f"{key} (did you mean {_HINTS[key]}?)" if key in _HINTS else key
+                 for key in unknown]
+        raise SettingsError(f"config file {path}: unknown setting(s) {', '.join(hints)}: "
+                            "nothing reads them (see README, Configuration)")
     return {k: v for k, v in table.items() if k in _PARSERS}

@@ -52,3 +52,47 @@ def test_bad_files(tmp_path):
         Settings.load(env={}, config_file=unknown)
     with pytest.raises(SettingsError, match="unknown setting"):
         Settings.load({"nope": 1}, env={})
+
+
+@pytest.mark.parametrize("table, hint", [
+    ("[regions.EU]\nreroute_to = 'http://127.0.0.1:1/v1'", "[redaction.regions]"),
+    ("[retention]\ndays = 30", "retention set"),
+    ("[ledger]\ncheckpoint_seconds = 5", "ledger_checkpoint_seconds"),
+])
+def test_tables_nothing_reads_are_an_error_with_a_hint(tmp_path, table, hint):
+    """A region rule in a top-level [regions] table used to be accepted and ignored."""
+    path = tmp_path / "genai-audit.toml"
+    path.write_text(table)
+    with pytest.raises(SettingsError, match="nothing reads them") as err:
+        Settings.load(env={}, config_file=path)
+    assert hint in str(err.value) and str(path) in str(err.value)
+
+
+def test_settings_remember_the_file_they_were_read_from(tmp_path, monkeypatch):
+    path = tmp_path / "gw.toml"
+    path.write_text("retention_days = 30\n")
+    assert Settings.load(env={}, config_file=path).config_file == str(path)
+    assert Settings.load(env={"GENAI_AUDIT_CONFIG": str(path)}).config_file == str(path)
+    monkeypatch.chdir(tmp_path)  # no ./genai-audit.toml here
+    assert Settings.load(env={}).config_file is None
+
+
+def test_the_config_flag_reaches_the_redaction_policy_of_the_pipeline(tmp_path, monkeypatch):
+    """`serve --config gw.toml` used to drop the file's [redaction] table: the pipeline read
+    only GENAI_AUDIT_CONFIG or ./genai-audit.toml, so a tool's capture_content = false was
+    silently ignored and its content stored."""
+    from genai_audit.keystore import LocalKeyStore
+    from genai_audit.processor.factory import default_pipeline
+    from genai_audit.processor.redaction.stage import RedactionStage
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("GENAI_AUDIT_CONFIG", "GENAI_AUDIT_REDACTION_POLICY"):
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "gw.toml"
+    path.write_text("[redaction.tools.hr_helpdesk]\ncapture_content = false\n")
+    settings = Settings.load(env={}, config_file=path)
+    pipeline = default_pipeline(settings, LocalKeyStore(tmp_path / "keys"))
+    stage = next(s for s in pipeline.stages if isinstance(s, RedactionStage))
+    assert stage.policies.source == f"file {path}"
+    assert stage.policies.for_call("acme", "hr_helpdesk").capture_content is False
+    assert stage.policies.for_call("acme", "other").capture_content is True

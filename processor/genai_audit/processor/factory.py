@@ -9,6 +9,7 @@ from genai_audit.processor.encryption import EncryptionStage
 from genai_audit.processor.pipeline import RecordPipeline, Stage
 from genai_audit.processor.pricing import PricingStage, load_price_table
 from genai_audit.processor.pseudonym import PseudonymStage
+from genai_audit.processor.redaction.policy import load_policy
 from genai_audit.processor.redaction.stage import RedactionStage
 from genai_audit.processor.render import RenderStage
 from genai_audit.processor.retention import (
@@ -29,7 +30,9 @@ def default_pipeline(settings: Settings, keys: KeyStore,
     """``policies``: per-tenant retention (the store's, from the exporter); default: static."""
     stages: list[Stage] = [
         PseudonymStage(keys),
-        RedactionStage(keys),  # policy validated here; the model loads off the request thread
+        # policy validated here (from the settings' own config file: --config reaches it);
+        # the model loads off the request thread
+        RedactionStage(keys, load_policy(config_file=settings.config_file)),
         RenderStage(capture_content=settings.capture_content),
         CommitmentStage(keys),
         EncryptionStage(keys),

@@ -3,8 +3,10 @@
 Where it is read from (the first that exists):
 
 1. ``GENAI_AUDIT_REDACTION_POLICY``: a TOML file of its own (an error if missing);
-2. the ``[redaction]`` table of the main config file (``GENAI_AUDIT_CONFIG`` or
-   ``./genai-audit.toml``, also accepted as ``[genai_audit.redaction]``).
+2. the ``[redaction]`` table of the main config file: the one the settings were read from
+   (``--config``, else ``GENAI_AUDIT_CONFIG``, else ``./genai-audit.toml``; passed in as
+   ``config_file`` by whoever holds the settings), also accepted as
+   ``[genai_audit.redaction]``.
 
 Then ``GENAI_AUDIT_REDACTION_<KEY>`` environment values override the base layer
 (``OPERATOR``, ``THRESHOLD``, ``ENTITIES``, ``ALLOW``, ``ENABLED``, ``CAPTURE_CONTENT``,
@@ -137,11 +139,14 @@ def _resolve(layers: tuple[Mapping[str, Any], ...]) -> RedactionPolicy:
 
 
 # -- loading ---------------------------------------------------------------------------
-def load_policy(path: str | Path | None = None, env: Mapping[str, str] | None = None
-                ) -> PolicySet:
-    """Load and validate the policy (see the module doc for where it is read from)."""
+def load_policy(path: str | Path | None = None, env: Mapping[str, str] | None = None, *,
+                config_file: str | Path | None = None) -> PolicySet:
+    """Load and validate the policy (see the module doc for where it is read from).
+
+    ``config_file``: the main config file the caller's settings came from
+    (``Settings.config_file``), so ``--config FILE`` reaches the ``[redaction]`` table."""
     env = os.environ if env is None else env
-    table, source = _read_table(path, env)
+    table, source = _read_table(path, env, config_file)
     unknown = sorted(set(table) - _TOP_KEYS)
     if unknown:
         raise PolicyError(f"redaction: unknown key(s) {', '.join(unknown)} (from {source})")
@@ -167,12 +172,13 @@ def load_policy(path: str | Path | None = None, env: Mapping[str, str] | None = 
                      regions=regions, model=model, source=source)
 
 
-def _read_table(path: str | Path | None, env: Mapping[str, str]) -> tuple[dict[str, Any], str]:
+def _read_table(path: str | Path | None, env: Mapping[str, str],
+                config_file: str | Path | None) -> tuple[dict[str, Any], str]:
     explicit = path if path is not None else env.get(ENV_POLICY) or None
     if explicit is not None:
         file, required = Path(explicit), True
     else:
-        file, required = config_path(env)
+        file, required = config_path(env, config_file)
     if not file.exists():
         if required:
             raise PolicyError(f"redaction policy file {file} does not exist")
