@@ -11,7 +11,7 @@ import functools
 import getpass
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
@@ -88,3 +88,54 @@ def utc(moment: datetime | None) -> datetime | None:
 
 
 WHEN = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"])
+
+
+class TimeBound(click.ParamType):  # type: ignore[type-arg]
+    """One convention for every period on the command line (docs: README, "Dates"):
+
+    * a date ``YYYY-MM-DD`` is a whole UTC day: a start bound is its first instant, an end
+      bound INCLUDES that day (the bound is the next midnight);
+    * an ISO 8601 time is an exact instant (UTC if it names no offset): a start includes it,
+      an end excludes it.
+
+    So ``--from 2026-07-01 --to 2026-09-30`` is the third quarter, whole, in every command;
+    periods are half-open ``[start, end)`` inside. ``check_period`` refuses reversed ones.
+    """
+
+    name = "DATE"
+
+    def __init__(self, *, end: bool) -> None:
+        self.end = end
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return parse_bound(str(value), end=self.end, param=param, ctx=ctx)
+
+
+def parse_bound(text: str, *, end: bool, param: click.Parameter | None = None,
+                ctx: click.Context | None = None) -> datetime:
+    """``2024-06-30`` (a whole day: an end date includes it) or an ISO 8601 time (UTC if
+    naive)."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=int(end))
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time "
+                                 "(YYYY-MM-DDTHH:MM[:SS][+00:00])", ctx, param) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+START, END = TimeBound(end=False), TimeBound(end=True)
+
+
+def check_period(start: datetime | None, end: datetime | None, start_flag: str = "--from",
+                 end_flag: str = "--to") -> None:
+    """A reversed or empty period is a usage error (exit 2), not "no records"."""
+    if start is not None and end is not None and end <= start:
+        raise click.BadParameter(f"{end_flag} ({end:%Y-%m-%d %H:%M}) must be after "
+                                 f"{start_flag} ({start:%Y-%m-%d %H:%M}); a date given to "
+                                 f"{end_flag} includes that whole day", param_hint=end_flag)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import click
 
 from genai_audit.cli.common import (
-    WHEN,
+    END,
+    START,
     CommandError,
     actor_option,
+    check_period,
     open_existing_store,
     open_store,
     store_options,
-    utc,
 )
 from genai_audit.cli.formats import format_table
 from genai_audit.clickhouse.holds import Hold, HoldError, add_hold, list_holds, release_hold
@@ -35,8 +36,8 @@ def command() -> None:
 @command.command("add")
 @click.option("--tenant", required=True, help="Tenant id.")
 @click.option("--user", "user_id", help="Plaintext user id (pseudonymized; never stored).")
-@click.option("--from", "from_", type=WHEN, help="First day (or time) covered, UTC.")
-@click.option("--to", type=WHEN,
+@click.option("--from", "from_", type=START, help="First day (or time) covered, UTC.")
+@click.option("--to", type=END,
               help="Last day covered, UTC (a date is inclusive). Omit to cover new records too.")
 @click.option("--reason", required=True, help="Why (case number, matter...).")
 @click.option("--new-tenant", is_flag=True,
@@ -56,13 +57,13 @@ def add_cmd(tenant: str, user_id: str | None, from_: datetime | None, to: dateti
     A tenant the store has never seen is refused (a typo would hold nothing); pass
     --new-tenant to hold a tenant's records from its first one on.
     """
+    check_period(from_, to)
     store = open_store(settings)
     if not new_tenant:
         require_known_tenant(store, tenant)
     try:
         hold = add_hold(store, open_keystore(settings), tenant_id=tenant, reason=reason,
-                        actor=actor, user_id=user_id, from_ts=utc(from_),
-                        to_ts=utc(_end(to)))
+                        actor=actor, user_id=user_id, from_ts=from_, to_ts=to)
     except HoldError as exc:
         raise CommandError(str(exc)) from exc
     click.echo(f"hold {hold.hold_id} placed on {_scope(hold)}: {hold.rows_held} records held")
@@ -115,12 +116,3 @@ def _scope(hold: Hold) -> str:
     start = f"{hold.from_ts:%Y-%m-%d %H:%M}" if hold.from_ts else "start"
     end = f"{hold.to_ts:%Y-%m-%d %H:%M}" if hold.to_ts else "open"
     return f"{hold.tenant_id}{user} [{start} .. {end})"
-
-
-def _end(to: datetime | None) -> datetime | None:
-    """A date given for --to covers that whole day: the bound is the next midnight."""
-    if to is None:
-        return None
-    if (to.hour, to.minute, to.second, to.microsecond) == (0, 0, 0, 0):
-        return to + timedelta(days=1)
-    return to

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 
-from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_existing_store, store_options
+from genai_audit.cli.common import (
+    EXIT_PROBLEM,
+    CommandError,
+    check_period,
+    open_existing_store,
+    parse_bound,
+    store_options,
+)
 from genai_audit.clickhouse.ledger.verify import report_verifier
 from genai_audit.clickhouse.reports import STEPS, Status, Verifier, build_report
 from genai_audit.clickhouse.reports.render import FORMATS, render
@@ -20,19 +27,6 @@ from genai_audit.config import Settings
 from genai_audit.keystore import open_keystore
 
 DEFAULT_DAYS = 365
-
-
-def parse_bound(text: str, *, end: bool) -> datetime:
-    """``2024-06-30`` (a whole day: an end date includes it) or an ISO 8601 time (UTC if naive)."""
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=int(end))
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time "
-                                 "(YYYY-MM-DDTHH:MM[:SS][+00:00])") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def sha256_sidecar(path: Path, digest: str) -> Path:
@@ -80,9 +74,7 @@ def command(tenant: str | None, start: str | None, end: str | None, fmt: str,
     """
     end_at = parse_bound(end, end=True) if end else datetime.now(UTC)
     start_at = parse_bound(start, end=False) if start else end_at - timedelta(days=DEFAULT_DAYS)
-    if end_at <= start_at:
-        raise click.BadParameter(f"--to ({end_at:%Y-%m-%d %H:%M}) must be after --from "
-                                 f"({start_at:%Y-%m-%d %H:%M})", param_hint="--to")
+    check_period(start_at, end_at)
     if out is None and FORMATS[fmt].binary and sys.stdout.isatty():
         raise CommandError("--format csv is a zip file: give --out FILE.zip or redirect stdout")
     # read-only: an auditor role can run it

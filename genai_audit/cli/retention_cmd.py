@@ -7,6 +7,7 @@ from datetime import datetime
 import click
 
 from genai_audit.cli.common import (
+    EXIT_PROBLEM,
     CommandError,
     actor_option,
     open_existing_store,
@@ -88,9 +89,11 @@ def show_cmd(tenant: str | None, settings: Settings) -> None:
 @command.command("status")
 @click.option("--tenant", help="One tenant (default: all).")
 @store_options
-def status_cmd(tenant: str | None, settings: Settings) -> None:
+@click.pass_context
+def status_cmd(ctx: click.Context, tenant: str | None, settings: Settings) -> None:
     """What the report's retention section shows: oldest record, what expires in the next
-    30 days, active legal holds, and the last archive run and its verification.
+    30 days, active legal holds, and the last archive run and its verification. Exit 1 when
+    the last archive run or archive verification failed.
 
     \b
     Example:
@@ -101,6 +104,8 @@ def status_cmd(tenant: str | None, settings: Settings) -> None:
     summary = retention_summary(store, tenant,
                                 default_policy=default_policy(settings))
     click.echo(format_summary(summary))
+    if summary.failed_runs:
+        ctx.exit(EXIT_PROBLEM)
 
 
 def _policy(policy: RetentionPolicy | None) -> str:

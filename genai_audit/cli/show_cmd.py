@@ -9,8 +9,15 @@ from datetime import datetime
 
 import click
 
-from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_existing_store, store_options
-from genai_audit.cli.disclosures_cmd import utc as _utc
+from genai_audit.cli.common import (
+    END,
+    EXIT_PROBLEM,
+    START,
+    CommandError,
+    check_period,
+    open_existing_store,
+    store_options,
+)
 from genai_audit.cli.erase_cmd import read_user
 from genai_audit.clickhouse.disclosure import (
     DisclosedRecord,
@@ -75,8 +82,10 @@ def _check_selection(record_ids: tuple[str, ...], tenant: str | None, user: str 
 @click.option("--tenant", help="With --user or --user-key: read that subject's records.")
 @click.option("--user", help="The subject's user id ('-' reads it from stdin).")
 @click.option("--user-key", help="The subject's pseudonym.")
-@click.option("--since", type=click.DateTime(), help="Subject's records from (UTC).")
-@click.option("--until", type=click.DateTime(), help="Subject's records before (UTC).")
+@click.option("--from", "--since", "since", type=START,
+              help="Subject's records from this date or time (UTC).")
+@click.option("--to", "--until", "until", type=END,
+              help="...up to this date (included) or time.")
 @click.option("--pii-only", is_flag=True, help="Only records flagged has_pii_detected.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True,
               help="At most this many of the subject's records.")
@@ -103,16 +112,17 @@ def command(ctx: click.Context, record_ids: tuple[str, ...], tenant: str | None,
     open (tampered or moved) or its content does not match its commitments.
 
     Instead of ids, --tenant with --user (or --user-key) reads one data subject's records,
-    optionally within --since/--until and only those with PII: a GDPR Art. 15 access
+    optionally within --from/--to and only those with PII: a GDPR Art. 15 access
     request, or the auditor's "all prompts of user X in Q3 that contained PII".
 
     \b
     Examples:
       genai-audit show --id 7f0c...e1 --actor dr.lee --purpose "incident INC-42 review"
-      genai-audit show --tenant acme --user alice@example.com --since 2026-07-01 \
-          --until 2026-10-01 --pii-only --actor auditor-kim --purpose "SOC2 Q3 sample"
+      genai-audit show --tenant acme --user alice@example.com --from 2026-07-01 \
+          --to 2026-09-30 --pii-only --actor auditor-kim --purpose "SOC2 Q3 sample"
     """
     _check_selection(record_ids, tenant, user, user_key)
+    check_period(since, until)
     store = open_existing_store(settings)
     keys = open_keystore(settings, create=False)
     if tenant is not None:
@@ -123,8 +133,8 @@ def command(ctx: click.Context, record_ids: tuple[str, ...], tenant: str | None,
                            "this user id (never seen, or erased)", err=True)
                 ctx.exit(EXIT_PROBLEM)
         assert user_key is not None
-        record_ids = tuple(subject_record_ids(store, tenant, user_key, since=_utc(since),
-                                              until=_utc(until), pii_only=pii_only,
+        record_ids = tuple(subject_record_ids(store, tenant, user_key, since=since,
+                                              until=until, pii_only=pii_only,
                                               limit=limit))
         if not record_ids:
             click.echo("no records of this subject match", err=True)

@@ -5,13 +5,21 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
 
 from genai_audit.cli.archive_cmd import check_archive
-from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_existing_store, store_options
+from genai_audit.cli.common import (
+    END,
+    EXIT_PROBLEM,
+    START,
+    CommandError,
+    check_period,
+    open_existing_store,
+    store_options,
+)
 from genai_audit.cli.ledger_keys import public_key
 from genai_audit.clickhouse.ledger.export import read_anchors
 from genai_audit.clickhouse.ledger.leaf import SCHEMAS
@@ -58,18 +66,14 @@ def format_json(result: VerifyResult, seconds: float) -> str:
                        "warnings": [as_dict(w) for w in result.warnings]}, indent=2)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else (value if value.tzinfo else value.replace(tzinfo=UTC))
-
-
 @click.command("verify")
 @click.option("--tenant", help="Only the logs of this tenant.")
 @click.option("--table", "tables", multiple=True, type=click.Choice(list(SCHEMAS)),
               help="Only this ledgered table (repeatable) [default: all of them].")
-@click.option("--from", "since", type=click.DateTime(), help="Only logs with records from "
-              "this time (UTC) on (interactions by event time, erasures by erasure time, "
+@click.option("--from", "since", type=START, help="Only logs with records from this date "
+              "or time (UTC) on (interactions by event time, erasures by erasure time, "
               "access log by access time); each such log is verified whole.")
-@click.option("--to", "until", type=click.DateTime(), help="...and before this time (UTC).")
+@click.option("--to", "until", type=END, help="...and up to this date (included) or time.")
 @click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False, exists=True),
               help="Checkpoints exported earlier (genai-audit checkpoint export): the store "
               "must still contain everything they signed.")
@@ -108,6 +112,7 @@ def command(ctx: click.Context, tenant: str | None, tables: tuple[str, ...],
       genai-audit verify --checkpoint anchors.json --pubkey ledger.pub --strict
       genai-audit verify --archive s3://audit-archive/prod
     """
+    check_period(since, until)
     if archive_url:
         if not check_archive(archive_url, pubkey, settings):
             ctx.exit(EXIT_PROBLEM)
@@ -127,7 +132,7 @@ def command(ctx: click.Context, tenant: str | None, tables: tuple[str, ...],
     with click.progressbar(length=max(total, 1), label="verifying", file=sys.stderr,
                            show_pos=True) as bar:
         verifier = Verifier(store, key, key_name, schemas, progress=bar.update)
-        result = verifier.run(tenant=tenant, since=_utc(since), until=_utc(until),
+        result = verifier.run(tenant=tenant, since=since, until=until,
                               anchors=anchors, strict=strict)
     seconds = time.monotonic() - started
     click.echo(format_json(result, seconds) if fmt == "json" else format_result(result, seconds))

@@ -285,3 +285,44 @@ def test_the_manifest_names_the_ledgers_signed_checkpoints(store, keystore, make
     assert len(logs) == 1 and logs[0]["tree_size"] == 3
     note = open_note(logs[0]["note"], keystore.signing_key().public_key())
     assert note.size == 3
+
+
+def test_a_tampered_archive_fails_maintenance_status_and_report(store, keystore, make_span, s3,
+                                                                s3_endpoint, store_dsn,
+                                                                tmp_path, monkeypatch):
+    """Issue 17: `maintain --archive-to` verified only after writing new objects, so an
+    archive tampered with between runs passed the next run (exit 0); `retention status`
+    exited 0 and the report's Retention section said OK beside a FAILED verification."""
+    from genai_audit.cli.main import main
+    from genai_audit.clickhouse.maintain import run_maintenance
+    from genai_audit.clickhouse.reports import Status, build_report
+    from genai_audit.clickhouse.retention import report_facts
+    from genai_audit.config import Settings
+
+    client, bucket, location = s3
+    _populate(store, keystore, make_span)
+    settings = Settings.load({"s3_endpoint_url": s3_endpoint, "s3_access_key_id": KEY_ID,
+                              "s3_secret_access_key": SECRET}, env={})
+    url = f"s3://{bucket}/prod"
+    first = run_maintenance(store, keystore, settings, archive_url=url, settle_seconds=0)
+    assert first.ok and first.archive is not None and len(first.archive.written) == 3
+    victim = first.archive.written[0].key
+    client.put_object(Bucket=bucket, Key=f"prod/{victim}", Body=b"PAR1 not the archived rows")
+    again = run_maintenance(store, keystore, settings, archive_url=url, settle_seconds=0)
+    assert again.archive is not None and not again.archive.written  # nothing new to write
+    assert again.verification is not None and not again.ok
+    assert report_facts(store, _scope_all()).failed == ("archive verification",)
+    report = build_report(store, tenant=None, start=datetime.now(UTC) - timedelta(days=200),
+                          end=datetime.now(UTC), retention=report_facts)
+    section = report.section("retention")
+    assert section.status is Status.ATTENTION
+    assert any("archive verification FAILED" in n for n in section.notes)
+    monkeypatch.setenv("GENAI_AUDIT_KEYSTORE_DIR", str(tmp_path / "unused-keys"))
+    assert main(["retention", "status", "--dsn", store_dsn, "--database", store.database]) == 1
+
+
+def _scope_all():
+    from genai_audit.clickhouse.reports.model import Period
+    from genai_audit.clickhouse.reports.scope import Scope
+    now = datetime.now(UTC)
+    return Scope(None, Period(now - timedelta(days=365), now))

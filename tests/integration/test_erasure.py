@@ -193,3 +193,23 @@ def test_a_legal_hold_defers_the_erasure(store, keystore, ingested):
     assert _erase(store, keystore, user="bob").status is ErasureStatus.ERASED  # not held
     release_hold(store, hold.hold_id, actor="counsel", reason="settled")
     assert _erase(store, keystore).status is ErasureStatus.ERASED
+
+
+def test_an_erased_subjects_records_read_as_erased_in_the_auditor_views(store, keystore,
+                                                                         make_span):
+    """Issue 17: erased records said content_state = 'encrypted' in the views although
+    their key is gone and nobody can ever decrypt them."""
+    spans = [make_span(**{"enduser.id": user, "genai_audit.data_class": "phi",
+                          "gen_ai.input.messages": _messages("call me at +1 415 555 0100")})
+             for user in ("alice", "alice", "bob")]
+    records = default_pipeline(Settings.load(env={}), keystore).build(spans)
+    InteractionWriter(store).write(records)
+    alice = keystore.find_subject("acme", "alice").pseudonym
+    state = ("SELECT user_key, content_state FROM {view} ORDER BY user_key, content_state")
+    for view in ("audit_phi_interactions", "audit_pii_interactions"):
+        assert {s for _, s in store.rows(state.format(view=view))} == {"encrypted"}
+    assert _erase(store, keystore).status is ErasureStatus.ERASED
+    for view in ("audit_phi_interactions", "audit_pii_interactions"):
+        rows = store.rows(state.format(view=view))
+        assert [s for k, s in rows if k == alice] == ["erased", "erased"], view
+        assert [s for k, s in rows if k != alice] == ["encrypted"], view

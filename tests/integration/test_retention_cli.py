@@ -34,8 +34,12 @@ def _run(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def test_policy_and_hold_commands(cli_env, store, keystore, make_span, capsys):
-    code, out, _ = _run(capsys, "retention", "set", "--tenant", "acme", "--days", "400",
+    code, _, err = _run(capsys, "retention", "set", "--tenant", "acme", "--days", "400",
                         "--content-days", "30", "--reason", "SOC2", "--actor", "dpo")
+    assert code == 2 and "unknown tenant 'acme'" in err  # no records yet: say it is new
+    code, out, _ = _run(capsys, "retention", "set", "--tenant", "acme", "--days", "400",
+                        "--content-days", "30", "--reason", "SOC2", "--actor", "dpo",
+                        "--new-tenant")
     assert code == 0 and "acme: - -> 400d, content 30d (by dpo" in out
     code, out, _ = _run(capsys, "retention", "set", "--tenant", "acme", "--days", "10",
                         "--content-days", "30", "--reason", "x")

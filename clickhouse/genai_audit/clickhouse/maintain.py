@@ -67,7 +67,9 @@ def run_maintenance(store: Store, keys: KeyStore, settings: Settings, *,
             report.archive = archive(store, keys, location,
                                      before=default_cutoff(now, settings.archive_hot_days),
                                      settle_seconds=settle_seconds)
-            if verify and report.archive.written:
+            # Verify the whole archive every run, not only after new objects: an archive
+            # tampered with between runs must fail the run that finds nothing new to write.
+            if verify:
                 public = keys.signing_key().public_key()
                 report.verification = verify_archive(store, location, public)
         except (StoreError, KeyStoreError, ValueError) as exc:

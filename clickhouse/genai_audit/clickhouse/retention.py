@@ -96,6 +96,13 @@ class RetentionSummary:
     last_archive: RunInfo | None
     last_verification: RunInfo | None
 
+    @property
+    def failed_runs(self) -> tuple[str, ...]:
+        """"archive run" / "archive verification" when the last one of each FAILED."""
+        return tuple(name for name, run in (("archive run", self.last_archive),
+                                            ("archive verification", self.last_verification))
+                     if run is not None and not run.ok)
+
 
 def retention_summary(store: Store, tenant: str | None = None, *,
                       default_policy: RetentionPolicy | None = None,
@@ -153,7 +160,8 @@ def report_facts(store: Store, scope: Scope) -> RetentionFacts:
     return RetentionFacts(
         active_holds=len(summary.active_holds), held_records=summary.held_records,
         last_archive=_describe_run(summary.last_archive, "never archived"),
-        archive_verified=_describe_run(summary.last_verification, "never verified"))
+        archive_verified=_describe_run(summary.last_verification, "never verified"),
+        failed=summary.failed_runs)
 
 
 def _describe_run(run: RunInfo | None, never: str) -> str:

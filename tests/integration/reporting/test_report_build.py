@@ -127,11 +127,28 @@ def test_tenant_scope(audit_store):
     assert _table(report.section("soc2_activity"), "soc2_totals").rows[0][0] == len(globex)
     assert {r[1] for r in _table(report.section("soc2_activity"), "soc2_activity").rows} == {
         "globex"}
-    # unattributed spans belong to no tenant: still shown, labelled store-wide
-    assert _figures(report.section("control_failures"))["Unattributed spans (store-wide)"] == "1"
     assert report.title.endswith("tenant globex")
     empty = build_report(audit_store, tenant="nobody", start=PERIOD[0], end=PERIOD[1], now=NOW)
     assert "No LLM interactions" in empty.section("soc2_activity").summary
+
+
+def test_a_tenant_report_shows_that_tenant_only(audit_store):
+    """Issue 17: a tenant's report named the newest checkpoint of ANY tenant in its
+    provenance, and counted other tenants' unattributed spans, so an empty tenant's report
+    said "Needs attention"."""
+    tenant_of = dict(audit_store.rows("SELECT origin, tenant_id FROM ledger_checkpoints"))
+    assert len(set(tenant_of.values())) > 1  # several tenants' logs to choose from
+    for tenant in ("globex", "acme"):
+        report = _report(audit_store, tenant=tenant)
+        origin = report.provenance.checkpoint.split(" ")[0]
+        assert tenant_of[origin] == tenant
+        assert "Unattributed spans" not in _figures(report.section("control_failures"))
+    empty = build_report(audit_store, tenant="nobody", start=PERIOD[0], end=PERIOD[1], now=NOW)
+    assert empty.section("control_failures").status is Status.OK
+    assert empty.provenance.checkpoint == "no checkpoint signed before the period ended"
+    # the all-tenant report still counts the spans that belong to no tenant
+    assert _figures(_report(audit_store).section("control_failures"))[
+        "Unattributed spans"] == "1"
 
 
 def test_retention_facts(audit_store):
@@ -198,5 +215,5 @@ def test_a_record_with_several_failures_counts_once(audit_store, keystore):
     assert orphan.tenant is None
     write_specs(audit_store, keystore, [orphan])  # unattributed AND unknown_model
     failures = _report(audit_store).section("control_failures")
-    assert _figures(failures)["Unattributed spans (store-wide)"] == "2"
+    assert _figures(failures)["Unattributed spans"] == "2"
     assert _figures(failures)["Records with control failures"] == "4"  # not 5

@@ -38,9 +38,9 @@ def build(facts: Facts) -> Section:
     section = Section(
         key="cost_attribution", title="Cost attribution",
         status=Status.ATTENTION if unpriced else Status.OK, summary=summary,
-        figures=[Figure("Total cost", numbers.money(total)),
-                 Figure("Calls without a price", numbers.count(unpriced)),
-                 Figure("Tokens not costed", numbers.count(unpriced_tokens))],
+        figures=[Figure.of_money("Total cost", total),
+                 Figure.of_count("Calls without a price", unpriced),
+                 Figure.of_count("Tokens not costed", unpriced_tokens)],
         tables=tables)
     for table in (tables[0], tables[1], tables[3]):
         if table.rows:

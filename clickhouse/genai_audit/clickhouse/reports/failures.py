@@ -1,11 +1,14 @@
 """Control failures: records the pipeline could not handle as designed, never dropped.
 
 Each kind maps to a flag the pipeline writes (``processor/record.py::Flag``). Unattributed
-spans (no tenant) land under tenant ``_unattributed``: they belong to no tenant, so they are
-counted store-wide for the period even in a single-tenant report, and labelled so.
+spans (no tenant) land under tenant ``_unattributed``: they belong to no tenant, so the
+all-tenant report counts them; a tenant's report shows that tenant only (another tenant's
+unattributed spans must not turn an empty tenant's report to "Needs attention").
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from genai_audit.clickhouse.reports import numbers
 from genai_audit.clickhouse.reports.facts import CONTROL_FLAGS, QUALITY_FLAGS, Facts
@@ -47,18 +50,19 @@ WHERE tenant_id = {unattributed:String} AND {period_where}
 def build(store: Store, scope: Scope, facts: Facts) -> Section:
     rows = store.rows(scope.sql(BY_FLAG_SQL),
                       scope.with_params(kinds=CONTROL_FLAGS + QUALITY_FLAGS))
-    unattributed = store.rows(scope.sql(UNATTRIBUTED_SQL),
-                              scope.with_params(unattributed=UNATTRIBUTED_TENANT))[0]
+    unattributed: tuple[Any, ...] = (0, None, None, "")
+    if scope.tenant is None:
+        unattributed = store.rows(scope.sql(UNATTRIBUTED_SQL),
+                                  scope.with_params(unattributed=UNATTRIBUTED_TENANT))[0]
     table_rows = []
     if unattributed[0]:
-        table_rows.append(("unattributed", "span without a tenant (store-wide count)", True,
-                           *unattributed))
+        table_rows.append(("unattributed", "span without a tenant", True, *unattributed))
     for flag, n, first, last, examples in rows:
         table_rows.append((flag, MEANINGS[str(flag)], flag in CONTROL_FLAGS, n, first, last,
                            examples))
     # Distinct records: one record can carry several flags (redaction_failed + withheld).
     # Unattributed records are counted once, whatever else they carry.
-    controls = int(unattributed[0]) + sum(r.control_failures for r in facts.cube
+    controls = int(unattributed[0] or 0) + sum(r.control_failures for r in facts.cube
                                           if r.tenant_id != UNATTRIBUTED_TENANT)
     quality = facts.total("quality_notes")
     if controls:
@@ -73,9 +77,10 @@ def build(store: Store, scope: Scope, facts: Facts) -> Section:
     return Section(
         key="control_failures", title="Control failures",
         status=Status.ATTENTION if controls else Status.OK, summary=summary,
-        figures=[Figure("Unattributed spans (store-wide)", numbers.count(unattributed[0])),
-                 Figure("Records with control failures", numbers.count(controls)),
-                 Figure("Records with data-quality notes", numbers.count(quality))],
+        figures=[*([Figure.of_count("Unattributed spans", unattributed[0])]
+                   if scope.tenant is None else []),
+                 Figure.of_count("Records with control failures", controls),
+                 Figure.of_count("Records with data-quality notes", quality)],
         tables=[Table("control_failures", "Control failures and data-quality notes",
                       ["kind", "meaning", "control_failure", "records", "first_seen",
                        "last_seen", "example_ids"], table_rows)])

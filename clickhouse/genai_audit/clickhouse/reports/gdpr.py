@@ -45,8 +45,8 @@ def build(store: Store, scope: Scope) -> Section:
                  f"{numbers.count(records)} records' personal content unreadable; their "
                  "metadata stays for the audit trail." if n else
                  "No erasure requests were completed in this period."),
-        figures=[Figure("Erasures completed", numbers.count(n)),
-                 Figure("Records made unreadable", numbers.count(records))],
+        figures=[Figure.of_count("Erasures completed", n),
+                 Figure.of_count("Records made unreadable", records)],
         tables=[table])
 
 

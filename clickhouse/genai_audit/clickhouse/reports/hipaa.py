@@ -38,8 +38,8 @@ def build(store: Store, scope: Scope, facts: Facts) -> Section:
     off_route = sum(int(r[4]) for r in routes if not r[2])
     section = Section(
         key="hipaa", title="HIPAA: PHI routes and disclosures", status=Status.OK, summary="",
-        figures=[Figure("Interactions carrying PHI", numbers.count(phi_total)),
-                 Figure("PHI on a non-HIPAA route", numbers.count(off_route))],
+        figures=[Figure.of_count("Interactions carrying PHI", phi_total),
+                 Figure.of_count("PHI on a non-HIPAA route", off_route)],
         tables=[Table("phi_routes", "PHI interactions by tenant, region and route",
                       ["tenant_id", "region", "hipaa_compliant_route", "provider",
                        "interactions"], routes)])
@@ -60,7 +60,7 @@ def build(store: Store, scope: Scope, facts: Facts) -> Section:
     else:
         section.tables.append(disclosures)
         n = sum(int(r[2]) for r in disclosures.rows)
-        section.figures.append(Figure("Disclosures (decrypting reads)", numbers.count(n)))
+        section.figures.append(Figure.of_count("Disclosures (decrypting reads)", n))
         summary += f" {numbers.count(n)} disclosures of decrypted content were logged."
     section.summary = summary
     return section

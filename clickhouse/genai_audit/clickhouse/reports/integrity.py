@@ -34,9 +34,11 @@ Verifier = Callable[[Store, Scope], VerifyOutcome]
 CHECKPOINTS = "ledger_checkpoints"
 CHECKPOINT_COLUMNS = {"created_at": "signed at", "origin": "log", "tree_size": "records",
                       "root_hash": "Merkle root"}
+# A tenant's report names a checkpoint of that tenant's own logs, never another tenant's.
 LATEST_CHECKPOINT_SQL = """
 SELECT origin, tree_size, root_hash, created_at FROM ledger_checkpoints
-WHERE created_at < {end:DateTime64(6, 'UTC')} ORDER BY created_at DESC LIMIT 1
+WHERE created_at < {end:DateTime64(6, 'UTC')} AND {tenant_where}
+ORDER BY created_at DESC LIMIT 1
 """
 
 NOT_RUN = "not run: this store has no ledger (ledger_checkpoints)"
@@ -55,7 +57,8 @@ def build(store: Store, scope: Scope, facts: Facts,
     section = Section(
         key="integrity", title="Integrity (tamper evidence)", status=Status.OK, summary="",
         figures=[Figure("Records with content commitments",
-                        f"{numbers.count(n - uncommitted)} of {numbers.count(n)}")])
+                        f"{numbers.count(n - uncommitted)} of {numbers.count(n)}",
+                        int(n - uncommitted))])
     if uncommitted:
         section.status = Status.ATTENTION
         section.notes.append(f"{numbers.count(uncommitted)} records have no content commitment "
@@ -90,7 +93,10 @@ def latest_checkpoint(store: Store, scope: Scope) -> str | None:
     if not has_table(store, CHECKPOINTS) or missing_columns(store, CHECKPOINTS,
                                                              CHECKPOINT_COLUMNS):
         return None
-    rows = store.rows(LATEST_CHECKPOINT_SQL, {"end": scope.period.end})
+    tenant_where = "1" if scope.tenant is None else "tenant_id = {tenant:String}"
+    rows = store.rows(LATEST_CHECKPOINT_SQL.replace("{tenant_where}", tenant_where),
+                      {"end": scope.period.end, **({"tenant": scope.tenant}
+                                                   if scope.tenant is not None else {})})
     if not rows:
         return "no checkpoint signed before the period ended"
     origin, size, root, created = rows[0]

@@ -11,7 +11,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
+
+from genai_audit.clickhouse.reports import numbers
 
 REPORT_FORMAT_VERSION = 1
 
@@ -79,14 +82,32 @@ class Chart:
     labels: list[str]
     series: dict[str, list[float]]
     unit: str = ""
+    gaps: list[tuple[int, int]] = field(default_factory=list)  # label index ranges, no data
 
 
 @dataclass
 class Figure:
-    """A headline number with its label (``value`` already formatted for people)."""
+    """A headline figure: ``value`` formatted for people; ``number`` the exact value for
+    machines (the JSON and CSV reports print it as a number), None for a text figure."""
 
     label: str
     value: str
+    number: int | float | Decimal | None = None
+    unit: str = ""  # "USD", "%" or "" (a count)
+
+    @classmethod
+    def of_count(cls, label: str, n: Any) -> Figure:
+        return cls(label, numbers.count(n), int(n or 0))
+
+    @classmethod
+    def of_money(cls, label: str, amount: Any) -> Figure:
+        return cls(label, numbers.money(amount), Decimal(amount or 0), "USD")
+
+    @classmethod
+    def of_share(cls, label: str, part: Any, whole: Any) -> Figure:
+        text = numbers.share(part, whole)
+        exact = None if not float(whole or 0) else 100.0 * float(part or 0) / float(whole)
+        return cls(label, text, exact, "%")
 
 
 @dataclass

@@ -59,11 +59,11 @@ def build(store: Store, scope: Scope, facts: Facts) -> Section:
         status=Status.ATTENTION if unredacted or failed else Status.OK, summary=summary,
         figures=[
             Figure("Interactions with PII", f"{numbers.count(detected)} "
-                                            f"({numbers.share(detected, n)})"),
-            Figure("Redacted before the LLM", numbers.share(redacted, detected)),
-            Figure("PII sent unredacted", numbers.count(unredacted)),
-            Figure("Content withheld (fail-closed)", numbers.count(withheld)),
-            Figure("Redaction failures", numbers.count(failed)),
+                                            f"({numbers.share(detected, n)})", int(detected or 0)),
+            Figure.of_share("Redacted before the LLM", redacted, detected),
+            Figure.of_count("PII sent unredacted", unredacted),
+            Figure.of_count("Content withheld (fail-closed)", withheld),
+            Figure.of_count("Redaction failures", failed),
         ])
     entities = store.rows(scope.sql(ENTITIES_SQL), scope.params) if detected else []
     section.tables.append(Table("pii_entities", "PII entity types detected",

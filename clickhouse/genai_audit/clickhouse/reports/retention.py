@@ -31,6 +31,7 @@ class RetentionFacts:
     held_records: int
     last_archive: str  # e.g. "2026-11-01T02:00Z s3://bucket/prefix, 120000 records"
     archive_verified: str  # e.g. "manifest signature and 24 object hashes OK"
+    failed: tuple[str, ...] = ()  # the last archive run or verification that FAILED, if any
 
 
 RetentionProvider = Callable[[Store, Scope], RetentionFacts]
@@ -66,10 +67,10 @@ def build(store: Store, scope: Scope, now: datetime,
     section = Section(
         key="retention", title="Retention", status=Status.ATTENTION if short else Status.OK,
         summary=summary,
-        figures=[Figure("Records held now", numbers.count(total)),
+        figures=[Figure.of_count("Records held now", total),
                  Figure("Oldest record", f"{oldest:%Y-%m-%d}" if oldest else "none"),
-                 Figure(f"Expiring within {EXPIRY_WINDOW_DAYS} days", numbers.count(expiring)),
-                 Figure(f"Kept < {SOC2_MINIMUM_DAYS} days", numbers.count(short))],
+                 Figure.of_count(f"Expiring within {EXPIRY_WINDOW_DAYS} days", expiring),
+                 Figure.of_count(f"Kept < {SOC2_MINIMUM_DAYS} days", short)],
         tables=[Table("retention_classes", "Records by retention period",
                       ["retention_days", "records", "oldest", "expiring_within_30_days"],
                       classes)])
@@ -79,8 +80,12 @@ def build(store: Store, scope: Scope, now: datetime,
                              "`genai-audit archive`).")
         return section
     facts = provider(store, scope)
-    section.figures += [Figure("Active legal holds", numbers.count(facts.active_holds)),
-                        Figure("Records under hold", numbers.count(facts.held_records)),
+    section.figures += [Figure.of_count("Active legal holds", facts.active_holds),
+                        Figure.of_count("Records under hold", facts.held_records),
                         Figure("Last archive run", facts.last_archive),
                         Figure("Archive verification", facts.archive_verified)]
+    if facts.failed:  # a failed archive or archive verification is never "OK"
+        section.status = Status.ATTENTION
+        section.notes += [f"The last {what} FAILED: see `genai-audit verify --archive`."
+                          for what in facts.failed]
     return section

@@ -14,6 +14,7 @@ from genai_audit.clickhouse.reports import numbers
 from genai_audit.clickhouse.reports.facts import Facts
 from genai_audit.clickhouse.reports.model import Chart, Figure, Section, Status, Table
 from genai_audit.clickhouse.reports.scope import Scope
+from genai_audit.clickhouse.reports.timeline import daily_timeline, format_gap
 from genai_audit.clickhouse.store import Store
 
 ACTIVITY_SQL = """
@@ -44,23 +45,24 @@ def build(store: Store, scope: Scope, facts: Facts, *, max_rows: int) -> Section
                  f"costing {numbers.money(cost)}. Every interaction is one append-only "
                  "audit record." if n else "No LLM interactions were recorded in this period."),
         figures=[
-            Figure("Interactions", numbers.count(n)),
-            Figure("Tokens (prompt + response)", numbers.count(prompt_tokens + response_tokens)),
-            Figure("Cost", numbers.money(cost)),
-            Figure("Tenants", numbers.count(facts.distinct("tenant_id"))),
-            Figure("Users (pseudonymous)", numbers.count(facts.users)),
-            Figure("Failed LLM calls", numbers.count(facts.total("failed_calls"))),
+            Figure.of_count("Interactions", n),
+            Figure.of_count("Tokens (prompt + response)", prompt_tokens + response_tokens),
+            Figure.of_money("Cost", cost),
+            Figure.of_count("Tenants", facts.distinct("tenant_id")),
+            Figure.of_count("Users (pseudonymous)", facts.users),
+            Figure.of_count("Failed LLM calls", facts.total("failed_calls")),
         ])
     if facts.first and facts.last:
         span = f"{facts.first:%Y-%m-%d %H:%M} / {facts.last:%Y-%m-%d %H:%M} UTC"
         section.figures.append(Figure("First / last record", span))
-    if facts.days:
-        labels = [d.day.isoformat() for d in facts.days]
+    if facts.days:  # every day of the period on the axis: an outage shows as a hole
+        line = daily_timeline(facts.days, scope.period.start, scope.period.end)
+        labels, gaps = [d.isoformat() for d in line.days], line.gap_indexes()
         section.charts.append(Chart("daily_interactions", "Interactions per day", "line",
-                                    labels, {"interactions": [float(d.interactions)
-                                                              for d in facts.days]}))
+                                    labels, {"interactions": line.interactions}, gaps=gaps))
         section.charts.append(Chart("daily_cost", "Cost per day (USD)", "line", labels,
-                                    {"cost": [float(d.cost) for d in facts.days]}, unit="$"))
+                                    {"cost": line.cost}, unit="$", gaps=gaps))
+        section.notes += [format_gap(g) for g in line.gaps]
     section.tables.append(activity_table(store, scope, facts, max_rows=max_rows))
     section.tables.append(Table(
         "soc2_totals", "Totals", ["interactions", "prompt_tokens", "response_tokens",

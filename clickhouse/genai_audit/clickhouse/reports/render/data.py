@@ -11,9 +11,10 @@ import csv
 import io
 import json
 import zipfile
+from decimal import Decimal
 from typing import Any
 
-from genai_audit.clickhouse.reports.model import Report, Table
+from genai_audit.clickhouse.reports.model import Figure, Report, Table
 from genai_audit.clickhouse.reports.render.common import plain
 
 
@@ -34,11 +35,21 @@ def report_dict(report: Report) -> dict[str, Any]:
         },
         "sections": [{
             "key": s.key, "title": s.title, "status": s.status.value, "summary": s.summary,
-            "figures": [{"label": f.label, "value": f.value} for f in s.figures],
+            "figures": [_figure_dict(f) for f in s.figures],
             "tables": [_table_dict(t) for t in s.tables],
             "notes": list(s.notes),
         } for s in report.sections],
     }
+
+
+def _figure_dict(figure: Figure) -> dict[str, Any]:
+    """Numbers as JSON numbers (money as an exact decimal string would be a string again, so
+    it is a number with ``unit`` USD); ``display`` is the text people read."""
+    value: Any = figure.value
+    if figure.number is not None:
+        value = float(figure.number) if isinstance(figure.number, Decimal) else figure.number
+    return {"label": figure.label, "value": value, "display": figure.value,
+            "unit": figure.unit}
 
 
 def _table_dict(table: Table) -> dict[str, Any]:
@@ -71,8 +82,9 @@ def csv_files(report: Report) -> dict[str, str]:
             [k, json.dumps(v) if isinstance(v, dict) else v] for k, v in prov.items()]),
         "sections.csv": csv_text(["section", "title", "status", "summary"], [
             [s.key, s.title, s.status.value, s.summary] for s in report.sections]),
-        "figures.csv": csv_text(["section", "figure", "value"], [
-            [s.key, f.label, f.value] for s in report.sections for f in s.figures]),
+        "figures.csv": csv_text(["section", "figure", "value", "unit", "display"], [
+            [s.key, f.label, f.value if f.number is None else f.number, f.unit, f.value]
+            for s in report.sections for f in s.figures]),
     }
     for section in report.sections:
         for table in section.tables:

@@ -61,6 +61,13 @@ def line_chart(chart: Chart) -> str:
     def x_at(i: int) -> float:
         return left + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
 
+    for first, last in chart.gaps:  # days without records: shaded, never drawn as a trend
+        x0, x1 = x_at(max(first - 1, 0)), x_at(min(last + 1, n - 1))
+        parts.append(f'<rect class="gap" x="{x0:.1f}" y="{top_pad}" width="{x1 - x0:.1f}" '
+                     f'height="{plot_h}" fill="#f3d6d6"><title>no records '
+                     f"{escape(chart.labels[first])} to {escape(chart.labels[last])}"
+                     "</title></rect>")
+
     for color, (name, values) in zip(PALETTE, chart.series.items(), strict=False):
         points = " ".join(f"{x_at(i):.1f},{top_pad + plot_h * (1 - v / top):.1f}"
                           for i, v in enumerate(values))
