@@ -299,7 +299,7 @@ def test_a_tampered_archive_fails_maintenance_status_and_report(store, keystore,
     from genai_audit.clickhouse.retention import report_facts
     from genai_audit.config import Settings
 
-    client, bucket, location = s3
+    client, bucket, _ = s3
     _populate(store, keystore, make_span)
     settings = Settings.load({"s3_endpoint_url": s3_endpoint, "s3_access_key_id": KEY_ID,
                               "s3_secret_access_key": SECRET}, env={})
