@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from genai_audit.cli.common import CommandError, open_store, store_options
+from genai_audit.cli.report_cmd import ledger_check
 from genai_audit.clickhouse.dsn import resolve_dsn
 from genai_audit.clickhouse.reports import build_report
 from genai_audit.clickhouse.reports.render import format_markdown
@@ -52,7 +53,8 @@ def command(rounds: int, settings: Settings) -> None:
     store = open_store(settings)
     now = datetime.now(UTC)
     report = build_report(store, tenant=None, start=now - timedelta(days=1),
-                          end=now + timedelta(minutes=1), max_rows=50, retention=report_facts)
+                          end=now + timedelta(minutes=1), max_rows=50, retention=report_facts,
+                          verifier=ledger_check(settings))  # the integrity it reports, checked
     click.echo(format_markdown(report))
     next_steps = [f"genai-audit report --dsn {dsn} --format html --out report.html",
                   f"genai-audit query --dsn {dsn} '{_SAMPLE_QUERY}'"]

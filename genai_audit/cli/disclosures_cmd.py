@@ -39,7 +39,7 @@ def command(ctx: click.Context, tenant: str, user: str | None, user_key: str | N
             settings: Settings) -> None:
     """List who read decrypted content of a tenant's records, when, and why.
 
-    Every `genai-audit show` and every content-including report appends to access_log;
+    Every `genai-audit show` (the one path to plaintext) appends to access_log;
     this prints that accounting, oldest first. With --user the user id is mapped to its
     pseudonym through the keystore (an erased or unknown user cannot be mapped: exit 1).
 

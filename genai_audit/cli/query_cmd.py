@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from genai_audit.cli.common import CommandError, open_existing_store, store_options
+from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_existing_store, store_options
 from genai_audit.cli.formats import FORMATTERS
 from genai_audit.clickhouse.archive_location import location_from_settings
 from genai_audit.clickhouse.archive_manifest import ManifestError
@@ -14,6 +14,7 @@ from genai_audit.clickhouse.readonly import READONLY_SETTINGS, check_read_only
 from genai_audit.clickhouse.store import Store
 from genai_audit.config import Settings
 from genai_audit.keystore import open_keystore
+from genai_audit.processor.pseudonym import pseudonym_of
 
 
 @click.command("query")
@@ -22,17 +23,26 @@ from genai_audit.keystore import open_keystore
               show_default=True, help="Output format.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Bind a query parameter used as {NAME:Type} in the SQL (repeatable).")
+@click.option("--user", "users", multiple=True, metavar="NAME=TENANT:USER_ID",
+              help="Bind {NAME:String} to the pseudonym of that tenant's user id (resolved "
+                   "through the keystore; the plain id never reaches the store). Repeatable.")
 @click.option("--include-archive", "archive_url", metavar="URL",
               help="Also expose the archive at URL (s3://... or file://...) as the table "
                    "archived_interactions (manifest signature checked first).")
 @store_options
-def command(sql: str, fmt: str, params: tuple[str, ...], archive_url: str | None,
-            settings: Settings) -> None:
+@click.pass_context
+def command(ctx: click.Context, sql: str, fmt: str, params: tuple[str, ...],
+            users: tuple[str, ...], archive_url: str | None, settings: Settings) -> None:
     """Run one read-only SQL query (SELECT or WITH ... SELECT) against the audit store.
 
     The query is parsed by ClickHouse itself and must be a single SELECT; it runs with
     readonly=1, so it cannot change data or settings. Tables: interactions and the
     seed-compatible view llm_interaction_audit (see docs/auditor-cookbook.md).
+
+    Stored user ids are pseudonyms (llm_interaction_audit.user_id and
+    gdpr_pseudonymized_user_key), so `WHERE user_id = 'abc123'` matches nothing. Ask by
+    user id with --user NAME=TENANT:USER_ID and `{NAME:String}` in the SQL: the CLI maps
+    the id to its pseudonym through the keystore (exit 1 for a user never seen or erased).
 
     With --include-archive, archived records are readable as archived_interactions (same
     columns as interactions, read on demand from the Parquet objects the signed manifest
@@ -44,11 +54,20 @@ def command(sql: str, fmt: str, params: tuple[str, ...], archive_url: str | None
       genai-audit query --format json "SELECT count() FROM llm_interaction_audit"
       genai-audit query --param tool=contract_review \
         "SELECT sum(cost) FROM audit_cost_monthly WHERE tool_name = {tool:String}"
+      genai-audit query --user u=acme:abc123 \
+        "SELECT count() FROM llm_interaction_audit WHERE user_id = {u:String}"
       genai-audit query --include-archive s3://audit-archive/prod \
         "SELECT tenant_id, count() FROM (SELECT tenant_id, id FROM archived_interactions
          UNION DISTINCT SELECT tenant_id, id FROM interactions) GROUP BY tenant_id"
     """
     parameters = parse_params(params)
+    for name, (tenant, user_id) in parse_users(users).items():
+        key = pseudonym_of(open_keystore(settings, create=False), tenant, user_id)
+        if key is None:
+            click.echo(f"unknown subject: tenant {tenant} has no live data subject with the "
+                       f"user id given for {name} (never seen, or erased)", err=True)
+            ctx.exit(EXIT_PROBLEM)
+        parameters[name] = key
     store = open_existing_store(settings)
     if archive_url:
         _attach(store, archive_url, settings)
@@ -69,6 +88,19 @@ def parse_params(params: tuple[str, ...]) -> dict[str, str]:
         if not sep or not name.isidentifier():
             raise click.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint="--param")
         parsed[name] = value
+    return parsed
+
+
+def parse_users(users: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    """``("name=tenant:user id", ...)`` -> {name: (tenant, user id)}."""
+    parsed: dict[str, tuple[str, str]] = {}
+    for item in users:
+        name, sep, rest = item.partition("=")
+        tenant, colon, user_id = rest.partition(":")
+        if not sep or not colon or not name.isidentifier() or not tenant or not user_id:
+            raise click.BadParameter(f"expected NAME=TENANT:USER_ID, got {item.split('=')[0]!r}="
+                                     "...", param_hint="--user")  # never echo the user id
+        parsed[name] = (tenant, user_id)
     return parsed
 
 

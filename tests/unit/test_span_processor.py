@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from genai_audit.config import Settings
 from genai_audit.instrumentation import audit_context
@@ -87,13 +88,36 @@ def test_sync_tool_is_stored_before_the_call_returns():
     processor.shutdown()
 
 
-def test_sync_failure_raises_into_the_application():
+def test_sync_failure_raises_from_the_callers_block_never_into_the_sdk():
+    """Issue 17: on_end raised AuditDurabilityError into the SDK, which then skipped every
+    processor after it (OTEL_TRACES_EXPORTER=genai_audit,otlp lost the span). Now on_end
+    returns, the next processor gets the span, and the audit_context block raises."""
+    exporter = CollectingExporter()
+    exporter.result = SpanExportResult.FAILURE
+    processor = ComplianceSpanProcessor(exporter, Settings.load(
+        {"sync_tools": "contract_review", "sync_timeout_ms": 200}, env={}))
+    after = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    provider.add_span_processor(SimpleSpanProcessor(after))  # e.g. the otlp exporter
+    tracer = provider.get_tracer("t")
+    with pytest.raises(AuditDurabilityError, match="failed for tool contract_review"):
+        with audit_context(tenant_id="acme", tool_name="contract_review"):
+            span = tracer.start_span("c", attributes=GENAI)
+            span.end()  # does not raise
+            ended = True
+    assert ended and [s.name for s in after.get_finished_spans()] == ["c"]
+    processor.shutdown()
+
+
+def test_sync_failure_outside_an_audit_context_is_the_alarm(caplog):
     exporter, processor, tracer = _setup(sync_tools="contract_review", sync_timeout_ms=200)
     exporter.result = SpanExportResult.FAILURE
-    with audit_context(tenant_id="acme", tool_name="contract_review"):
-        span = tracer.start_span("c", attributes=GENAI)
-        with pytest.raises(AuditDurabilityError, match="failed for tool contract_review"):
-            span.end()
+    with caplog.at_level(logging.ERROR):
+        with tracer.start_as_current_span("c", attributes={**GENAI,
+                                                           "genai_audit.tool": "contract_review"}):
+            pass
+    assert "ALARM" in caplog.text and "without a stored audit record" in caplog.text
     processor.shutdown()
 
 

@@ -9,6 +9,10 @@ as a decorator (sync and async functions)::
 
     @audit_context(tenant_id="acme", tool_name="contract_review")
     def review(doc): ...
+
+A tool written synchronously (``sync_tools``) whose record could not be stored in time
+raises ``AuditDurabilityError`` when the block or decorated function ends (with
+``sync_on_failure = raise``); see ``durability.py``.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 from opentelemetry import baggage, context
 from opentelemetry.sdk.trace import Span
 
+from genai_audit.instrumentation.durability import durability_scope
 from genai_audit.instrumentation.keys import BAGGAGE_KEYS, CONTEXT_KEYS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,13 +54,20 @@ class audit_context:
                 raise TypeError(f"audit_context: {name} must be a str, got {type(value).__name__}")
             self.values[CONTEXT_KEYS[name]] = value
         self._tokens: list[object] = []
+        self._scopes: list[AbstractContextManager[None]] = []
 
     def __enter__(self) -> audit_context:
+        scope = durability_scope()
+        scope.__enter__()
+        self._scopes.append(scope)
         self._tokens.append(context.attach(_with_baggage(self.values)))
         return self
 
     def __exit__(self, *exc: object) -> None:
         context.detach(self._tokens.pop())  # type: ignore[arg-type]
+        # raises AuditDurabilityError if a synchronous audit write inside failed (the
+        # block's own exception, if any, is not masked)
+        self._scopes.pop().__exit__(*exc)  # type: ignore[arg-type]
 
     def __call__(self, func: F) -> F:
         if inspect.iscoroutinefunction(func):
@@ -96,11 +108,12 @@ def current_audit_context() -> dict[str, str]:
 
 @contextmanager
 def _scope(values: Mapping[str, str]) -> Iterator[None]:
-    token = context.attach(_with_baggage(values))
-    try:
-        yield
-    finally:
-        context.detach(token)
+    with durability_scope():
+        token = context.attach(_with_baggage(values))
+        try:
+            yield
+        finally:
+            context.detach(token)
 
 
 def _with_baggage(values: Mapping[str, str]) -> context.Context:

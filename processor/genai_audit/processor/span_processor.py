@@ -13,9 +13,10 @@
 Durability per tool: spans of a tool named in ``sync_tools`` are written before ``on_end``
 returns, that is before the instrumented LLM call returns to the application, bounded by
 ``sync_timeout_ms``. If that write fails or times out, ``sync_on_failure`` decides:
-``raise`` raises ``AuditDurabilityError`` into the application's call (non-streaming
-calls; a streaming call's span ends inside the instrumentation, which swallows errors, so
-there it degrades to the alarm), ``continue`` logs an ERROR alarm and goes on.
+``raise`` reports the failure to the caller's ``audit_context``, which raises
+``AuditDurabilityError`` when its block ends (``on_end`` itself never raises: that would
+skip every span processor after this one); outside an ``audit_context`` and with
+``continue``, an ERROR alarm is logged and the call goes on.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from genai_audit.config import Settings
 from genai_audit.instrumentation.context import stamp_baggage
+from genai_audit.instrumentation.durability import (  # noqa: F401 - AuditDurabilityError:
+    AuditDurabilityError,  # re-exported, its historical import path
+    report_durability_failure,
+)
 from genai_audit.instrumentation.keys import ATTR_TOOL
 from genai_audit.processor.normalize import is_genai_span
 from genai_audit.safelog import log_failure
@@ -43,10 +48,6 @@ from genai_audit.safelog import log_failure
 _log = logging.getLogger(__name__)
 
 DROP_REPORT_INTERVAL_S = 10.0
-
-
-class AuditDurabilityError(RuntimeError):
-    """A synchronously audited call could not be recorded in time."""
 
 
 @dataclass
@@ -150,8 +151,10 @@ class ComplianceSpanProcessor(SpanProcessor):
         reason = "failed" if finished else f"timed out after {self.settings.sync_timeout_ms} ms"
         tool = (span.attributes or {}).get(ATTR_TOOL)
         message = f"genai-audit: synchronous audit write {reason} for tool {tool}"
-        if self.settings.sync_on_failure == "raise":
-            raise AuditDurabilityError(message)
+        if self.settings.sync_on_failure == "raise" and report_durability_failure(message):
+            _log.error("ALARM %s; AuditDurabilityError raised to the caller's audit_context",
+                       message)
+            return
         _log.error("ALARM %s; the call continues without a stored audit record", message)
 
     def _notify(self) -> None:

@@ -7,6 +7,7 @@ The erasure and disclosure recipes run on a real erasure and a real decrypting r
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import subprocess
 from datetime import UTC, date, datetime, timedelta
@@ -146,6 +147,25 @@ def test_query_command_with_params_and_pseudonym_command(audit_store, keystore, 
     assert main(["pseudonym", *store, "--tenant", "acme", "--user", "alice"]) == 2
     assert "no keystore" in capsys.readouterr().err
     assert not (keystore.directory / "elsewhere").exists()
+
+
+def test_the_seed_question_by_user_id_is_answered_through_the_pseudonym(
+        audit_store, keystore, store_dsn, capsys, monkeypatch):
+    """Issue 17: the view's user_id is the pseudonym, so the article's
+    `WHERE user_id = 'abc123'` silently returned nothing; --user resolves the id."""
+    monkeypatch.setenv("GENAI_AUDIT_KEYSTORE_DIR", str(keystore.directory))
+    store = ["--dsn", store_dsn, "--database", audit_store.database, "--format", "json"]
+    alice = sum(s.tenant == "acme" and s.user == "alice" for s in SPECS)
+    assert main(["query", *store, "SELECT count() AS n FROM llm_interaction_audit "
+                 "WHERE user_id = 'alice'"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": 0}]  # the pitfall, documented
+    assert main(["query", *store, "--user", "u=acme:alice", "SELECT count() AS n FROM "
+                 "llm_interaction_audit WHERE user_id = {u:String}"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": alice}] and alice > 0
+    assert main(["query", *store, "--user", "u=acme:nobody", "SELECT 1"]) == 1
+    assert "no live data subject" in capsys.readouterr().err
+    assert main(["query", *store, "--user", "u=alice", "SELECT 1"]) == 2
+    assert "alice" not in capsys.readouterr().err  # a user id is never echoed
 
 
 def test_report_sha256_sidecar_proves_the_file(shared_audit_store, store_dsn, tmp_path):

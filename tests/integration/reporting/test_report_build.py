@@ -12,6 +12,7 @@ import pytest
 from demo_data import PERIOD, SPECS, user_key, write_specs
 
 from genai_audit.clickhouse.reports import RetentionFacts, Status, VerifyOutcome, build_report
+from genai_audit.clickhouse.reports.render.common import overall_text
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +117,9 @@ def test_failures_hipaa_and_not_available_sections(audit_store):
                                "Disclosures (decrypting reads)": "0"}
     assert report.section("gdpr").status is Status.OK  # no erasure requests in the period
     integrity = report.section("integrity")  # the ledger is there; this report did not verify
-    assert integrity.status is Status.OK and "tree_size=" in report.provenance.checkpoint
+    # ... so it is "Not checked", never "OK" for a check that did not run (issue 17)
+    assert integrity.status is Status.NOT_CHECKED and "tree_size=" in report.provenance.checkpoint
+    assert "Not checked by this report: Integrity" in overall_text(report)
     assert report.provenance.verify_result.startswith("not run")
     assert report.overall is Status.ATTENTION
 

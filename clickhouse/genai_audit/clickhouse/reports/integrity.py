@@ -81,9 +81,11 @@ def build(store: Store, scope: Scope, facts: Facts,
         section.summary = ("Ledger verification not available: this store has no signed "
                            "ledger yet. Each record carries keyed content commitments, but "
                            "without the ledger a deleted or inserted row cannot be proven.")
-    else:
+    else:  # a check not run is never reported as passed
         verify_result = "not run by this report: run `genai-audit verify` with these bounds"
         section.summary = f"Latest signed checkpoint: {checkpoint}. {verify_result}."
+        if not uncommitted:
+            section.status = Status.NOT_CHECKED
     section.figures.append(Figure("Ledger checkpoint", checkpoint))
     return IntegrityResult(section, checkpoint, verify_result)
 

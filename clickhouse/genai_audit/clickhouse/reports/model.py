@@ -25,11 +25,12 @@ class Status(enum.StrEnum):
     OK = "ok"  # the control held over the period
     ATTENTION = "attention"  # something needs a human look (failures, PII not redacted...)
     NOT_AVAILABLE = "not_available"  # this store cannot answer yet (feature not installed)
+    NOT_CHECKED = "not_checked"  # the store could answer, but this report did not check
 
     @property
     def label(self) -> str:
         return {"ok": "OK", "attention": "Needs attention",
-                "not_available": "Not available"}[self.value]
+                "not_available": "Not available", "not_checked": "Not checked"}[self.value]
 
 
 @dataclass(frozen=True)

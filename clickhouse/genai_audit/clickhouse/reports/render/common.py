@@ -61,11 +61,16 @@ def period_text(period: Period) -> str:
 def overall_text(report: Report) -> str:
     attention = [s.title for s in report.sections if s.status is Status.ATTENTION]
     missing = [s.title for s in report.sections if s.status is Status.NOT_AVAILABLE]
+    unchecked = [s.title for s in report.sections if s.status is Status.NOT_CHECKED]
     if attention:
         text = (f"Needs attention: {len(attention)} of {len(report.sections)} areas have "
                 f"findings ({', '.join(attention)}).")
+    elif unchecked:
+        text = "No findings in the controls this report checked."
     else:
         text = "No findings: every control that this store can check held over the period."
+    if unchecked:
+        text += f" Not checked by this report: {', '.join(unchecked)}."
     if missing:
         text += f" Not available in this store: {', '.join(missing)}."
     return text

@@ -48,11 +48,11 @@ padding-bottom:4px;margin-top:36px}h3{font-size:15px;margin:18px 0 6px}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:10px}
 .card{border:1px solid #d8dde3;border-radius:6px;padding:10px 12px;font-size:13px}
 .c-ok{border-left:5px solid #2e8b57}.c-attention{border-left:5px solid #e07b22}
-.c-not_available{border-left:5px solid #9aa3ad}.legend{font-size:12px;color:#444}
+.c-not_available,.c-not_checked{border-left:5px solid #9aa3ad}.legend{font-size:12px;color:#444}
 .card b{font-size:14px}.badge{display:inline-block;border-radius:10px;padding:1px 9px;
 font-size:12px;font-weight:bold;margin-left:6px;white-space:nowrap}
 .s-ok{background:#e6f4ea;color:#1e6b3c}.s-attention{background:#ffe7c2;color:#8a4b00}
-.s-not_available{background:#eceff3;color:#555}
+.s-not_available,.s-not_checked{background:#eceff3;color:#555}
 .heads{display:flex;gap:10px;flex-wrap:wrap;margin:14px 0}
 .head{flex:1;min-width:180px;background:#f3f6fa;border-radius:6px;padding:10px 14px}
 .head .n{font-size:24px;font-weight:bold}.head .l{font-size:12px;color:#555}
