@@ -7,6 +7,7 @@ bound parameters; driver exceptions are mapped onto ``genai_audit.clickhouse.err
 from __future__ import annotations
 
 import fcntl
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -53,17 +54,20 @@ class Store:
 
     @classmethod
     def open(cls, dsn: str | None = None, database: str | None = None, *,
-             create: bool = True) -> Store:
+             create: bool = True, timeout_s: float | None = None) -> Store:
         """Connect, creating the database if needed (tables come from ``migrate``).
 
         ``create=False`` (every read command): an embedded directory or a database that does
-        not exist is a ``StoreNotFound``, never a new empty store that answers "nothing"."""
+        not exist is a ``StoreNotFound``, never a new empty store that answers "nothing".
+
+        ``timeout_s``: a server's connect and per-request read deadline (the driver's own
+        defaults are 10 s and 300 s); the writers pass their export deadline."""
         resolved, db = resolve_dsn(dsn), resolve_database(database)
         path = embedded_path(resolved)
         if not create and path is not None and not path.is_dir():
             raise StoreNotFound(f"no store at {path} (check --dsn / GENAI_AUDIT_DSN, or create "
                                 "one with `genai-audit init`)")
-        client = _connect(resolved)
+        client = _connect(resolved, timeout_s)
         try:  # check first: a least-privilege writer may use the database, not create it
             if not client.command(f"EXISTS DATABASE `{db}`"):  # db is a validated identifier
                 if not create:
@@ -135,12 +139,17 @@ class Store:
             self.client.close()
 
 
-def _connect(dsn: str) -> Client:
+def _connect(dsn: str, timeout_s: float | None = None) -> Client:
     path = embedded_path(dsn)
     if path is not None:
         _check_not_in_use(path, dsn)
+    deadlines: dict[str, Any] = {}
+    if path is None and timeout_s is not None:  # the embedded engine has no network
+        # the driver takes whole seconds (and refuses 0)
+        seconds = max(1, math.ceil(timeout_s))
+        deadlines = {"connect_timeout": min(10, seconds), "send_receive_timeout": seconds}
     try:
-        client = clickhouse_connect.get_client(dsn=dsn)
+        client = clickhouse_connect.get_client(dsn=dsn, **deadlines)
     except OperationalError as exc:
         raise StoreUnavailable(f"cannot reach {redact_dsn(dsn)}: {exc}") from exc
     except ClickHouseError as exc:

@@ -128,14 +128,17 @@ class ClickHouseSpanExporter(SpanExporter):
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Records are not buffered here (the span processor owns the queue); this signs
         ledger checkpoints over everything written so far."""
+        if not self._write_lock.acquire(timeout=max(0.0, timeout_millis / 1000)):
+            return False  # a write is still in flight at the deadline
         try:
-            with self._write_lock:
-                if self._writer is not None and self._writer.ledger is not None:
-                    self._writer.ledger.flush()
+            if self._writer is not None and self._writer.ledger is not None:
+                self._writer.ledger.flush()
             return True
         except Exception as exc:
             _log.error("genai-audit ledger flush failed: %s", type(exc).__name__)
             return False
+        finally:
+            self._write_lock.release()
 
     def warm_up(self) -> bool:
         """Open the store and build the pipeline now (at start-up), not on the first export.
@@ -155,21 +158,42 @@ class ClickHouseSpanExporter(SpanExporter):
                        type(exc).__name__, _safe_message(exc))
             return False
 
-    def shutdown(self) -> None:
-        with self._lock, self._write_lock:  # after any build or write in flight
-            if self._shutdown:
-                return
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        """Drain the spool, sign the final checkpoints, close the store: after any build or
+        write in flight, but never past ``timeout_millis`` (a hung store must not hang the
+        application's exit; what was not written stays in the spool or is logged)."""
+        deadline = time.monotonic() + timeout_millis / 1000
+        if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            _log.error("genai-audit shutdown: a batch is still being built at the deadline")
             self._shutdown = True
-            if self._spool is not None:
-                self.drain_spool(force=True)
+            return
+        try:
+            if not self._write_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                _log.error("genai-audit shutdown: a write is still in flight at the deadline; "
+                           "final ledger checkpoints not signed")
+                self._shutdown = True
+                return
             try:
-                if self._writer is not None and self._writer.ledger is not None:
-                    self._writer.ledger.close()  # the final checkpoints
-            except Exception as exc:
-                _log.error("genai-audit final ledger checkpoint failed: %s",
-                           type(exc).__name__)
-            if self._store is not None and self._owns_store:
-                self._store.close()
+                self._shutdown_locked()
+            finally:
+                self._write_lock.release()
+        finally:
+            self._lock.release()
+
+    def _shutdown_locked(self) -> None:
+        if self._shutdown:
+            return
+        self._shutdown = True
+        if self._spool is not None:
+            self.drain_spool(force=True)
+        try:
+            if self._writer is not None and self._writer.ledger is not None:
+                self._writer.ledger.close()  # the final checkpoints
+        except Exception as exc:
+            _log.error("genai-audit final ledger checkpoint failed: %s",
+                       type(exc).__name__)
+        if self._store is not None and self._owns_store:
+            self._store.close()
 
     # -- records ---------------------------------------------------------------------
     @property
@@ -291,7 +315,8 @@ class ClickHouseSpanExporter(SpanExporter):
 
     def _get_store(self) -> Store:
         if self._store is None:
-            self._store = Store.open(self.settings.dsn, self.settings.database)
+            self._store = Store.open(self.settings.dsn, self.settings.database,
+                                     timeout_s=self.settings.export_timeout_ms / 1000)
             migrate(self._store)
         return self._store
 

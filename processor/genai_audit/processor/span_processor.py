@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import inspect
 import logging
 import queue
 import threading
@@ -269,4 +270,8 @@ class ComplianceSpanProcessor(SpanProcessor):
         if self._worker.is_alive() or self._writer.is_alive():
             _log.error("genai-audit: %d span(s) still queued at shutdown deadline",
                        len(self._queue))
-        self.exporter.shutdown()
+        remaining_ms = max(0.0, deadline - time.monotonic()) * 1000
+        if "timeout_millis" in inspect.signature(self.exporter.shutdown).parameters:
+            self.exporter.shutdown(timeout_millis=remaining_ms)  # type: ignore[call-arg]
+        else:  # a plain SDK exporter: its shutdown takes no deadline
+            self.exporter.shutdown()
