@@ -16,14 +16,15 @@ from typing import Any, TypeVar
 
 import click
 
+from genai_audit.cli.exit_codes import EXIT_ERROR as EXIT_ERROR
+from genai_audit.cli.exit_codes import EXIT_OK as EXIT_OK
+from genai_audit.cli.exit_codes import EXIT_PROBLEM as EXIT_PROBLEM
 from genai_audit.clickhouse.errors import StoreNotFound
 from genai_audit.clickhouse.migrate import migrate
 from genai_audit.clickhouse.store import Store
 from genai_audit.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_OK, EXIT_PROBLEM, EXIT_ERROR = 0, 1, 2
 
 
 class CommandError(click.ClickException):
