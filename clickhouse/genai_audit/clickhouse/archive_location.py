@@ -1,6 +1,7 @@
 """Where an archive lives, and how ClickHouse reads and writes it.
 
-``s3://bucket/prefix`` (an S3-compatible endpoint from settings, AWS otherwise) or
+``s3://bucket/prefix`` (an S3-compatible endpoint from settings or the AWS environment, AWS
+otherwise) or
 ``file:///abs/dir``. All archive I/O goes through ClickHouse's ``s3()`` / ``file()`` table
 functions, so the store writes the Parquet itself and the same code runs embedded or against
 a server (for a server, ``file://`` paths are on the server, under its ``user_files_path``).
@@ -11,9 +12,11 @@ scrubbed from every error this module raises: they are never logged or printed.
 
 from __future__ import annotations
 
+import configparser
 import contextlib
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +49,8 @@ class ArchiveLocation:
     @classmethod
     def parse(cls, url: str, *, endpoint_url: str | None = None,
               access_key_id: str | None = None,
-              secret_access_key: str | None = None) -> ArchiveLocation:
+              secret_access_key: str | None = None,
+              region: str | None = None) -> ArchiveLocation:
         parts = urlsplit(url)
         if parts.scheme == "file":
             if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
@@ -69,6 +73,10 @@ class ArchiveLocation:
             if urlsplit(endpoint).scheme not in ("http", "https"):
                 raise ConfigError(f"S3 endpoint {endpoint_url!r}: use http(s)://host:port")
             base = f"{endpoint}/{bucket}"
+        elif region:
+            if not re.fullmatch(r"[a-z0-9-]{2,32}", region):
+                raise ConfigError(f"AWS region {region!r} is not a region name")
+            base = f"https://{bucket}.s3.{region}.amazonaws.com"
         else:
             base = f"https://{bucket}.s3.amazonaws.com"
         if prefix:
@@ -172,11 +180,60 @@ class ArchiveLocation:
         return f"{bucket}/{path}/" if path else f"{bucket}/"
 
 
-def location_from_settings(url: str, settings: Settings) -> ArchiveLocation:
-    """Build a location from a URL and the settings' endpoint and credentials."""
-    return ArchiveLocation.parse(url, endpoint_url=settings.s3_endpoint_url,
-                                 access_key_id=settings.s3_access_key_id,
-                                 secret_access_key=settings.s3_secret_access_key)
+def location_from_settings(url: str, settings: Settings,
+                           env: Mapping[str, str] | None = None) -> ArchiveLocation:
+    """Build a location from a URL, the settings' endpoint and credentials, and, where the
+    settings name none, the standard AWS configuration the user already has (see
+    ``aws_defaults``)."""
+    aws = aws_defaults(os.environ if env is None else env)
+    key, secret = settings.s3_access_key_id, settings.s3_secret_access_key
+    if not key and not secret:
+        key, secret = aws.get("access_key_id"), aws.get("secret_access_key")
+    return ArchiveLocation.parse(url, endpoint_url=settings.s3_endpoint_url or aws.get("endpoint"),
+                                 access_key_id=key, secret_access_key=secret,
+                                 region=aws.get("region"))
+
+
+def aws_defaults(env: Mapping[str, str]) -> dict[str, str]:
+    """The AWS SDKs' conventions, lowest precedence below genai-audit's own settings:
+
+    * endpoint: ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL``;
+    * credentials: ``AWS_ACCESS_KEY_ID`` + ``AWS_SECRET_ACCESS_KEY``, else the profile
+      ``AWS_PROFILE`` (default ``default``) of ``AWS_SHARED_CREDENTIALS_FILE``
+      (default ``~/.aws/credentials``);
+    * region: ``AWS_REGION``, else ``AWS_DEFAULT_REGION``, else the profile's ``region`` in
+      ``AWS_CONFIG_FILE`` (default ``~/.aws/config``).
+
+    Temporary (session-token) credentials are not supported: give a key pair."""
+    found: dict[str, str] = {}
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        found["endpoint"] = endpoint
+    profile = env.get("AWS_PROFILE") or "default"
+    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        found["access_key_id"] = env["AWS_ACCESS_KEY_ID"]
+        found["secret_access_key"] = env["AWS_SECRET_ACCESS_KEY"]
+    else:
+        creds = _ini_section(env.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials",
+                             profile)
+        if creds.get("aws_access_key_id") and creds.get("aws_secret_access_key"):
+            found["access_key_id"] = creds["aws_access_key_id"]
+            found["secret_access_key"] = creds["aws_secret_access_key"]
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or _ini_section(
+        env.get("AWS_CONFIG_FILE") or "~/.aws/config",
+        profile if profile == "default" else f"profile {profile}").get("region")
+    if region:
+        found["region"] = region
+    return found
+
+
+def _ini_section(path: str, section: str) -> dict[str, str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(Path(path).expanduser(), encoding="utf-8")
+    except (OSError, configparser.Error):
+        return {}
+    return dict(parser[section]) if parser.has_section(section) else {}
 
 
 def _check_key(path: str, url: str) -> None:
