@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from genai_audit.clickhouse.archive import ArchiveRun, archive, default_cutoff
+from genai_audit.clickhouse.archive import RUNS, ArchiveRun, archive, default_cutoff
 from genai_audit.clickhouse.archive_location import location_from_settings
 from genai_audit.clickhouse.archive_verify import VerifyResult, verify_archive
 from genai_audit.clickhouse.errors import StoreError
@@ -67,15 +67,24 @@ def run_maintenance(store: Store, keys: KeyStore, settings: Settings, *,
             report.archive = archive(store, keys, location,
                                      before=default_cutoff(now, settings.archive_hot_days),
                                      settle_seconds=settle_seconds)
-            # Verify the whole archive every run, not only after new objects: an archive
-            # tampered with between runs must fail the run that finds nothing new to write.
-            if verify:
+            # Verify the whole archive every run that has one, not only after new objects:
+            # an archive tampered with between runs must fail the run that finds nothing new
+            # to write. "Has one" is the store's record of objects written there, so deleting
+            # the manifest does not make the check go away.
+            if verify and (report.archive.written or has_archived(store, location.url)):
                 public = keys.signing_key().public_key()
                 report.verification = verify_archive(store, location, public)
         except (StoreError, KeyStoreError, ValueError) as exc:
             code = exc.code if isinstance(exc, StoreError) else type(exc).__name__
             report.errors.append(f"archive: {code}: {str(exc).splitlines()[0][:200]}")
     return report
+
+
+def has_archived(store: Store, url: str) -> bool:
+    """Did an archive run ever write objects to ``url`` (the store's own record)?"""
+    return bool(store.scalar(
+        f"SELECT count() FROM {RUNS} WHERE kind = 'archive' AND destination = {{url:String}} "  # noqa: S608
+        "AND objects_written > 0", {"url": url}))
 
 
 class MaintenanceScheduler:

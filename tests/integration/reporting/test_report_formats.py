@@ -154,4 +154,4 @@ def test_cli_stdout_tenant_and_exit_codes(shared_audit_store, store_dsn, capsys)
 
 def test_cli_on_a_store_without_schema_says_so(store_dsn, capsys):
     assert main(["report", "--dsn", store_dsn, "--database", "never_initialised"]) == 2
-    assert "run `genai-audit init` first" in capsys.readouterr().err
+    assert "create it with `genai-audit init`" in capsys.readouterr().err
