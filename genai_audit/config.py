@@ -138,6 +138,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "gateway_max_attribute_kb": _positive_int,
     "ledger_checkpoint_records": _positive_int,
     "ledger_checkpoint_seconds": _positive_int,
+    "cluster": _optional_str,
 }
 _SECRETS = frozenset({"s3_secret_access_key"})  # never shown by describe()
 
@@ -183,6 +184,7 @@ class Settings:
     gateway_max_attribute_kb: int = 1024
     ledger_checkpoint_records: int = 4096  # sign a checkpoint after this many records...
     ledger_checkpoint_seconds: int = 30  # ...or this long after the last one (docs/ledger.md)
+    cluster: str | None = None  # a ClickHouse cluster: migrations run ON CLUSTER, replicated
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     # The TOML file these settings were read from (None: none), so that every component that
     # reads a table of it (the redaction policy's [redaction]) reads the same file.

@@ -59,7 +59,7 @@ def open_store(settings: Settings, *, migrate_schema: bool = True) -> Store:
     not to."""
     store = Store.open(settings.dsn, settings.database)
     if migrate_schema:
-        migrate(store)
+        migrate(store, settings.cluster)
     return store
 
 
@@ -72,7 +72,7 @@ def open_existing_store(settings: Settings, *, migrate_schema: bool = True) -> S
         raise StoreNotFound(f"{store.display_dsn} (database {store.database}) holds no "
                             "genai-audit schema; create it with `genai-audit init`")
     if migrate_schema:
-        migrate(store)
+        migrate(store, settings.cluster)
     return store
 
 

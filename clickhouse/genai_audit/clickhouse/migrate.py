@@ -13,12 +13,13 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
+from genai_audit.clickhouse.cluster import for_cluster
 from genai_audit.clickhouse.errors import MigrationError, StoreError
 from genai_audit.clickhouse.store import Store
 
 _NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
-_BOOTSTRAP = """
+BOOTSTRAP = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version UInt32,
     name String,
@@ -58,17 +59,31 @@ def available_migrations() -> list[Migration]:
     return found
 
 
-def applied_versions(store: Store) -> dict[int, str]:
+def applied_versions(store: Store, cluster: str | None = None) -> dict[int, str]:
     # Check before creating: a least-privilege writer may read but not create tables.
     if not store.scalar("EXISTS TABLE schema_migrations"):
-        store.command(_BOOTSTRAP)
+        for statement in _for(store, BOOTSTRAP, cluster):
+            store.command(statement)
     return {int(v): str(c) for v, c in store.rows(
         "SELECT version, any(checksum) FROM schema_migrations GROUP BY version")}
 
 
-def migrate(store: Store) -> list[Migration]:
-    """Apply what is missing; return what was applied (empty when up to date)."""
-    done = applied_versions(store)
+def cluster_statements(migration: Migration, cluster: str, database: str) -> list[str]:
+    """The migration's statements as they run on ``cluster`` (``clickhouse/cluster.py``)."""
+    return [s for statement in migration.statements()
+            for s in for_cluster(statement, cluster, database)]
+
+
+def _for(store: Store, statement: str, cluster: str | None) -> list[str]:
+    return [statement] if cluster is None else for_cluster(statement, cluster, store.database)
+
+
+def migrate(store: Store, cluster: str | None = None) -> list[Migration]:
+    """Apply what is missing; return what was applied (empty when up to date).
+
+    ``cluster``: run every statement ``ON CLUSTER`` with replicated engines (the
+    ``cluster`` setting; see ``cluster.py``)."""
+    done = applied_versions(store, cluster)
     applied = []
     for migration in available_migrations():
         if migration.version in done:
@@ -77,7 +92,8 @@ def migrate(store: Store) -> list[Migration]:
                     f"migration {migration.version:03d}_{migration.name} changed after it was "
                     "applied; add a new migration instead of editing an applied one")
             continue
-        for statement in migration.statements():
+        for statement in (migration.statements() if cluster is None else
+                          cluster_statements(migration, cluster, store.database)):
             try:
                 store.command(statement)
             except StoreError as exc:

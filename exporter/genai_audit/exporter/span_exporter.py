@@ -317,7 +317,7 @@ class ClickHouseSpanExporter(SpanExporter):
         if self._store is None:
             self._store = Store.open(self.settings.dsn, self.settings.database,
                                      timeout_s=self.settings.export_timeout_ms / 1000)
-            migrate(self._store)
+            migrate(self._store, self.settings.cluster)
         return self._store
 
     def _get_writer(self) -> InteractionWriter:
