@@ -99,6 +99,18 @@ class Content:
         assert self._flags is not None  # only ``from_json`` content has text to parse
         return parse_messages(raw, role, bad, self._flags)
 
+    def size(self) -> int:
+        """How much content there is (characters of JSON text, or of the parsed messages'
+        text): what the merge compares to keep the richest. Parses nothing."""
+        total = len(self._input_json) + len(self._output_json) + len(self._system_json)
+        for messages in (self._input, self._output, self._system):
+            for message in messages or ():
+                parts = message.get("parts") if isinstance(message, dict) else None
+                for part in parts if isinstance(parts, list) else ():
+                    if isinstance(part, dict):
+                        total += len(str(part.get("content", "")))
+        return total
+
     def is_empty(self) -> bool:
         return not (self.input_messages or self.output_messages or self.system_instructions)
 
@@ -135,6 +147,28 @@ def text_message(role: str, content: str, finish_reason: str | None = None) -> d
     if finish_reason:
         message["finish_reason"] = finish_reason
     return message
+
+
+def message_from_text(role: str, content: str, finish_reason: str | None = None
+                      ) -> dict[str, Any]:
+    """An indexed message: its content as one text part, or, when the content is a JSON
+    array of typed parts (``[{"type": "text", "text": "..."}]``, how Traceloop writes
+    list-valued content such as Anthropic system blocks), those parts, text parts in the
+    GenAI shape (``{"type": "text", "content": ...}``)."""
+    if content.startswith("[{") and '"type"' in content:
+        try:
+            parsed = _loads(content)
+        except (json.JSONDecodeError, RecursionError):
+            parsed = None
+        if isinstance(parsed, list) and parsed and all(
+                isinstance(p, dict) and isinstance(p.get("type"), str) for p in parsed):
+            parts = [{"type": "text", "content": str(p.get("text", p.get("content", "")))}
+                     if p["type"] == "text" else p for p in parsed]
+            message: dict[str, Any] = {"role": role, "parts": parts}
+            if finish_reason:
+                message["finish_reason"] = finish_reason
+            return message
+    return text_message(role, content, finish_reason)
 
 
 def clean_text(value: str, flags: set[Flag]) -> str:

@@ -1,7 +1,10 @@
 """``ComplianceSpanProcessor``: the only genai-audit code on the request thread.
 
 * ``on_start`` stamps the compliance baggage (tenant, user, tool...) onto the span;
-* ``on_end`` drops non-GenAI spans and enqueues the rest (a deque append);
+* ``on_end`` drops non-GenAI spans and enqueues the rest (a deque append); a GenAI span
+  ended inside another GenAI span still open (two instrumentations wrapping one call: the
+  inner one ends first) waits for that span and is queued with it, so the spans of one call
+  reach the merge (``processor/merge.py``) in the same batch;
 * a worker thread takes a batch from the queue when one is full, when a flush or a
   synchronous write waits, or ``schedule_delay_ms`` after the previous batch, and builds
   its records (the record pipeline, ``exporter.build``); a writer thread writes them
@@ -54,6 +57,10 @@ class _Pending:
     span: ReadableSpan
     done: threading.Event | None = None
     ok: bool = False
+    inner: list[ReadableSpan] | None = None  # GenAI spans that ended inside this one
+
+    def spans(self) -> list[ReadableSpan]:
+        return [self.span] if self.inner is None else [*self.inner, self.span]
 
 
 @dataclass
@@ -96,6 +103,9 @@ class ComplianceSpanProcessor(SpanProcessor):
         self._drop_reported = 0  # ...of which already reported in the log
         self._drop_reported_at = -DROP_REPORT_INTERVAL_S
         self._build, self._write = _stages(exporter)
+        self._open: set[int] = set()  # span ids of GenAI spans started and not yet ended
+        self._inner: dict[int, list[ReadableSpan]] = {}  # open span id -> ended inner spans
+        self._inner_lock = threading.Lock()
         self._built: queue.Queue[_Built | None] = queue.Queue(maxsize=1)  # one in hand-off
         self._worker = threading.Thread(target=self._run, name="genai-audit-worker",
                                         daemon=True)
@@ -112,20 +122,52 @@ class ComplianceSpanProcessor(SpanProcessor):
     # -- request thread ----------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         stamp_baggage(span, parent_context)
+        if is_genai_span(span):
+            self._open.add(span.context.span_id)
 
     def on_end(self, span: ReadableSpan) -> None:
+        span_id = span.context.span_id if span.context is not None else 0
+        self._open.discard(span_id)
         if self._stopping or not is_genai_span(span):
             return
+        inner = self._pop_inner(span_id) if self._inner else None
         attrs = span.attributes or {}
         if attrs.get(ATTR_TOOL) in self.settings.sync_tools:
-            self._write_now(span)
+            self._write_now(span, inner)
+            return
+        if inner is None and self._hold_inner(span):
             return
         if len(self._queue) >= self.settings.max_queue_size:
             self._dropped_one()
             return
-        self._queue.append(_Pending(span))
+        self._queue.append(_Pending(span, inner=inner))
         if self._full():
             self._notify()
+
+    def _pop_inner(self, span_id: int) -> list[ReadableSpan] | None:
+        with self._inner_lock:
+            return self._inner.pop(span_id, None)
+
+    def _hold_inner(self, span: ReadableSpan) -> bool:
+        """Keep a span that ended inside an open GenAI span until that one ends (bounded:
+        never more held than the queue may hold)."""
+        parent = span.parent
+        if parent is None or parent.span_id not in self._open:
+            return False
+        with self._inner_lock:
+            if len(self._inner) >= self.settings.max_queue_size or parent.span_id not in self._open:
+                return False
+            self._inner.setdefault(parent.span_id, []).append(span)
+        return True
+
+    def _release_inner(self) -> None:
+        """A flush writes everything that ended before it: the held inner spans too (a
+        partner ending later is then merged by the merge stage's memory)."""
+        with self._inner_lock:
+            held, self._inner = list(self._inner.values()), {}
+        for spans in held:
+            for span in spans:
+                self._queue.append(_Pending(span))
 
     def _dropped_one(self) -> None:
         """Count a drop; report at most one ERROR per interval (a saturated queue drops
@@ -141,8 +183,8 @@ class ComplianceSpanProcessor(SpanProcessor):
                    "process's calls (raise max_queue_size, or run the gateway)",
                    self.settings.max_queue_size, since, self.dropped)
 
-    def _write_now(self, span: ReadableSpan) -> None:
-        pending = _Pending(span, done=threading.Event())
+    def _write_now(self, span: ReadableSpan, inner: list[ReadableSpan] | None = None) -> None:
+        pending = _Pending(span, done=threading.Event(), inner=inner)
         self._enqueue_urgent(pending)
         finished = pending.done.wait(self.settings.sync_timeout_ms / 1000)  # type: ignore[union-attr]
         if finished and pending.ok:
@@ -215,7 +257,7 @@ class ComplianceSpanProcessor(SpanProcessor):
 
     def _build_batch(self, batch: list[_Pending]) -> Any:
         try:
-            return self._build([p.span for p in batch])
+            return self._build([s for p in batch for s in p.spans()])
         except Exception as exc:  # an exporter must not raise; if one does, fail the batch
             log_failure(_log, "genai-audit exporter raised while building records", exc)
             return None
@@ -249,6 +291,7 @@ class ComplianceSpanProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         if self._shutdown_done:
             return True
+        self._release_inner()
         marker = _Flush()
         self._enqueue_urgent(marker)
         return marker.done.wait(timeout_millis / 1000)
@@ -259,6 +302,7 @@ class ComplianceSpanProcessor(SpanProcessor):
                 return
             self._shutdown_done = True
         deadline = time.monotonic() + timeout_millis / 1000
+        self._release_inner()
         self._stopping = True
         self._notify()
         self._worker.join(max(0.0, deadline - time.monotonic()))
