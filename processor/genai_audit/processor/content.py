@@ -90,8 +90,8 @@ class Content:
     @property
     def system_instructions(self) -> Messages:
         if self._system is None:
-            self._system = self._parse(self._system_json, "system",
-                                       Flag.MALFORMED_INPUT_MESSAGES)
+            self._system = system_messages(self._parse(self._system_json, "system",
+                                                       Flag.MALFORMED_INPUT_MESSAGES))
             self._system_json = ""
         return self._system
 
@@ -99,17 +99,18 @@ class Content:
         assert self._flags is not None  # only ``from_json`` content has text to parse
         return parse_messages(raw, role, bad, self._flags)
 
-    def size(self) -> int:
-        """How much content there is (characters of JSON text, or of the parsed messages'
-        text): what the merge compares to keep the richest. Parses nothing."""
-        total = len(self._input_json) + len(self._output_json) + len(self._system_json)
-        for messages in (self._input, self._output, self._system):
-            for message in messages or ():
-                parts = message.get("parts") if isinstance(message, dict) else None
+    def size(self) -> tuple[int, int]:
+        """(messages, characters of their text parts): what the merge compares to keep the
+        richest content of one call. Parses the JSON (as redaction would anyway)."""
+        count = chars = 0
+        for messages in (self.input_messages, self.output_messages, self.system_instructions):
+            for message in messages:
+                count += 1
+                parts = message.get("parts")
                 for part in parts if isinstance(parts, list) else ():
                     if isinstance(part, dict):
-                        total += len(str(part.get("content", "")))
-        return total
+                        chars += len(str(part.get("content", "")))
+        return count, chars
 
     def is_empty(self) -> bool:
         return not (self.input_messages or self.output_messages or self.system_instructions)
@@ -139,6 +140,15 @@ def parse_messages(raw: str, default_role: str, bad: Flag, flags: set[Flag]) -> 
         return [text_message(default_role, raw)]
     if "\\u" in raw and _ESCAPED_SURROGATE_RE.search(raw):
         return [_clean_tree(m, flags) for m in parsed]
+    return parsed
+
+
+def system_messages(parsed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``gen_ai.system_instructions`` is a list of *parts* in the current conventions
+    (``[{"type": "text", "content": ...}]``), a list of messages in older producers': parts
+    become one ``system`` message (else they would be stored as role-less messages)."""
+    if parsed and all("role" not in p and "parts" not in p and "type" in p for p in parsed):
+        return [{"role": "system", "parts": parsed}]
     return parsed
 
 

@@ -131,8 +131,9 @@ def _indexed_regex(entries: Sequence[IndexedMessages]) -> re.Pattern[str]:
 
 
 _INDEXED_RE = _indexed_regex(TABLE.indexed)
-#: First characters an indexed key can start with: a cheap pre-filter before the regex.
-INDEXED_PREFIXES: tuple[str, ...] = tuple(sorted({e.pattern.split("{n}")[0] for e in TABLE.indexed}))
+#: What an indexed key starts with: a cheap pre-filter before the regex.
+INDEXED_PREFIXES: tuple[str, ...] = tuple(sorted({e.pattern.split("{n}")[0]
+                                                  for e in TABLE.indexed}))
 
 
 def match_indexed(key: str) -> tuple[str, int, str] | None:

@@ -7,9 +7,8 @@ span for the same call. Left alone that is two rows and the cost counted twice.
 The identity of a call (``same_call``): two records are one call when
 
 * they carry the same provider response id (``gen_ai.response.id``), their spans overlap in
-  time (to the microsecond: back-to-back calls of a server that reuses ids do not), they
-  do not name two different tenants, and they do not report two different output token
-  counts (two instrumentations of one call read the same response); or
+  time (to the microsecond: back-to-back calls of a server that reuses ids do not), and
+  they do not name two different tenants; or
 * one's span is the other's parent (same trace), they name the same model and operation (or
   one names none), the child's time lies within the parent's, and the parent has no other
   such child (an agent span over two LLM calls is not a call).
@@ -17,8 +16,11 @@ The identity of a call (``same_call``): two records are one call when
 Nothing else merges: two calls without a response id and without a parent/child link stay
 two rows, even with the same model at the same time.
 
-A merged record keeps the richest content (the larger messages), counts usage once (each
-token count is the largest one reported: the spans report the same call), takes every field
+A merged record keeps the richest content (the most messages, then the most text), counts
+usage once (each token count is the smallest non-zero one reported: the spans read the
+same response, and the way instrumentations get a count wrong is by inflating it, e.g.
+Traceloop anthropic adding ``message_start``'s output count to the final one on a stream),
+takes every field
 the others fill and it lacks (user, session, finish reasons...), and is flagged
 ``merged_spans`` with ``producers`` naming the instrumentation scopes and
 ``merged_span_ids`` the spans folded in.
@@ -51,7 +53,6 @@ class _Seen:
     tenant: str
     start: datetime
     end: datetime
-    output_tokens: int
     trace_id: str
     model: str
     operation: str
@@ -65,11 +66,13 @@ def _end(record: AuditRecord) -> datetime:
 
 
 def _overlap(a: AuditRecord, b: AuditRecord) -> bool:
-    return a.event_timestamp <= _end(b) and b.event_timestamp <= _end(a)
+    """Strictly: a span that starts the microsecond another ends is the next call."""
+    return a.event_timestamp < _end(b) and b.event_timestamp < _end(a)
 
 
-def _outputs_agree(a: int, b: int) -> bool:
-    return a == b or not a or not b
+def _least(a: int, b: int) -> int:
+    """The smaller of two counts, 0 meaning "not reported"."""
+    return min(a, b) if a and b else a or b
 
 
 def _tenants_agree(a: str, b: str) -> bool:
@@ -93,8 +96,7 @@ def _within(child: AuditRecord, parent: AuditRecord) -> bool:
 def same_call(a: AuditRecord, b: AuditRecord) -> bool:
     """True when ``a`` and ``b`` are spans of one LLM call (see the module doc)."""
     if a.request_id and a.request_id == b.request_id:
-        return (_overlap(a, b) and _tenants_agree(a.tenant_id, b.tenant_id)
-                and _outputs_agree(a.response_tokens, b.response_tokens))
+        return _overlap(a, b) and _tenants_agree(a.tenant_id, b.tenant_id)
     if a.trace_id != b.trace_id or not _models_agree(a, b):
         return False
     if a.parent_span_id and a.parent_span_id == b.span_id:
@@ -104,10 +106,12 @@ def same_call(a: AuditRecord, b: AuditRecord) -> bool:
     return False
 
 
-def _weight(record: AuditRecord) -> tuple[int, int, int, str]:
-    """Which record of a call leads: the most content, then usage, then the outer span,
-    then the smallest span id (deterministic: a replayed group merges the same way)."""
-    return (-record.content.size(), -(record.prompt_tokens + record.response_tokens),
+def _weight(record: AuditRecord) -> tuple[int, int, int, int, str]:
+    """Which record of a call leads: the most messages, the most text, then usage, then the
+    outer span, then the smallest span id (deterministic: a replayed group merges the same
+    way)."""
+    messages, chars = record.content.size()
+    return (-messages, -chars, -(record.prompt_tokens + record.response_tokens),
             0 if not record.parent_span_id else 1, record.span_id)
 
 
@@ -139,11 +143,11 @@ def merge_group(records: Sequence[AuditRecord]) -> AuditRecord:
             lead.finish_reasons = other.finish_reasons
         lead.is_streaming = lead.is_streaming or other.is_streaming
         lead.status_code = lead.status_code if lead.status_code else other.status_code
-        lead.prompt_tokens = max(lead.prompt_tokens, other.prompt_tokens)
-        lead.response_tokens = max(lead.response_tokens, other.response_tokens)
-        lead.cached_tokens = max(lead.cached_tokens, other.cached_tokens)
-        lead.cache_write_tokens = max(lead.cache_write_tokens, other.cache_write_tokens)
-        lead.reasoning_tokens = max(lead.reasoning_tokens, other.reasoning_tokens)
+        lead.prompt_tokens = _least(lead.prompt_tokens, other.prompt_tokens)
+        lead.response_tokens = _least(lead.response_tokens, other.response_tokens)
+        lead.cached_tokens = _least(lead.cached_tokens, other.cached_tokens)
+        lead.cache_write_tokens = _least(lead.cache_write_tokens, other.cache_write_tokens)
+        lead.reasoning_tokens = _least(lead.reasoning_tokens, other.reasoning_tokens)
         if Flag.MISSING_USAGE not in other.flags:
             lead.flags.discard(Flag.MISSING_USAGE)
         lead.flags |= other.flags - {Flag.MISSING_USAGE, Flag.NO_USER, Flag.UNATTRIBUTED}
@@ -191,9 +195,9 @@ def merge_batch(records: Sequence[AuditRecord]) -> list[AuditRecord]:
                 union(i, j)
     children: dict[int, list[int]] = {}
     for i, r in enumerate(records):
-        j = by_span.get((r.trace_id, r.parent_span_id)) if r.parent_span_id else None
-        if j is not None:
-            children.setdefault(j, []).append(i)
+        up = by_span.get((r.trace_id, r.parent_span_id)) if r.parent_span_id else None
+        if up is not None:
+            children.setdefault(up, []).append(i)
     for j, kids in children.items():
         if len(kids) == 1:  # a parent over two calls is not a call of its own
             union(kids[0], j)
@@ -201,12 +205,10 @@ def merge_batch(records: Sequence[AuditRecord]) -> list[AuditRecord]:
     for i, r in enumerate(records):
         groups.setdefault(find(i), []).append(r)
     out: list[AuditRecord] = []
-    for i, r in enumerate(records):
-        group = groups.get(find(i))
-        if group is None:
-            continue
-        del groups[find(i)]
-        out.append(group[0] if len(group) == 1 else merge_group(group))
+    for i in range(len(records)):  # in batch order, each group where its first record was
+        group = groups.pop(find(i), None)
+        if group is not None:
+            out.append(group[0] if len(group) == 1 else merge_group(group))
     return out
 
 
@@ -246,8 +248,7 @@ class CallMerger:
         if r.request_id:
             seen = self._responses.get(r.request_id)
             if (seen is not None and _tenants_agree(seen.tenant, r.tenant_id)
-                    and r.event_timestamp <= seen.end and seen.start <= _end(r)
-                    and _outputs_agree(seen.output_tokens, r.response_tokens)):
+                    and r.event_timestamp < seen.end and seen.start < _end(r)):
                 return True
         if r.parent_span_id:  # its parent went out before it
             seen = self._spans.get((r.trace_id, r.parent_span_id))
@@ -262,8 +263,7 @@ class CallMerger:
                 and _agree(seen.operation, r.operation_name, _NO_OPERATION))
 
     def _remember(self, r: AuditRecord, now: float) -> None:
-        seen = _Seen(r.tenant_id, r.event_timestamp, _end(r), r.response_tokens, r.trace_id,
-                     r.model,
+        seen = _Seen(r.tenant_id, r.event_timestamp, _end(r), r.trace_id, r.model,
                      r.operation_name, now)
         if r.request_id:
             self._responses[r.request_id] = seen

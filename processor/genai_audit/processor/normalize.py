@@ -37,6 +37,7 @@ from genai_audit.processor.content import (
     clean_text,
     message_from_text,
     parse_messages,
+    system_messages,
     text_message,
 )
 from genai_audit.processor.record import (
@@ -248,7 +249,8 @@ def _content(attrs: Mapping[str, Any], text: _TextReader, flags: set[Flag]) -> C
         legacy_in = [text_message("user", raw_in)]
     if not legacy_out and (raw_out := text.first_content(cv.OUTPUT_TEXT_KEYS)):
         legacy_out = [text_message("assistant", raw_out)]
-    system = (parse_messages(system_json, "system", Flag.MALFORMED_INPUT_MESSAGES, flags)
+    system = (system_messages(parse_messages(system_json, "system",
+                                             Flag.MALFORMED_INPUT_MESSAGES, flags))
               if system_json else ())
     return Content(legacy_in, legacy_out, system)
 

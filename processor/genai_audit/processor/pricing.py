@@ -1,13 +1,16 @@
 """Cost attribution from a versioned price table.
 
 The table ships as package data (``data/pricing.json``, prices in USD per 1M tokens for
-input, cached input (cache reads), cache writes, output and reasoning; the last three
-default to input, input and output where a provider charges no differently).
+input, cached input (cache reads), cache writes, output and reasoning; cache reads and
+writes default to the input rate and reasoning to the output rate, where a provider charges
+no differently).
 
 Token accounting follows the OpenTelemetry GenAI conventions: input tokens include the
 cache reads and cache writes, output tokens include the reasoning tokens. Each part is
 priced at its own rate; a count that exceeds its total (a producer that reports the parts
-apart) is clamped for the part it is in and the rest priced on top. A user file (``GENAI_AUDIT_PRICING_FILE`` or the
+apart) is clamped for the part it is in and the rest priced on top.
+
+A user file (``GENAI_AUDIT_PRICING_FILE`` or the
 ``pricing_file`` setting) overrides or adds models and its ``version`` is what records
 carry in ``pricing_version``. A model matches exactly, else by the longest known prefix
 (``gpt-4o-2024-08-06`` -> ``gpt-4o``); an unknown model costs 0 and is flagged.
