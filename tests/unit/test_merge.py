@@ -269,3 +269,62 @@ def test_system_instructions_as_parts_are_one_system_message(make_span):
         [{"type": "text", "content": "Be terse."}])}))
     assert r.content.system_instructions == [
         {"role": "system", "parts": [{"type": "text", "content": "Be terse."}]}]
+
+
+def _processor_with(max_batch_size=1, **settings):
+    exporter = _Builder()
+    processor = ComplianceSpanProcessor(exporter, Settings.load(
+        {"max_batch_size": max_batch_size, **settings}, env={}))
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    return exporter, processor, provider.get_tracer("t")
+
+
+def test_outer_span_ending_first_waits_for_its_inner_span():
+    """A stream: Traceloop's outer span ends before openai-v2's inner one, which holds the
+    usage and the output; apart in two batches, the merge would keep the poorer span."""
+    exporter, processor, tracer = _processor_with()
+    outer = tracer.start_span("outer", attributes=TRACELOOP)
+    inner = tracer.start_span("inner", context=trace.set_span_in_context(outer),
+                              attributes=V2)
+    outer.end()
+    with tracer.start_as_current_span("other call", attributes=V2):
+        pass
+    inner.end()
+    assert processor.force_flush(5000)
+    processor.shutdown()
+    assert ["other call"] in exporter.batches and ["outer", "inner"] in exporter.batches
+
+
+def test_an_agent_span_and_its_calls_go_together_and_stay_three_records(keystore):
+    exporter, processor, tracer = _processor_with()
+    with tracer.start_as_current_span("agent", attributes={
+            "gen_ai.operation.name": "invoke_agent"}):
+        for name in ("call 1", "call 2"):
+            with tracer.start_as_current_span(name, attributes=_attrs(
+                    TRACELOOP, **{"gen_ai.response.id": name})):
+                pass
+    assert processor.force_flush(5000)
+    processor.shutdown()
+    assert exporter.batches == [["call 1", "call 2", "agent"]]
+
+
+def test_waiting_spans_are_bounded():
+    from genai_audit.processor.call_groups import CallGroups
+
+    groups = CallGroups(max_held=2)
+    s = Spans()
+    tracer = s.tracer("t")
+    outer = tracer.start_span("outer", attributes=V2)
+    groups.started(outer.context.span_id, 0)
+    handed = []
+    for i in range(4):
+        inner = tracer.start_span(f"inner {i}", context=trace.set_span_in_context(outer))
+        groups.started(inner.context.span_id, outer.context.span_id)
+        inner.end()
+        handed.append(groups.ended(s.ended[-1]))
+    assert handed[:2] == [None, None] and [[x.name for x in h] for h in handed[2:]] == [
+        ["inner 2"], ["inner 3"]]  # past the bound: handed on at once
+    outer.end()
+    assert [x.name for x in groups.ended(s.ended[-1])] == ["inner 0", "inner 1", "outer"]
+    assert groups.release() == []

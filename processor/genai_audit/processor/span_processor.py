@@ -1,10 +1,10 @@
 """``ComplianceSpanProcessor``: the only genai-audit code on the request thread.
 
 * ``on_start`` stamps the compliance baggage (tenant, user, tool...) onto the span;
-* ``on_end`` drops non-GenAI spans and enqueues the rest (a deque append); a GenAI span
-  ended inside another GenAI span still open (two instrumentations wrapping one call: the
-  inner one ends first) waits for that span and is queued with it, so the spans of one call
-  reach the merge (``processor/merge.py``) in the same batch;
+* ``on_end`` drops non-GenAI spans and enqueues the rest (a deque append); GenAI spans
+  nested in one another (two instrumentations wrapping one call) are queued together once
+  all of them have ended (``call_groups.py``), so the spans of one call reach the merge
+  (``merge.py``) in one batch;
 * a worker thread takes a batch from the queue when one is full, when a flush or a
   synchronous write waits, or ``schedule_delay_ms`` after the previous batch, and builds
   its records (the record pipeline, ``exporter.build``); a writer thread writes them
@@ -40,6 +40,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from genai_audit.config import Settings
 from genai_audit.instrumentation.context import stamp_baggage
 from genai_audit.instrumentation.keys import ATTR_TOOL
+from genai_audit.processor.call_groups import CallGroups
 from genai_audit.processor.normalize import is_genai_span
 from genai_audit.safelog import log_failure
 
@@ -57,7 +58,7 @@ class _Pending:
     span: ReadableSpan
     done: threading.Event | None = None
     ok: bool = False
-    inner: list[ReadableSpan] | None = None  # GenAI spans that ended inside this one
+    inner: list[ReadableSpan] | None = None  # the other GenAI spans of its call
 
     def spans(self) -> list[ReadableSpan]:
         return [self.span] if self.inner is None else [*self.inner, self.span]
@@ -103,9 +104,7 @@ class ComplianceSpanProcessor(SpanProcessor):
         self._drop_reported = 0  # ...of which already reported in the log
         self._drop_reported_at = -DROP_REPORT_INTERVAL_S
         self._build, self._write = _stages(exporter)
-        self._open: set[int] = set()  # span ids of GenAI spans started and not yet ended
-        self._inner: dict[int, list[ReadableSpan]] = {}  # open span id -> ended inner spans
-        self._inner_lock = threading.Lock()
+        self._groups = CallGroups(max_held=self.settings.max_queue_size)
         self._built: queue.Queue[_Built | None] = queue.Queue(maxsize=1)  # one in hand-off
         self._worker = threading.Thread(target=self._run, name="genai-audit-worker",
                                         daemon=True)
@@ -123,19 +122,19 @@ class ComplianceSpanProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         stamp_baggage(span, parent_context)
         if is_genai_span(span):
-            self._open.add(span.context.span_id)
+            parent = span.parent
+            self._groups.started(span.context.span_id, parent.span_id if parent else 0)
 
     def on_end(self, span: ReadableSpan) -> None:
-        span_id = span.context.span_id if span.context is not None else 0
-        self._open.discard(span_id)
         if self._stopping or not is_genai_span(span):
             return
-        inner = self._pop_inner(span_id) if self._inner else None
+        group = self._groups.ended(span)
+        if group is None:  # waits for the other spans of its call (call_groups.py)
+            return
         attrs = span.attributes or {}
+        inner = group[:-1] or None
         if attrs.get(ATTR_TOOL) in self.settings.sync_tools:
             self._write_now(span, inner)
-            return
-        if inner is None and self._hold_inner(span):
             return
         if len(self._queue) >= self.settings.max_queue_size:
             self._dropped_one()
@@ -144,30 +143,12 @@ class ComplianceSpanProcessor(SpanProcessor):
         if self._full():
             self._notify()
 
-    def _pop_inner(self, span_id: int) -> list[ReadableSpan] | None:
-        with self._inner_lock:
-            return self._inner.pop(span_id, None)
-
-    def _hold_inner(self, span: ReadableSpan) -> bool:
-        """Keep a span that ended inside an open GenAI span until that one ends (bounded:
-        never more held than the queue may hold)."""
-        parent = span.parent
-        if parent is None or parent.span_id not in self._open:
-            return False
-        with self._inner_lock:
-            if len(self._inner) >= self.settings.max_queue_size or parent.span_id not in self._open:
-                return False
-            self._inner.setdefault(parent.span_id, []).append(span)
-        return True
-
-    def _release_inner(self) -> None:
-        """A flush writes everything that ended before it: the held inner spans too (a
-        partner ending later is then merged by the merge stage's memory)."""
-        with self._inner_lock:
-            held, self._inner = list(self._inner.values()), {}
-        for spans in held:
-            for span in spans:
-                self._queue.append(_Pending(span))
+    def _release_groups(self) -> None:
+        """A flush writes everything that ended before it: the spans waiting for the rest
+        of their call too (a partner ending later is then merged by the merge stage's
+        memory)."""
+        for spans in self._groups.release():
+            self._queue.append(_Pending(spans[-1], inner=spans[:-1] or None))
 
     def _dropped_one(self) -> None:
         """Count a drop; report at most one ERROR per interval (a saturated queue drops
@@ -291,7 +272,7 @@ class ComplianceSpanProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         if self._shutdown_done:
             return True
-        self._release_inner()
+        self._release_groups()
         marker = _Flush()
         self._enqueue_urgent(marker)
         return marker.done.wait(timeout_millis / 1000)
@@ -302,7 +283,7 @@ class ComplianceSpanProcessor(SpanProcessor):
                 return
             self._shutdown_done = True
         deadline = time.monotonic() + timeout_millis / 1000
-        self._release_inner()
+        self._release_groups()
         self._stopping = True
         self._notify()
         self._worker.join(max(0.0, deadline - time.monotonic()))
