@@ -150,3 +150,17 @@ def test_traceloop_anthropic_span(make_span):
     system = r.content.input_messages[0]
     assert system == {"role": "system", "parts": [{"type": "text",
                                                    "content": "You are terse."}]}
+
+
+def test_openinference_request_parameters_and_response_body(make_span):
+    r = normalize(make_span(**_only({
+        "llm.model_name": "gpt-4o-mini", "llm.system": "openai", "llm.finish_reason": "stop",
+        "llm.invocation_parameters": '{"model": "gpt-4o-mini", "stream": true, '
+                                     '"user": "dave"}',
+        "output.value": '{"id": "chatcmpl-9", "choices": []}', "enduser.id": None})))
+    assert (r.is_streaming, r.request_id, r.user_id) == (True, "chatcmpl-9", "dave")
+    assert r.finish_reasons == ("stop",)
+    # malformed or non-object JSON is as good as absent
+    r = normalize(make_span(**_only({"llm.model_name": "m", "llm.invocation_parameters": "{x",
+                                      "output.value": "[1]"})))
+    assert (r.is_streaming, r.request_id) == (False, "")

@@ -9,6 +9,10 @@ pays a few dict lookups per field, nothing more.
 
 A field's keys are tried in order; the first present *and readable* value wins (a string
 ``"False"`` is false, a JSON string of reasons is a list, an unreadable value is skipped).
+A key ``attr#field`` is the top-level ``field`` of the JSON object in attribute ``attr``
+(OpenInference keeps the request's ``stream`` and ``user`` in ``llm.invocation_parameters``
+and the response id in ``output.value``); it is read only when the keys before it are
+absent.
 """
 
 from __future__ import annotations
@@ -86,6 +90,26 @@ def load_mapping(text: str | None = None) -> MappingTable:
 
 
 TABLE = load_mapping()
+#: the ``attr#field`` keys: looked up in the attribute's JSON object (``value_of``)
+JSON_KEYS = frozenset(k for f in TABLE.fields.values() for k, _ in f.keys if "#" in k)
+_MAX_JSON_CHARS = 1_000_000
+
+
+def value_of(attrs: Mapping[str, Any], key: str) -> Any:
+    """The attribute ``key``, or for an ``attr#field`` key that field of its JSON object."""
+    value = attrs.get(key)
+    if value is None and key in JSON_KEYS:
+        attr, name = key.split("#", 1)
+        raw = attrs.get(attr)
+        if isinstance(raw, str) and raw.startswith("{") and len(raw) <= _MAX_JSON_CHARS:
+            try:
+                parsed = json.loads(raw)
+            except (json.JSONDecodeError, RecursionError):
+                return None
+            if isinstance(parsed, dict):
+                field = parsed.get(name)
+                return field if isinstance(field, str | int | float | bool) else None
+    return value
 
 
 def _field_keys(name: str) -> tuple[str, ...]:
@@ -152,7 +176,7 @@ def match_indexed(key: str) -> tuple[str, int, str] | None:
 def read_int(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
     """The first readable non-negative integer among ``keys`` (capped at UInt32)."""
     for key in keys:
-        value = attrs.get(key)
+        value = value_of(attrs, key)
         if value is None:
             continue
         if value.__class__ is int:  # the usual case (bool is a subclass: not this)
@@ -179,7 +203,7 @@ def as_bool(value: Any) -> bool | None:
 def read_bool(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> bool | None:
     """The first readable boolean among ``keys``."""
     for key in keys:
-        value = attrs.get(key)
+        value = value_of(attrs, key)
         if value is not None and (parsed := as_bool(value)) is not None:
             return parsed
     return None
@@ -188,7 +212,7 @@ def read_bool(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> bool | None:
 def read_string_list(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> list[str] | None:
     """The first present list of text among ``keys``; a JSON array string is that array."""
     for key in keys:
-        value = attrs.get(key)
+        value = value_of(attrs, key)
         if value is None:
             continue
         if isinstance(value, str):

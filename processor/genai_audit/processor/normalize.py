@@ -187,7 +187,7 @@ class _TextReader:
         return None
 
     def ident(self, key: str) -> str:
-        value = self.attrs.get(key)
+        value = cv.value_of(self.attrs, key)
         if value is None:
             return ""
         if type(value) is str and value.isascii() and "\x00" not in value:
