@@ -328,3 +328,18 @@ def test_waiting_spans_are_bounded():
     outer.end()
     assert [x.name for x in groups.ended(s.ended[-1])] == ["inner 0", "inner 1", "outer"]
     assert groups.release() == []
+
+
+def test_inner_span_outliving_its_outer_span_is_the_same_call():
+    """openai-v2 + Traceloop on a stream: Traceloop ends its span when create() returns the
+    (wrapped) stream, openai-v2's inner span ends with the stream, much later."""
+    s = Spans()
+    outer = s.tracer("opentelemetry.instrumentation.openai.v1").start_span(
+        "openai.chat", attributes=_attrs(TRACELOOP, **{"gen_ai.response.id": None,
+                                                       "llm.is_streaming": True}))
+    inner = s.tracer("opentelemetry.util.genai.handler").start_span(
+        "chat", context=trace.set_span_in_context(outer), attributes=V2)
+    outer.end()
+    inner.end(end_time=inner.start_time + 2_000_000_000)
+    [r] = merge_batch([normalize(x) for x in s.ended])
+    assert r.is_streaming and r.request_id == "chatcmpl-42" and r.latency_ms >= 2000

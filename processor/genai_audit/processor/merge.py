@@ -10,8 +10,8 @@ The identity of a call (``same_call``): two records are one call when
   time (to the microsecond: back-to-back calls of a server that reuses ids do not), and
   they do not name two different tenants; or
 * one's span is the other's parent (same trace), they name the same model and operation (or
-  one names none), the child's time lies within the parent's, and the parent has no other
-  such child (an agent span over two LLM calls is not a call).
+  one names none), the child started while the parent was open, and the parent has no
+  other such child (an agent span over two LLM calls is not a call).
 
 Nothing else merges: two calls without a response id and without a parent/child link stay
 two rows, even with the same model at the same time.
@@ -89,8 +89,10 @@ def _models_agree(a: AuditRecord, b: AuditRecord) -> bool:
 
 
 def _within(child: AuditRecord, parent: AuditRecord) -> bool:
-    return (parent.event_timestamp - SLACK <= child.event_timestamp
-            and _end(child) <= _end(parent) + SLACK)
+    """The child started while its parent was open. Its end is not compared: the outer
+    instrumentation may end its span when ``create`` returns a stream the inner one wraps,
+    and the inner span then ends with the stream, much later."""
+    return parent.event_timestamp - SLACK <= child.event_timestamp <= _end(parent) + SLACK
 
 
 def same_call(a: AuditRecord, b: AuditRecord) -> bool:
