@@ -343,3 +343,16 @@ def test_inner_span_outliving_its_outer_span_is_the_same_call():
     inner.end(end_time=inner.start_time + 2_000_000_000)
     [r] = merge_batch([normalize(x) for x in s.ended])
     assert r.is_streaming and r.request_id == "chatcmpl-42" and r.latency_ms >= 2000
+
+
+def test_an_agent_span_of_the_same_model_keeps_its_calls_through_the_merger():
+    s = Spans()
+    tracer = s.tracer("agents")
+    with tracer.start_as_current_span("agent", attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"}):
+        for _ in range(2):
+            with tracer.start_as_current_span("call", attributes=_attrs(
+                    TRACELOOP, **{"gen_ai.response.id": None})):
+                pass
+    records = [normalize(x) for x in s.ended]
+    assert len(CallMerger().merge([records[2], records[0], records[1]])) == 3

@@ -34,6 +34,7 @@ memory: no query to the store.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -43,6 +44,7 @@ from datetime import datetime, timedelta
 from genai_audit.clock import SYSTEM_CLOCK, Clock
 from genai_audit.processor.record import UNATTRIBUTED_TENANT, AuditRecord, Flag
 
+_log = logging.getLogger(__name__)
 SLACK = timedelta(milliseconds=50)  # parent/child: clock skew between the two spans
 _ABSENT_MODELS = frozenset({"", "unknown"})
 _NO_OPERATION = frozenset({""})
@@ -238,9 +240,15 @@ class CallMerger:
         now = self._clock.monotonic()
         with self._lock:
             self._expire(now)
-            out = [r for r in merged if not self._late(r)]
+            # against earlier batches only: inside this one, merge_batch decided
+            late = [self._late(r) for r in merged]
+            out = [r for r, is_late in zip(merged, late, strict=True) if not is_late]
             for r in out:
                 self._remember(r, now)
+        for r, is_late in zip(merged, late, strict=True):
+            if is_late:  # ids only: never content
+                _log.info("span %s/%s is of a call already recorded; not written again",
+                          r.trace_id, r.span_id)
         self.stats["merged"] += len(records) - len(merged)
         self.stats["late_duplicates"] += len(merged) - len(out)
         return out
