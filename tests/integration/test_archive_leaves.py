@@ -231,7 +231,7 @@ def test_content_blanked_by_its_retention_ttl_before_archiving_verifies(store, k
     archive(store, keystore, location, before=_cutoff(), settle_seconds=0)
     attach_archive(store, location, keystore.signing_key().public_key())
     assert store.rows("SELECT DISTINCT content_state, full_prompt_text, leaf_version "
-                      "FROM archived_interactions") == [("expired", "", 2)]
+                      "FROM archived_interactions") == [("expired", "", INTERACTIONS.current)]
     result = verify_archive(store, location, keystore.signing_key().public_key())
     assert result.ok and result.leaves == len(ids), [str(p) for p in result.problems]
 
@@ -246,20 +246,24 @@ def test_rows_of_leaf_version_1_verify_next_to_version_2(store, keystore, make_s
     from genai_audit.clickhouse.writer import COLUMNS, InteractionWriter
 
     # a writer from before the content digest: leaf version 1
-    v1 = dataclasses.replace(INTERACTIONS, versions={1: INTERACTIONS.versions[1]})
+    later = set(INTERACTIONS.columns()) - set(INTERACTIONS.written_columns(1))
+    v1 = dataclasses.replace(INTERACTIONS, versions={1: INTERACTIONS.versions[1]},
+                             not_covered=INTERACTIONS.not_covered | later - {"content_digest"})
     log = Ledger(store, keystore.signing_key(), schema=v1, row_columns=COLUMNS,
                  checkpoint_seconds=3600)
     InteractionWriter(store, log).write([make_record(i, event_timestamp=_old())
                                          for i in range(2)])
     log.close()
-    write_records(store, keystore, make_span, _old(), count=2, ledger=True)  # version 2
+    write_records(store, keystore, make_span, _old(), count=2, ledger=True)  # current
     location = ArchiveLocation.parse(f"file://{tmp_path}/arch")
     archive(store, keystore, location, before=_cutoff(), settle_seconds=0)
     assert sorted(r[0] for r in store.rows("SELECT leaf_version FROM interactions")) == [
-        1, 1, 2, 2]
+        1, 1, INTERACTIONS.current, INTERACTIONS.current]
     result = verify_archive(store, location, keystore.signing_key().public_key())
     assert result.ok and (result.leaves, result.logs) == (4, 2)
     # an object archived before the digest column existed can still check its v1 rows
     names = set(INTERACTIONS.columns(1))
     assert set(_readable(INTERACTIONS, names).versions) == {1}
     assert set(_readable(INTERACTIONS, names | {"content_digest"}).versions) == {1, 2}
+    assert set(_readable(INTERACTIONS, set(INTERACTIONS.columns())
+                         | set(INTERACTIONS.written_columns())).versions) == {1, 2, 3}

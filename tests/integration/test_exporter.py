@@ -125,13 +125,16 @@ def test_hostile_numbers_and_an_unreadable_span_do_not_sink_the_batch(
         store, keystore, make_span, caplog):
     exporter = _exporter(store, keystore)
     good = make_span()
-    absurd = make_span(**{"gen_ai.usage.input_tokens": float("inf"),
+    # each its own call (its own response id): copies of one span would be merged as one
+    absurd = make_span(**{"gen_ai.response.id": "chatcmpl-a1",
+                          "gen_ai.usage.input_tokens": float("inf"),
                           "gen_ai.usage.output_tokens": float("nan"),
                           "http.response.status_code": 3_000_000_000})
     spans = [good,
              _copy(absurd, 0xA1, end_time=absurd.start_time + 2**62),  # centuries long
              _copy(good, 0xB2, start_time="yesterday"),  # unreadable: skipped, logged
-             _copy(good, 0xC3, start_time=None)]  # not stored as 1970 (TTL would drop it)
+             _copy(make_span(**{"gen_ai.response.id": "chatcmpl-c3"}), 0xC3,
+                   start_time=None)]  # not stored as 1970 (TTL would drop it)
     assert exporter.export(spans) is SpanExportResult.SUCCESS
     rows = store.rows("SELECT span_id, prompt_tokens, response_tokens, status_code, latency_ms, "
                       "arrayStringConcat(flags, ',') FROM interactions ORDER BY span_id")
@@ -144,7 +147,7 @@ def test_hostile_numbers_and_an_unreadable_span_do_not_sink_the_batch(
     assert undated[3:] == (200, 0, "missing_start_time")
     stamped = store.scalar("SELECT toUnixTimestamp64Micro(event_timestamp) FROM interactions "
                            "WHERE span_id = {s:String}", {"s": f"{0xC3:016x}"})
-    assert stamped == good.end_time // 1000  # the end time stands in for the start
+    assert stamped == spans[3].end_time // 1000  # the end time stands in for the start
 
 
 def test_export_runs_with_instrumentation_suppressed(store, keystore, make_span):

@@ -282,7 +282,8 @@ def test_content_blanked_by_its_retention_ttl_verifies_clean(store, keystore):
     so the expired rows are intact, not modified."""
     _aged_content(store, keystore)
     assert store.rows("SELECT content_state, full_prompt_text, leaf_version FROM interactions "
-                      "WHERE content_retention_days = 1") == [("expired", "", 2)] * 3
+                      "WHERE content_retention_days = 1") == [
+                          ("expired", "", INTERACTIONS.current)] * 3
     result = run(store, keystore)
     assert result.ok and result.records == 6, result.findings
 
@@ -321,3 +322,33 @@ def test_content_digest_forged_to_match_altered_content(store, keystore, populat
     assert store.scalar("SELECT leaf_hash = " + sql_leaf_hash(INTERACTIONS)
                         + " FROM interactions WHERE id = {id:UUID}", {"id": target})
     assert kinds(run(store, keystore)) == {("modified", 27, target)}
+
+
+def test_rows_of_leaf_version_2_verify_next_to_version_3(store, keystore):
+    """Migration 009 added columns and leaf version 3 covers them: rows a version-2 writer
+    stored (before the columns existed, so they hold the defaults) still verify."""
+    import dataclasses
+
+    from ledger_helpers import make_record
+
+    from genai_audit.clickhouse.ledger.log import Ledger
+    from genai_audit.clickhouse.writer import COLUMNS, InteractionWriter
+
+    new = set(INTERACTIONS.columns(3)) - set(INTERACTIONS.columns(2))
+    assert new == {"cache_write_tokens", "reasoning_tokens", "producers", "merged_span_ids"}
+    v2 = dataclasses.replace(INTERACTIONS, versions={1: INTERACTIONS.versions[1],
+                                                      2: INTERACTIONS.versions[2]},
+                             not_covered=INTERACTIONS.not_covered | new)
+    log = Ledger(store, keystore.signing_key(), schema=v2, row_columns=COLUMNS,
+                 checkpoint_seconds=3600)
+    InteractionWriter(store, log).write([make_record(i) for i in range(3)])
+    log.close()
+    populate(store, keystore, n=3, batch=3)
+    assert sorted(r[0] for r in store.rows("SELECT leaf_version FROM interactions")) == [
+        2, 2, 2, 3, 3, 3]
+    result = run(store, keystore)
+    assert result.ok and result.records == 6, result.findings
+    # and a v3 row whose new column is altered is caught
+    store.command("ALTER TABLE interactions UPDATE reasoning_tokens = 7 "
+                  "WHERE leaf_version = 3 AND log_index = 0", settings={"mutations_sync": 2})
+    assert not run(store, keystore).ok

@@ -83,3 +83,13 @@ def test_render_keeps_the_text_and_drops_the_parsed_messages(make_span):
     assert r.prompt_text == '[{"parts":[{"content":"hi","type":"text"}],"role":"user"}]'
     assert r.response_preview == "hello" and r.content_state is ContentState.PLAINTEXT
     assert r.content.is_empty()
+
+
+def test_finish_reasons_from_the_output_messages_when_the_span_has_none(make_span):
+    from genai_audit.processor.normalize import normalize
+
+    record = normalize(make_span(**{"gen_ai.response.finish_reasons": None,
+                                    "gen_ai.output.messages": '[{"role": "assistant", "parts": '
+                                    '[], "finish_reason": "length"}]'}))
+    RenderStage().process([record])
+    assert record.finish_reasons == ("length",)

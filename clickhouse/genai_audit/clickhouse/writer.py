@@ -29,7 +29,8 @@ COLUMNS: tuple[str, ...] = (
     "content_key_id", "prompt_hash", "response_hash", "response_preview", "full_prompt_text",
     "full_response_text", "request_id", "status_code", "error_type", "latency_ms",
     "finish_reasons", "is_streaming", "trace_id", "span_id", "flags", "record_version",
-    "retention_days", "content_retention_days",
+    "retention_days", "content_retention_days", "cache_write_tokens", "reasoning_tokens",
+    "producers", "merged_span_ids",
 )
 
 
@@ -48,7 +49,8 @@ def record_row(r: AuditRecord) -> list[Any]:
         r.response_hash.ljust(32, b"\0"), r.response_preview, r.prompt_text, r.response_text,
         r.request_id, r.status_code, r.error_type, r.latency_ms, r.finish_reasons,
         r.is_streaming, r.trace_id, r.span_id, sorted(f.value for f in r.flags) if r.flags else (),
-        r.schema_version, r.retention_days, r.content_retention_days,
+        r.schema_version, r.retention_days, r.content_retention_days, r.cache_write_tokens,
+        r.reasoning_tokens, r.producers, r.merged_span_ids,
     ]
 
 

@@ -38,7 +38,8 @@ from genai_audit.processor.record import NO_CONTENT, AuditRecord, ContentState, 
 _log = logging.getLogger(__name__)
 
 SPOOL_FORMAT = 1
-_NOT_SPOOLED = frozenset({"content", "extra", "user_id"})  # never written to disk
+# never written to disk (the last two: in-memory identity for the merge stage, done by then)
+_NOT_SPOOLED = frozenset({"content", "extra", "user_id", "parent_span_id", "ended_at"})
 _SUFFIX = ".json"
 _CLAIM = ".claim-"
 _RESCAN_S = 5.0
@@ -252,6 +253,8 @@ def decode_record(data: dict[str, Any]) -> AuditRecord:
     values["content_state"] = ContentState(values["content_state"])
     values["flags"] = {Flag(flag) for flag in values["flags"]}
     values["finish_reasons"] = tuple(values["finish_reasons"])
+    for name in ("producers", "merged_span_ids"):  # absent from spool files of before
+        values[name] = tuple(values.get(name, ()))
     known = {f.name for f in fields(AuditRecord)} - _NOT_SPOOLED
     return AuditRecord(**{k: v for k, v in values.items() if k in known},
                        user_id=None, content=NO_CONTENT)

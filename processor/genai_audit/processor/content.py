@@ -90,14 +90,27 @@ class Content:
     @property
     def system_instructions(self) -> Messages:
         if self._system is None:
-            self._system = self._parse(self._system_json, "system",
-                                       Flag.MALFORMED_INPUT_MESSAGES)
+            self._system = system_messages(self._parse(self._system_json, "system",
+                                                       Flag.MALFORMED_INPUT_MESSAGES))
             self._system_json = ""
         return self._system
 
     def _parse(self, raw: str, role: str, bad: Flag) -> list[dict[str, Any]]:
         assert self._flags is not None  # only ``from_json`` content has text to parse
         return parse_messages(raw, role, bad, self._flags)
+
+    def size(self) -> tuple[int, int]:
+        """(messages, characters of their text parts): what the merge compares to keep the
+        richest content of one call. Parses the JSON (as redaction would anyway)."""
+        count = chars = 0
+        for messages in (self.input_messages, self.output_messages, self.system_instructions):
+            for message in messages:
+                count += 1
+                parts = message.get("parts")
+                for part in parts if isinstance(parts, list) else ():
+                    if isinstance(part, dict):
+                        chars += len(str(part.get("content", "")))
+        return count, chars
 
     def is_empty(self) -> bool:
         return not (self.input_messages or self.output_messages or self.system_instructions)
@@ -130,11 +143,42 @@ def parse_messages(raw: str, default_role: str, bad: Flag, flags: set[Flag]) -> 
     return parsed
 
 
+def system_messages(parsed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``gen_ai.system_instructions`` is a list of *parts* in the current conventions
+    (``[{"type": "text", "content": ...}]``), a list of messages in older producers': parts
+    become one ``system`` message (else they would be stored as role-less messages)."""
+    if parsed and all("role" not in p and "parts" not in p and "type" in p for p in parsed):
+        return [{"role": "system", "parts": parsed}]
+    return parsed
+
+
 def text_message(role: str, content: str, finish_reason: str | None = None) -> dict[str, Any]:
     message: dict[str, Any] = {"role": role, "parts": [{"type": "text", "content": content}]}
     if finish_reason:
         message["finish_reason"] = finish_reason
     return message
+
+
+def message_from_text(role: str, content: str, finish_reason: str | None = None
+                      ) -> dict[str, Any]:
+    """An indexed message: its content as one text part, or, when the content is a JSON
+    array of typed parts (``[{"type": "text", "text": "..."}]``, how Traceloop writes
+    list-valued content such as Anthropic system blocks), those parts, text parts in the
+    GenAI shape (``{"type": "text", "content": ...}``)."""
+    if content.startswith("[{") and '"type"' in content:
+        try:
+            parsed = _loads(content)
+        except (json.JSONDecodeError, RecursionError):
+            parsed = None
+        if isinstance(parsed, list) and parsed and all(
+                isinstance(p, dict) and isinstance(p.get("type"), str) for p in parsed):
+            parts = [{"type": "text", "content": str(p.get("text", p.get("content", "")))}
+                     if p["type"] == "text" else p for p in parsed]
+            message: dict[str, Any] = {"role": role, "parts": parts}
+            if finish_reason:
+                message["finish_reason"] = finish_reason
+            return message
+    return text_message(role, content, finish_reason)
 
 
 def clean_text(value: str, flags: set[Flag]) -> str:

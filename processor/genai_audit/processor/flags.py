@@ -29,4 +29,5 @@ class Flag(enum.StrEnum):
     NO_USER = "no_user"
     ROUTE_REROUTED = "route_rerouted"  # the guard sent the call to the region's endpoint
     ROUTE_REFUSED = "route_refused"  # the guard refused a call its region may not make
+    MERGED_SPANS = "merged_spans"  # several instrumentations' spans of one call, one record
     TENANT_REATTRIBUTED = "tenant_reattributed"  # gateway: span claimed another tenant

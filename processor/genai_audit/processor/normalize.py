@@ -1,8 +1,10 @@
 """Span -> AuditRecord: read the GenAI semantic attributes, tolerate everything else.
 
-Reads both the current conventions (``gen_ai.input.messages`` / ``gen_ai.output.messages``
-JSON, ``gen_ai.usage.input_tokens``) and the older indexed keys
-(``gen_ai.prompt.N.content``, ``gen_ai.completion.N.content``, ``gen_ai.usage.prompt_tokens``).
+Which attribute fills which field, for every convention read (OpenTelemetry GenAI current
+and deprecated, OpenInference, Traceloop, provider attributes), is the mapping table in
+``conventions`` (``docs/attribute-mapping.md``). Messages JSON (``gen_ai.input.messages``)
+wins over indexed keys (``gen_ai.prompt.N.content``, ``llm.input_messages.N.message.content``),
+which win over OpenInference's raw ``input.value``.
 Bad input never raises: it is repaired where possible and flagged on the record.
 """
 
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import time
 from collections.abc import Mapping
@@ -28,12 +29,17 @@ from genai_audit.instrumentation.keys import (
     ATTR_PII_REDACTED_BEFORE_LLM,
     ATTR_REGION,
     ATTR_ROUTE_DECISION,
-    ATTR_SESSION,
-    ATTR_TENANT,
     ATTR_TOOL,
-    ATTR_USER,
 )
-from genai_audit.processor.content import Content, clean_text, parse_messages, text_message
+from genai_audit.processor import conventions as cv
+from genai_audit.processor.content import (
+    Content,
+    clean_text,
+    message_from_text,
+    parse_messages,
+    system_messages,
+    text_message,
+)
 from genai_audit.processor.record import (
     NO_ENTITY_COUNTS,
     UNATTRIBUTED_TENANT,
@@ -46,11 +52,9 @@ MAX_ID_CHARS = 256  # tenant, user, tool... anything longer is cut
 MAX_STATUS_CODE = 999  # an HTTP status attribute above this is not one (ignored)
 DEFAULT_TOOL = "unspecified"
 
-_GENAI_MARKERS = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system",
-                  "gen_ai.request.model")
+_GENAI_MARKERS = cv.GENAI_MARKERS
 _STATUS_RE = re.compile(r"(?:Error code|status(?: code)?)[:= ]+(\d{3})\b", re.IGNORECASE)
 _UINT32_MAX = 2**32 - 1
-_INDEXED_RE = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(role|content|finish_reason)$")
 
 
 def is_genai_span(span: ReadableSpan) -> bool:
@@ -89,15 +93,18 @@ def normalize(span: ReadableSpan) -> AuditRecord:
         flags.add(Flag.MISSING_START_TIME)
         start_ns = end_ns if end_ns > 0 else time.time_ns()
         end_ns = max(end_ns, start_ns)
-    tenant = text.ident(ATTR_TENANT)
+    tenant = text.first(cv.TENANT_KEYS)
     if not tenant:
         tenant = UNATTRIBUTED_TENANT
         flags.add(Flag.UNATTRIBUTED)
-    user = text.ident(ATTR_USER) or None
+    user = text.first(cv.USER_KEYS) or None
     if user is None:
         flags.add(Flag.NO_USER)
-    prompt_tokens, response_tokens, cached = _usage(attrs, flags, span)
-    model = text.ident("gen_ai.request.model") or text.ident("gen_ai.response.model")
+    prompt_tokens, response_tokens = _usage(attrs, flags, span)
+    model = text.first(cv.MODEL_KEYS)
+    response_model = text.first(cv.RESPONSE_MODEL_KEYS)
+    parent = span.parent
+    scope = span.instrumentation_scope
     resource_attrs = span.resource.attributes if span.resource is not None else {}
     guarded = attrs.get(ATTR_PII_REDACTED_BEFORE_LLM) is True
     guard_counts = _guard_counts(attrs) if guarded else NO_ENTITY_COUNTS
@@ -111,27 +118,32 @@ def normalize(span: ReadableSpan) -> AuditRecord:
         event_timestamp=datetime.fromtimestamp(start_ns // 1000 / 1e6, tz=UTC),
         tenant_id=tenant,
         user_id=user,
-        session_id=text.ident(ATTR_SESSION),
+        session_id=text.first(cv.SESSION_KEYS),
         tool_name=text.ident(ATTR_TOOL) or DEFAULT_TOOL,
         feature_name=text.ident(ATTR_FEATURE),
         region=text.ident(ATTR_REGION),
         data_class=text.ident(ATTR_DATA_CLASS),
         service_name=clean_text(str(resource_attrs.get("service.name", "")), flags)[:MAX_ID_CHARS],
-        operation_name=text.ident("gen_ai.operation.name") or span.name[:MAX_ID_CHARS],
-        provider=text.ident("gen_ai.provider.name") or text.ident("gen_ai.system") or "unknown",
+        operation_name=text.first(cv.OPERATION_KEYS) or span.name[:MAX_ID_CHARS],
+        provider=text.first(cv.PROVIDER_KEYS).lower() or "unknown",
         model=model or "unknown",
-        response_model=text.ident("gen_ai.response.model"),
-        request_id=text.ident("gen_ai.response.id"),
+        response_model=response_model,
+        request_id=text.first(cv.RESPONSE_ID_KEYS),
         prompt_tokens=prompt_tokens,
         response_tokens=response_tokens,
-        cached_tokens=cached,
+        cached_tokens=cv.read_int(attrs, cv.CACHE_READ_KEYS) or 0,
+        cache_write_tokens=cv.read_int(attrs, cv.CACHE_WRITE_KEYS) or 0,
+        reasoning_tokens=cv.read_int(attrs, cv.REASONING_KEYS) or 0,
         latency_ms=min(max(0, round((end_ns - start_ns) / 1e6)), _UINT32_MAX),
         status_code=_status_code(span, attrs),
         error_type=text.ident("error.type"),
-        finish_reasons=tuple([clean_text(str(r), flags) for r in
-                              _as_list(attrs.get("gen_ai.response.finish_reasons"))]),
-        is_streaming=bool(attrs.get("gen_ai.is_streaming") or attrs.get("llm.is_streaming")),
+        finish_reasons=tuple([clean_text(r, flags) for r in
+                              cv.read_string_list(attrs, cv.FINISH_REASON_KEYS) or ()]),
+        is_streaming=cv.read_bool(attrs, cv.STREAMING_KEYS) is True,
         content=_content(attrs, text, flags),
+        producers=(scope.name[:MAX_ID_CHARS],) if scope is not None and scope.name else (),
+        parent_span_id=f"{parent.span_id:016x}" if parent is not None else "",
+        ended_at=datetime.fromtimestamp(end_ns // 1000 / 1e6, tz=UTC),
         flags=flags,
         pii_redacted_before_llm=guarded,
         has_pii_detected=bool(guard_counts),
@@ -161,8 +173,21 @@ class _TextReader:
     def __init__(self, attrs: Mapping[str, Any], flags: set[Flag]) -> None:
         self.attrs, self.flags = attrs, flags
 
+    def first(self, keys: tuple[str, ...]) -> str:
+        """The first non-blank text among ``keys`` (the mapping table's order)."""
+        for key in keys:
+            if (value := self.ident(key)):
+                return value
+        return ""
+
+    def first_content(self, keys: tuple[str, ...]) -> str | None:
+        for key in keys:
+            if (value := self.content(key)):
+                return value
+        return None
+
     def ident(self, key: str) -> str:
-        value = self.attrs.get(key)
+        value = cv.value_of(self.attrs, key)
         if value is None:
             return ""
         if type(value) is str and value.isascii() and "\x00" not in value:
@@ -180,43 +205,21 @@ class _TextReader:
         return cleaned
 
 
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, str | bytes):
-        return [value]
-    try:
-        return list(value)
-    except TypeError:
-        return [value]
-
-
-def _int_attr(attrs: Mapping[str, Any], *keys: str) -> int | None:
-    for key in keys:
-        value = attrs.get(key)
-        if value.__class__ is int:  # the usual case (bool is a subclass: not this)
-            if value >= 0:
-                return value if value <= _UINT32_MAX else _UINT32_MAX
-        elif isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-            if math.isfinite(value):  # inf/nan: as good as absent
-                return min(int(value), _UINT32_MAX)
-    return None
-
-
-def _usage(attrs: Mapping[str, Any], flags: set[Flag], span: ReadableSpan) -> tuple[int, int, int]:
-    prompt = _int_attr(attrs, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
-    response = _int_attr(attrs, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
-    cached = _int_attr(attrs, "gen_ai.usage.cache_read.input_tokens",
-                       "gen_ai.usage.cache_read_input_tokens") or 0
+def _usage(attrs: Mapping[str, Any], flags: set[Flag], span: ReadableSpan) -> tuple[int, int]:
+    prompt = cv.read_int(attrs, cv.INPUT_TOKEN_KEYS)
+    response = cv.read_int(attrs, cv.OUTPUT_TOKEN_KEYS)
     failed = span.status is not None and span.status.status_code == StatusCode.ERROR
     if (prompt is None or response is None) and not failed:
         flags.add(Flag.MISSING_USAGE)
-    return prompt or 0, response or 0, cached
+    return prompt or 0, response or 0
+
+
+_HTTP_STATUS_KEYS = ("http.response.status_code", "http.status_code")
 
 
 def _status_code(span: ReadableSpan, attrs: Mapping[str, Any]) -> int:
     """200 for a successful call; the provider's HTTP status for a failed one; 0 if unknown."""
-    http = _int_attr(attrs, "http.response.status_code", "http.status_code")
+    http = cv.read_int(attrs, _HTTP_STATUS_KEYS)
     if http is not None and 0 < http <= MAX_STATUS_CODE:
         return http
     failed = (span.status is not None and span.status.status_code == StatusCode.ERROR) or bool(
@@ -233,32 +236,41 @@ def _status_code(span: ReadableSpan, attrs: Mapping[str, Any]) -> int:
 
 
 def _content(attrs: Mapping[str, Any], text: _TextReader, flags: set[Flag]) -> Content:
-    """The messages as JSON text, parsed later (``Content``); the older indexed keys only
-    when the current ones are absent."""
-    input_json = text.content("gen_ai.input.messages")
-    output_json = text.content("gen_ai.output.messages")
-    system_json = text.content("gen_ai.system_instructions")
+    """The messages as JSON text, parsed later (``Content``); indexed keys only when the
+    messages JSON is absent, the raw ``input.value``/``output.value`` text only when neither
+    is there."""
+    input_json = text.first_content(cv.INPUT_JSON_KEYS)
+    output_json = text.first_content(cv.OUTPUT_JSON_KEYS)
+    system_json = text.first_content(cv.SYSTEM_JSON_KEYS)
     if input_json or output_json:
         return Content.from_json(input_json, output_json, system_json, flags)
     legacy_in, legacy_out = _indexed_messages(attrs, text)
-    system = (parse_messages(system_json, "system", Flag.MALFORMED_INPUT_MESSAGES, flags)
+    if not legacy_in and (raw_in := text.first_content(cv.INPUT_TEXT_KEYS)):
+        legacy_in = [text_message("user", raw_in)]
+    if not legacy_out and (raw_out := text.first_content(cv.OUTPUT_TEXT_KEYS)):
+        legacy_out = [text_message("assistant", raw_out)]
+    system = (system_messages(parse_messages(system_json, "system",
+                                             Flag.MALFORMED_INPUT_MESSAGES, flags))
               if system_json else ())
     return Content(legacy_in, legacy_out, system)
 
 
 def _indexed_messages(attrs: Mapping[str, Any], text: _TextReader) -> tuple[
         list[dict[str, Any]], list[dict[str, Any]]]:
-    """Older conventions: ``gen_ai.prompt.N.role`` / ``gen_ai.prompt.N.content`` etc."""
+    """Indexed keys of the mapping table (``gen_ai.prompt.N.role``,
+    ``llm.input_messages.N.message.content``...). A content that is a JSON array of parts
+    (``[{"type": "text", "text": ...}]``, as Traceloop writes list-valued content) becomes
+    those parts."""
     found: dict[tuple[str, int], dict[str, str]] = {}
+    prefixes = cv.INDEXED_PREFIXES
     for key in attrs:
-        match = _INDEXED_RE.match(key)
-        if match:
-            kind, index, field = match.group(1), int(match.group(2)), match.group(3)
-            found.setdefault((kind, index), {})[field] = text.content(key) or ""
+        if key.startswith(prefixes) and (match := cv.match_indexed(key)) is not None:
+            direction, index, part = match
+            found.setdefault((direction, index), {})[part] = text.content(key) or ""
     prompts: list[dict[str, Any]] = []
     completions: list[dict[str, Any]] = []
-    for (kind, _index), fields in sorted(found.items()):
-        role = fields.get("role") or ("user" if kind == "prompt" else "assistant")
-        message = text_message(role, fields.get("content", ""), fields.get("finish_reason"))
-        (prompts if kind == "prompt" else completions).append(message)
+    for (direction, _index), fields in sorted(found.items()):
+        role = fields.get("role") or ("user" if direction == "input" else "assistant")
+        message = message_from_text(role, fields.get("content", ""), fields.get("finish_reason"))
+        (prompts if direction == "input" else completions).append(message)
     return prompts, completions

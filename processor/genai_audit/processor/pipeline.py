@@ -5,22 +5,28 @@ in order over the whole batch. A stage that raises is retried record by record a
 records it still fails on are withheld (content dropped, metadata kept, flagged): the
 pipeline fails closed and never loses a record.
 
+Before the stages, an optional ``CallMerger`` (``merge``) folds the spans of one LLM call,
+from several instrumentations, into one record (``processor/merge.py``).
+
 Stage order (each issue adds its stage at its place)::
 
-    pseudonymize -> redact -> render -> commit -> encrypt -> price
+    [merge] -> pseudonymize -> redact -> render -> commit -> encrypt -> price
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan
 
 from genai_audit.processor.normalize import is_genai_span, normalize
 from genai_audit.processor.record import AuditRecord, Flag
 from genai_audit.safelog import log_failure
+
+if TYPE_CHECKING:
+    from genai_audit.processor.merge import CallMerger
 
 _log = logging.getLogger(__name__)
 
@@ -42,11 +48,14 @@ class Stage(Protocol):
 class RecordPipeline:
     """Normalize spans and run the stages. Thread-compatible: one caller at a time."""
 
-    def __init__(self, stages: Iterable[Stage]) -> None:
+    def __init__(self, stages: Iterable[Stage], merger: CallMerger | None = None) -> None:
         self.stages: list[Stage] = list(stages)
+        self.merger = merger
 
     def build(self, spans: Iterable[ReadableSpan]) -> list[AuditRecord]:
         records = [r for r in map(_normalized, spans) if r is not None]
+        if self.merger is not None and records:
+            records = _merged(self.merger, records)
         self.run(records)
         return records
 
@@ -69,6 +78,17 @@ def _normalized(span: ReadableSpan) -> AuditRecord | None:
         _log.error("span %s could not be read (%s); skipped, the rest of its batch goes on",
                    ids, type(exc).__name__)
         return None
+
+
+def _merged(merger: CallMerger, records: list[AuditRecord]) -> list[AuditRecord]:
+    """The merger's output; the records as they are if it fails (two rows for one call is
+    better than none)."""
+    try:
+        return merger.merge(records)
+    except Exception as exc:
+        log_failure(_log, f"merging the spans of a batch of {len(records)} failed; written "
+                          "unmerged", exc, logging.WARNING)
+        return records
 
 
 def _run_stage(stage: Stage, records: Sequence[AuditRecord]) -> None:

@@ -1,7 +1,16 @@
 """Cost attribution from a versioned price table.
 
 The table ships as package data (``data/pricing.json``, prices in USD per 1M tokens for
-input, cached input and output). A user file (``GENAI_AUDIT_PRICING_FILE`` or the
+input, cached input (cache reads), cache writes, output and reasoning; cache reads and
+writes default to the input rate and reasoning to the output rate, where a provider charges
+no differently).
+
+Token accounting follows the OpenTelemetry GenAI conventions: input tokens include the
+cache reads and cache writes, output tokens include the reasoning tokens. Each part is
+priced at its own rate; a count that exceeds its total (a producer that reports the parts
+apart) is clamped for the part it is in and the rest priced on top.
+
+A user file (``GENAI_AUDIT_PRICING_FILE`` or the
 ``pricing_file`` setting) overrides or adds models and its ``version`` is what records
 carry in ``pricing_version``. A model matches exactly, else by the longest known prefix
 (``gpt-4o-2024-08-06`` -> ``gpt-4o``); an unknown model costs 0 and is flagged.
@@ -32,6 +41,8 @@ class Price:
     input: Decimal
     cached_input: Decimal
     output: Decimal
+    cache_write: Decimal | None = None  # None: the input rate
+    reasoning: Decimal | None = None  # None: the output rate
 
 
 @dataclass(frozen=True)
@@ -47,14 +58,24 @@ class PriceTable:
             self._resolved[model] = self.prices[max(candidates, key=len)] if candidates else None
         return self._resolved[model]
 
-    def cost(self, model: str, input_tokens: int, output_tokens: int,
-             cached_tokens: int = 0) -> Decimal | None:
+    def cost(self, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0,
+             *, cache_write_tokens: int = 0, reasoning_tokens: int = 0) -> Decimal | None:
+        """The call's cost; None for an unknown model. ``cached_tokens`` are cache reads."""
         price = self.lookup(model)
         if price is None:
             return None
-        cached = min(cached_tokens, input_tokens)
-        total = ((input_tokens - cached) * price.input + cached * price.cached_input
-                 + output_tokens * price.output) / _MILLION
+        read = min(cached_tokens, input_tokens)
+        write = min(cache_write_tokens, input_tokens - read)
+        plain_in = input_tokens - read - write
+        extra_write = cache_write_tokens - write  # reported apart from the input count
+        reasoning = min(reasoning_tokens, output_tokens)
+        extra_reasoning = reasoning_tokens - reasoning
+        write_rate = price.input if price.cache_write is None else price.cache_write
+        reason_rate = price.output if price.reasoning is None else price.reasoning
+        total = (plain_in * price.input + read * price.cached_input
+                 + (write + extra_write) * write_rate
+                 + (output_tokens - reasoning) * price.output
+                 + (reasoning + extra_reasoning) * reason_rate) / _MILLION
         return total.quantize(_QUANTUM)
 
 
@@ -88,13 +109,15 @@ def _parse(data: Any, source: str) -> PriceTable:
         try:
             values = {k: Decimal(str(entry[k])) for k in ("input", "output")}
             values["cached_input"] = Decimal(str(entry.get("cached_input", entry["input"])))
+            optional = {k: Decimal(str(entry[k])) for k in ("cache_write", "reasoning")
+                        if k in entry}
         except KeyError as exc:
             raise PricingError(f"{source}: model {model!r} lacks price {exc.args[0]!r}") from exc
         except InvalidOperation as exc:
             raise PricingError(f"{source}: model {model!r} has a non-numeric price") from exc
-        if any(v < 0 for v in values.values()):
+        if any(v < 0 for v in (*values.values(), *optional.values())):
             raise PricingError(f"{source}: model {model!r} has a negative price")
-        prices[str(model).lower()] = Price(**values)
+        prices[str(model).lower()] = Price(**values, **optional)
     return PriceTable(version=version, prices=prices)
 
 
@@ -108,14 +131,17 @@ class PricingStage:
     def process(self, records: Sequence[AuditRecord]) -> None:
         for record in records:
             model = record.response_model or record.model
-            cost = self.table.cost(model, record.prompt_tokens, record.response_tokens,
-                                   record.cached_tokens)
+            cost = self._cost(model, record)
             if cost is None and record.response_model:
-                cost = self.table.cost(record.model, record.prompt_tokens,
-                                       record.response_tokens, record.cached_tokens)
+                cost = self._cost(record.model, record)
             record.pricing_version = self.table.version
             if cost is None:
                 record.total_cost = Decimal(0)
                 record.flag(Flag.UNKNOWN_MODEL)
             else:
                 record.total_cost = cost
+
+    def _cost(self, model: str, r: AuditRecord) -> Decimal | None:
+        return self.table.cost(model, r.prompt_tokens, r.response_tokens, r.cached_tokens,
+                               cache_write_tokens=r.cache_write_tokens,
+                               reasoning_tokens=r.reasoning_tokens)

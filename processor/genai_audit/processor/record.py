@@ -63,13 +63,20 @@ class AuditRecord:
     request_id: str
     prompt_tokens: int
     response_tokens: int
-    cached_tokens: int
+    cached_tokens: int  # cache reads (input tokens served from the provider's prompt cache)
     latency_ms: int
     status_code: int
     error_type: str
     finish_reasons: tuple[str, ...]
     is_streaming: bool
     content: Content
+    cache_write_tokens: int = 0  # input tokens written to the provider's prompt cache
+    reasoning_tokens: int = 0  # output tokens spent on reasoning (part of response_tokens)
+    # instrumentation scope names of the span(s) this record was built from (several: merged)
+    producers: tuple[str, ...] = ()
+    merged_span_ids: tuple[str, ...] = ()  # the other spans of the same call folded in here
+    parent_span_id: str = ""  # in memory only: the merge stage's parent/child identity
+    ended_at: datetime | None = None  # in memory only: the span's end, to the microsecond
     user_key: str = ""  # gdpr_pseudonymized_user_key (keyed HMAC)
     total_cost: Decimal = Decimal(0)
     pricing_version: str = ""

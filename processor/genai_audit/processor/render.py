@@ -1,7 +1,8 @@
 """Render content for storage: canonical JSON of the messages and a 500-character preview.
 
 Runs after redaction, so what it serializes is what may be stored. Later stages work on
-the serialized text only.
+the serialized text only. A record without finish reasons takes those of its output
+messages (openai-v2 gives a stream's only there).
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ class RenderStage:
             record.prompt_text = canonical_json(prompt)
             record.response_text = canonical_json(content.output_messages)
             record.response_preview = message_text(content.output_messages)[:PREVIEW_CHARS]
+            if not record.finish_reasons:  # a producer that gives them only per message
+                record.finish_reasons = tuple(
+                    m["finish_reason"] for m in content.output_messages
+                    if isinstance(m.get("finish_reason"), str) and m["finish_reason"])
             # The text is what goes on; dropping the parsed messages now (not after the
             # batch's insert) keeps them from outliving a garbage collection or two.
             record.content = NO_CONTENT

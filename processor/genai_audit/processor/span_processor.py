@@ -1,7 +1,10 @@
 """``ComplianceSpanProcessor``: the only genai-audit code on the request thread.
 
 * ``on_start`` stamps the compliance baggage (tenant, user, tool...) onto the span;
-* ``on_end`` drops non-GenAI spans and enqueues the rest (a deque append);
+* ``on_end`` drops non-GenAI spans and enqueues the rest (a deque append); GenAI spans
+  nested in one another (two instrumentations wrapping one call) are queued together once
+  all of them have ended (``call_groups.py``), so the spans of one call reach the merge
+  (``merge.py``) in one batch;
 * a worker thread takes a batch from the queue when one is full, when a flush or a
   synchronous write waits, or ``schedule_delay_ms`` after the previous batch, and builds
   its records (the record pipeline, ``exporter.build``); a writer thread writes them
@@ -43,6 +46,7 @@ from genai_audit.instrumentation.durability import (  # noqa: F401 - AuditDurabi
     report_durability_failure,
 )
 from genai_audit.instrumentation.keys import ATTR_TOOL
+from genai_audit.processor.call_groups import CallGroups
 from genai_audit.processor.normalize import is_genai_span
 from genai_audit.safelog import log_failure
 
@@ -56,6 +60,10 @@ class _Pending:
     span: ReadableSpan
     done: threading.Event | None = None
     ok: bool = False
+    inner: list[ReadableSpan] | None = None  # the other GenAI spans of its call
+
+    def spans(self) -> list[ReadableSpan]:
+        return [self.span] if self.inner is None else [*self.inner, self.span]
 
 
 @dataclass
@@ -98,6 +106,7 @@ class ComplianceSpanProcessor(SpanProcessor):
         self._drop_reported = 0  # ...of which already reported in the log
         self._drop_reported_at = -DROP_REPORT_INTERVAL_S
         self._build, self._write = _stages(exporter)
+        self._groups = CallGroups(max_held=self.settings.max_queue_size)
         self._built: queue.Queue[_Built | None] = queue.Queue(maxsize=1)  # one in hand-off
         self._worker = threading.Thread(target=self._run, name="genai-audit-worker",
                                         daemon=True)
@@ -114,20 +123,34 @@ class ComplianceSpanProcessor(SpanProcessor):
     # -- request thread ----------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         stamp_baggage(span, parent_context)
+        if is_genai_span(span):
+            parent = span.parent
+            self._groups.started(span.context.span_id, parent.span_id if parent else 0)
 
     def on_end(self, span: ReadableSpan) -> None:
         if self._stopping or not is_genai_span(span):
             return
+        group = self._groups.ended(span)
+        if group is None:  # waits for the other spans of its call (call_groups.py)
+            return
         attrs = span.attributes or {}
+        inner = group[:-1] or None
         if attrs.get(ATTR_TOOL) in self.settings.sync_tools:
-            self._write_now(span)
+            self._write_now(span, inner)
             return
         if len(self._queue) >= self.settings.max_queue_size:
             self._dropped_one()
             return
-        self._queue.append(_Pending(span))
+        self._queue.append(_Pending(span, inner=inner))
         if self._full():
             self._notify()
+
+    def _release_groups(self) -> None:
+        """A flush writes everything that ended before it: the spans waiting for the rest
+        of their call too (a partner ending later is then merged by the merge stage's
+        memory)."""
+        for spans in self._groups.release():
+            self._queue.append(_Pending(spans[-1], inner=spans[:-1] or None))
 
     def _dropped_one(self) -> None:
         """Count a drop; report at most one ERROR per interval (a saturated queue drops
@@ -143,8 +166,8 @@ class ComplianceSpanProcessor(SpanProcessor):
                    "process's calls (raise max_queue_size, or run the gateway)",
                    self.settings.max_queue_size, since, self.dropped)
 
-    def _write_now(self, span: ReadableSpan) -> None:
-        pending = _Pending(span, done=threading.Event())
+    def _write_now(self, span: ReadableSpan, inner: list[ReadableSpan] | None = None) -> None:
+        pending = _Pending(span, done=threading.Event(), inner=inner)
         self._enqueue_urgent(pending)
         finished = pending.done.wait(self.settings.sync_timeout_ms / 1000)  # type: ignore[union-attr]
         if finished and pending.ok:
@@ -219,7 +242,7 @@ class ComplianceSpanProcessor(SpanProcessor):
 
     def _build_batch(self, batch: list[_Pending]) -> Any:
         try:
-            return self._build([p.span for p in batch])
+            return self._build([s for p in batch for s in p.spans()])
         except Exception as exc:  # an exporter must not raise; if one does, fail the batch
             log_failure(_log, "genai-audit exporter raised while building records", exc)
             return None
@@ -253,6 +276,7 @@ class ComplianceSpanProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         if self._shutdown_done:
             return True
+        self._release_groups()
         marker = _Flush()
         self._enqueue_urgent(marker)
         return marker.done.wait(timeout_millis / 1000)
@@ -263,6 +287,7 @@ class ComplianceSpanProcessor(SpanProcessor):
                 return
             self._shutdown_done = True
         deadline = time.monotonic() + timeout_millis / 1000
+        self._release_groups()
         self._stopping = True
         self._notify()
         self._worker.join(max(0.0, deadline - time.monotonic()))

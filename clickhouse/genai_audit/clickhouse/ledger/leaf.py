@@ -176,13 +176,20 @@ INTERACTIONS_V2: tuple[Field, ...] = (
     Field(CONTENT_TTL.column, B),
 )
 
+# v3 (migration 009): cache-write and reasoning tokens, the producers and merged spans.
+INTERACTIONS_V3: tuple[Field, ...] = (
+    *INTERACTIONS_V2,
+    *_f(I, "cache_write_tokens", "reasoning_tokens"),
+    *_f(Kind.STRING_ARRAY, "producers", "merged_span_ids"),
+)
+
 INTERACTIONS = LeafSchema(
     table="interactions",
-    versions={1: INTERACTIONS_V1, 2: INTERACTIONS_V2},
+    versions={1: INTERACTIONS_V1, 2: INTERACTIONS_V2, 3: INTERACTIONS_V3},
     # ingested_at is stamped by the server at insert time, after the leaf is fixed.
     not_covered=frozenset({"ingested_at"}),
     fixed_widths={"prompt_hash": 32, "response_hash": 32, "content_digest": 32},
-    digests={2: CONTENT_TTL},
+    digests={2: CONTENT_TTL, 3: CONTENT_TTL},
 )
 
 # GDPR Art. 17 erasure tombstones (erasure.py). Every stored column is covered: db_user is
