@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from genai_audit.processor.redaction import addresses
 from genai_audit.processor.redaction import validators as v
 
 CONTEXT_BOOST = 0.35
@@ -209,6 +210,8 @@ SPECS: tuple[PatternSpec, ...] = (
         r"way|terrace|ter|parkway|pkwy|highway|hwy|circle|cir|square|sq|trail|trl|close|"
         r"crescent|row|strasse|straße)\b\.?(?:,?\s*(?:apt|apartment|suite|ste|unit|#|flat)\.?"
         r"\s*#?[A-Z0-9\-]+)?", _I), 0.85),
+    PatternSpec("address_block", "STREET_ADDRESS", addresses.ADDRESS_BLOCK, 0.85),
+    PatternSpec("street_line", "STREET_ADDRESS", addresses.STREET_LINE, 0.6),
     PatternSpec("po_box", "STREET_ADDRESS", _c(r"\bP\.?\s?O\.?\s+Box\s+\d+\b", _I), 0.85),
     PatternSpec("zip_state", "ZIP_CODE", _c(
         r"\b(?:A[KLRZ]|C[AOT]|D[CE]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|O[HKR]|"
