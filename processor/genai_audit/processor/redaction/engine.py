@@ -198,7 +198,7 @@ class RedactionEngine:
             with self._pipe_lock:  # one spaCy pass at a time: the worker and the guard share it
                 docs = nlp.pipe(pieces, batch_size=NER_BATCH)
                 for (index, offset), doc in zip(jobs, docs, strict=True):
-                    results[index].extend(_ner_findings(doc.ents, offset))
+                    results[index].extend(_ner_findings(doc.ents, offset, texts[index]))
                     _check(deadline)
         return results
 
@@ -212,12 +212,25 @@ def _check(deadline: float | None) -> None:
         raise RedactionTimeout
 
 
-def _ner_findings(ents: Iterable[Any], offset: int) -> Iterable[Finding]:
+def _ner_findings(ents: Iterable[Any], offset: int, text: str) -> Iterable[Finding]:
     for ent in ents:
         entity = NER_LABELS.get(ent.label_)
         if entity is not None and ent.text.lower() not in IDENTIFIER_WORDS:
             end = ent.end_char - 2 if ent.text.endswith(_POSSESSIVE) else ent.end_char
-            yield Finding(entity, offset + ent.start_char, offset + end, NER_SCORE, "ner")
+            start, end = offset + ent.start_char, offset + end
+            if entity == "PERSON":  # the small model often stops at the first name
+                tail = _NAME_TAIL.match(text, end)
+                if tail is not None and tail.group(1).lower() not in SENTENCE_OPENERS:
+                    end = tail.end()
+            yield Finding(entity, start, end, NER_SCORE, "ner")
+
+
+# More of a name after the model's PERSON: surnames, a particle, a hyphenated part, a
+# suffix ("Théophile| Pereira", "Horst|-Peter Becker", "Michael Matthews| DVM").
+_NAME_TAIL = re.compile(
+    r"(?:[ \t]+(?:(?:de|del|de la|da|di|du|van|von|der|le|la)[ \t]+)?|-)"
+    r"([A-ZÀ-ÖØ-Þ][\w'\u2019]+(?:-[A-ZÀ-ÖØ-Þ][\w'\u2019]+)*\.?)"
+    r"(?:[ \t]+[A-ZÀ-ÖØ-Þ][\w'\u2019]+(?:-[A-ZÀ-ÖØ-Þ][\w'\u2019]+)*\.?){0,2}")
 
 
 _shared: dict[str, RedactionEngine] = {}

@@ -14,6 +14,7 @@ costs about half a millisecond per region on a 1 KB text that has digits.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from genai_audit.processor.redaction.recognizers import Finding
@@ -48,18 +49,32 @@ def regions_for(languages: Iterable[str]) -> tuple[str, ...]:
 
 
 def find_phones(text: str, regions: tuple[str, ...]) -> list[Finding]:
-    """Every valid phone number of ``text`` in any of ``regions`` (spans deduplicated)."""
+    """Every valid phone number of ``text`` in any of ``regions``.
+
+    Candidates are runs of digits and phone punctuation on one line (``_CANDIDATE``); each is
+    parsed once per region until one accepts it, which is several times cheaper than the
+    library's own matcher over the whole text and finds the same numbers."""
     if not regions or sum(ch.isdigit() for ch in text) < MIN_DIGITS:
         return []
-    from phonenumbers import Leniency, PhoneNumberMatcher
+    import phonenumbers
 
-    seen: set[tuple[int, int]] = set()
     found: list[Finding] = []
-    for region in regions:
-        for match in PhoneNumberMatcher(text, region, leniency=Leniency.VALID):
-            span = (match.start, match.end)
-            if span not in seen:
-                seen.add(span)
-                found.append(Finding("PHONE_NUMBER", match.start, match.end, SCORE,
+    for match in _CANDIDATE.finditer(text):
+        candidate = match.group()
+        if sum(ch.isdigit() for ch in candidate) < MIN_DIGITS:
+            continue
+        for region in ("ZZ",) if candidate.startswith("+") else regions:
+            try:
+                number = phonenumbers.parse(candidate, None if region == "ZZ" else region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(number):
+                found.append(Finding("PHONE_NUMBER", match.start(), match.end(), SCORE,
                                      "phonenumbers"))
+                break
     return found
+
+
+_CANDIDATE = re.compile(
+    r"(?<![\w+\-./])(?:\+|\(\+?)?\d[\d \t().\-/]{4,24}\d"
+    r"(?:[ \t]?(?:x|ext\.?|extension)[ \t]?\d{1,6})?(?![\w]|[\-./]\d)", re.IGNORECASE)

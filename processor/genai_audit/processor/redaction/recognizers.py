@@ -253,7 +253,18 @@ TITLED_NAME = PatternSpec("titled_name", "PERSON", _c(
     r"\b(?:Dr|Mr|Mrs|Ms|Mx|Miss|Prof|Sr|Sra|Herr|Frau|Mme|M)\.?\s+"
     r"((?:[A-Z][a-z'\-]+|[A-Z]\.)(?:\s+[A-Z][a-z'\-]+){0,2})"), 0.75, needs="", group=1)
 
-ALL_SPECS: tuple[PatternSpec, ...] = (*SPECS, TITLED_NAME)
+# A capitalized name after words that announce one ("my name is", "call me", "last name?").
+_NAME_WORD = r"[A-ZÀ-ÖØ-Þ][\w'’\-]+"
+_PARTICLE = r"(?:de|del|de la|da|di|du|van|von|der|le|la)"
+NAME_CUE = PatternSpec("name_cue", "PERSON", _c(
+    r"(?i:\b(?:my name is|name is|name's|last name\??|first name\??|surname\??|call me|"
+    r"calls me|called me|named (?:him|her)|i'm|i am|this is|under|my kid|my son|my daughter|"
+    r"change it to|correct it to|name:|names? on the account is))[ \t]+"
+    rf"((?:{_PARTICLE}[ \t]+)*{_NAME_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+)?{_NAME_WORD}){{0,3}})"),
+    0.6, needs=("name", "call", "i'm", "i am", "this is", "under", "kid", "son", "daughter",
+                "change it", "correct it"), group=1)
+
+ALL_SPECS: tuple[PatternSpec, ...] = (*SPECS, TITLED_NAME, NAME_CUE)
 
 ENTITY_TYPES: frozenset[str] = frozenset(
     {spec.entity for spec in ALL_SPECS} | {"PERSON", "LOCATION", "ORGANIZATION", "NRP",
