@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-_CAP = r"[A-ZÀ-ÖØ-Þ][\w'’\-.]*"
+_CAP = r"[A-ZÀ-ÖØ-Þ][\w'\u2019\-.]*"
 _UNIT = (r"(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Flat|Studio|Puerta|Piso|Planta|Bajo|"
          r"Escalera|Etage|App\.?|Bât\.?|Wohnung)\s*[\w\-]{1,6}")
 _STREET_WORDS_LOWER = (r"(?:rue|chemin|boulevard|avenue|all[ée]e|impasse|place|quai|route|"

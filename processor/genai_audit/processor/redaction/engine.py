@@ -233,17 +233,20 @@ _NAME_TAIL = re.compile(
     r"(?:[ \t]+[A-ZÀ-ÖØ-Þ][\w'\u2019]+(?:-[A-ZÀ-ÖØ-Þ][\w'\u2019]+)*\.?){0,2}")
 
 
-_shared: dict[str, RedactionEngine] = {}
+_shared: dict[tuple[str, tuple[str, ...]], RedactionEngine] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_engine(model: str = DEFAULT_MODEL) -> RedactionEngine:
-    """The process's engine for ``model`` (created on first use; the model loads on first
-    ``analyze`` or ``warm``)."""
+def shared_engine(model: str = DEFAULT_MODEL, languages: Sequence[str] = DEFAULT_LANGUAGES
+                  ) -> RedactionEngine:
+    """The process's engine for ``model`` and ``languages`` (created on first use; the model
+    loads on first ``analyze`` or ``warm``). The pipeline's stage and the pre-LLM guard both
+    call this with the policy's model and languages, so they share one engine."""
+    key = (model, tuple(languages))
     with _shared_lock:
-        engine = _shared.get(model)
+        engine = _shared.get(key)
         if engine is None:
-            engine = _shared[model] = RedactionEngine(model)
+            engine = _shared[key] = RedactionEngine(model, languages=key[1])
         return engine
 
 

@@ -129,7 +129,7 @@ SPECS: tuple[PatternSpec, ...] = (
         needs=("key", "secret", "token", "passw", "pwd", "bearer")),
     # -- contact -----------------------------------------------------------------------
     PatternSpec("email", "EMAIL_ADDRESS", _c(
-        r"\b[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+)*"
+        r"(?<![\w.])[\w!#$%&'*+/=?^`{|}~\-]+(?:\.[\w!#$%&'*+/=?^`{|}~\-]+)*"
         r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\b"), 1.0, needs="@"),
     PatternSpec("url", "URL", _c(
         r"\b(?:https?://|ftp://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]", _I), 0.9,
@@ -159,7 +159,7 @@ SPECS: tuple[PatternSpec, ...] = (
         r"(?<![\d\-])\d{4}(?:[ \-]?\d{2,4}){2,4}(?:[ \-]?\d{1,3})?(?![\d\-])"), 0.9,
         _CARD_CTX, v.credit_card),
     PatternSpec("card_luhn", "CREDIT_CARD", _c(
-        r"(?<![\d\-])\d{4}(?:[ \-]?\d{2,4}){2,4}(?:[ \-]?\d{1,3})?(?![\d\-])"), 0.3,
+        r"(?<![\d\-])\d{4}(?:[ \-]?\d{2,4}){2,4}(?:[ \-]?\d{1,3})?(?![\d\-])"), 0.45,
         _CARD_CTX, v.luhn_number),
     PatternSpec("iban", "IBAN_CODE", _c(
         r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), 1.0, ("iban",), v.iban),
@@ -200,6 +200,19 @@ SPECS: tuple[PatternSpec, ...] = (
     PatternSpec("imei", "DEVICE_ID", _c(
         r"(?<![\d\-])\d{2}[ \-]?\d{6}[ \-]?\d{6}[ \-]?\d(?![\d\-])"), 0.3,
         ("imei", "device", "phone"), v.imei),
+    # -- EU national identifiers ------------------------------------------------------------
+    PatternSpec("es_dni_nie", "NATIONAL_ID", _c(r"\b(?:\d{8}|[XYZ]-?\d{7})-?[A-Z]\b"), 0.7,
+                ("dni", "nie", "nif", "documento", "identidad"), v.es_dni),
+    PatternSpec("fr_nir", "NATIONAL_ID", _c(
+        r"\b[12][ .]?\d{2}[ .]?(?:0[1-9]|1[0-2]|[2-9]\d)[ .]?(?:\d{2}|2[AB])[ .]?\d{3}[ .]?"
+        r"\d{3}[ .]?\d{2}\b"), 0.7, ("sécurité sociale", "securite sociale", "nir", "insee",
+                                   "sécu"), v.fr_nir),
+    PatternSpec("de_id_card", "NATIONAL_ID", _c(
+        r"\b[CFGHJKLMNPRTVWXYZ][CFGHJKLMNPRTVWXYZ0-9]{8}\d?\b"), 0.2,
+        ("ausweis", "reisepass", "pass-nr", "passnummer", "id card", "identity card"),
+        v.has_digits),
+    PatternSpec("tax_id", "NATIONAL_ID", _c(r"(?<![\d\-])\d{11}(?![\d\-])"), 0.2,
+                ("steuer", "idnr", "tax id", "tin", "fiscal")),
     PatternSpec("unique_id", "UNIQUE_ID", _c(
         r"\b(?:employee|staff|student|customer|client|case|claim|ticket|badge|national|tax|"
         r"TIN|EIN|NHS|user|reference|ref)" + _LABEL_GAP + _ID, _I), 0.6, group=1),
@@ -254,7 +267,7 @@ TITLED_NAME = PatternSpec("titled_name", "PERSON", _c(
     r"((?:[A-Z][a-z'\-]+|[A-Z]\.)(?:\s+[A-Z][a-z'\-]+){0,2})"), 0.75, needs="", group=1)
 
 # A capitalized name after words that announce one ("my name is", "call me", "last name?").
-_NAME_WORD = r"[A-ZÀ-ÖØ-Þ][\w'’\-]+"
+_NAME_WORD = r"[A-ZÀ-ÖØ-Þ][\w'\u2019\-]+"
 _PARTICLE = r"(?:de|del|de la|da|di|du|van|von|der|le|la)"
 NAME_CUE = PatternSpec("name_cue", "PERSON", _c(
     r"(?i:\b(?:my name is|name is|name's|last name\??|first name\??|surname\??|call me|"

@@ -103,6 +103,25 @@ def iban(text: str) -> bool:
     return int(number) % 97 == 1
 
 
+_DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
+
+
+def es_dni(text: str) -> bool:
+    """Spanish DNI (8 digits) or NIE (X/Y/Z and 7 digits) with its check letter."""
+    code = _NON_ALNUM.sub("", text).upper()
+    body = "XYZ".index(code[0]).__str__() + code[1:-1] if code[0] in "XYZ" else code[:-1]
+    return body.isdigit() and _DNI_LETTERS[int(body) % 23] == code[-1]
+
+
+def fr_nir(text: str) -> bool:
+    """French social security number (NIR): 13 characters and a key of 97 - n mod 97
+    (Corsica's 2A/2B count as 19/18)."""
+    code = _NON_ALNUM.sub("", text).upper()
+    body = code[:13].replace("2A", "19", 1) if code[5:7] == "2A" else code[:13]
+    body = body.replace("2B", "18", 1) if code[5:7] == "2B" else body
+    return len(code) == 15 and body.isdigit() and 97 - int(body) % 97 == int(code[13:])
+
+
 def ip_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
