@@ -41,7 +41,7 @@ NER_LABELS: dict[str, str] = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCAT
                               "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION",
                               "NORP": "NRP"}
 NER_SCORE = 0.85
-NER_BATCH = 64
+NER_BATCH = 256
 MAX_SEGMENT_CHARS = 20_000  # longer runs are cut (the model's cost grows with length)
 SKIP_SCORE = 0.5  # a pattern finding this sure is not re-examined by the model
 
@@ -117,23 +117,41 @@ def _split_long(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
 
 
 def _candidate_segments(text: str, skip: Sequence[Finding]) -> list[tuple[int, int]]:
-    """Spans of ``text`` worth sending to the NER model: runs of sentences that hold a
-    capitalized word which is not a common sentence opener, not an identifier's label and
-    not inside a pattern finding (``skip``)."""
+    """Spans of ``text`` worth sending to the NER model: around each capitalized word which
+    is not a common sentence opener, not an identifier's label and not inside a pattern
+    finding (``skip``), ``WINDOW_TOKENS`` whitespace-separated tokens either side within its
+    sentence (the model's features reach four tokens), windows that touch merged."""
     segments: list[tuple[int, int]] = []
     start = 0
     bounds = [m.span() for m in _SENTENCE_END.finditer(text)] + [(len(text), len(text))]
     for sep_start, sep_end in bounds:
-        if sep_start > start and _may_name(text, start, sep_start, skip):
-            if segments and segments[-1][1] >= start - 2:
-                segments[-1] = (segments[-1][0], sep_start)
-            else:
-                segments.append((start, sep_start))
+        if sep_start > start:
+            names = list(_name_candidates(text, start, sep_start, skip))
+            if names:
+                tokens = [m.span() for m in _TOKEN.finditer(text, start, sep_start)]
+                for name in names:
+                    i = next(k for k, (a, b) in enumerate(tokens) if b > name)
+                    a = tokens[max(0, i - WINDOW_TOKENS)][0]
+                    b = tokens[min(len(tokens) - 1, i + WINDOW_TOKENS)][1]
+                    if segments and segments[-1][1] >= a - 1:
+                        segments[-1] = (segments[-1][0], max(b, segments[-1][1]))
+                    else:
+                        segments.append((a, b))
         start = sep_end
     return segments
 
 
+WINDOW_TOKENS = 5
+_TOKEN = re.compile(r"\S+")
+
+
 def _may_name(text: str, start: int, end: int, skip: Sequence[Finding]) -> bool:
+    return next(_name_candidates(text, start, end, skip), None) is not None
+
+
+def _name_candidates(text: str, start: int, end: int, skip: Sequence[Finding]
+                     ) -> Iterator[int]:
+    """Offsets of the capitalized words in ``text[start:end]`` that may begin a name."""
     for match in _WORD.finditer(text, start, end):
         word = match.group()
         if not word[0].isupper() or (match.start() and text[match.start() - 1] == "<"):
@@ -144,8 +162,7 @@ def _may_name(text: str, start: int, end: int, skip: Sequence[Finding]) -> bool:
         if any(f.start <= match.start() < f.end for f in skip
                if f.score >= SKIP_SCORE and f.source != "titled_name"):
             continue
-        return True
-    return False
+        yield match.start()
 
 
 class RedactionEngine:
