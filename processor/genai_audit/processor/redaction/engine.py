@@ -141,7 +141,7 @@ def _candidate_segments(text: str, skip: Sequence[Finding]) -> list[tuple[int, i
     return segments
 
 
-WINDOW_TOKENS = 5
+WINDOW_TOKENS = 3
 _TOKEN = re.compile(r"\S+")
 
 
