@@ -11,7 +11,6 @@ streaming variant. Target: under 10 ms added at the median.
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import sys
 import time
@@ -49,7 +48,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=60)
     parser.add_argument("--prompts", type=int, default=60, help="distinct ~1 KB prompts")
     args = parser.parse_args()
-    prompts = [d.text for d in corpus.documents(random.Random(11), args.prompts, 1000)]
+    prompts = corpus.documents(corpus.load("held_out"), args.prompts, 1000)
     shared_engine().warm()
     with StubLLM() as stub:
         plain = openai.OpenAI(base_url=stub.base_url, api_key="bench", max_retries=0)

@@ -79,7 +79,7 @@ class Guard:
                  engine: RedactionEngine | None = None,
                  tracer_provider: TracerProvider | None = None) -> None:
         self.policies = policies if policies is not None else load_policy()
-        self.engine = (engine or shared_engine(self.policies.model)).warm()
+        self.engine = (engine or shared_engine(self.policies.model, self.policies.languages)).warm()
         self.tracer = trace.get_tracer("genai_audit.guard", tracer_provider=tracer_provider)
 
     def _policy(self) -> tuple[RedactionPolicy, dict[str, str]]:

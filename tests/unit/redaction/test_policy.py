@@ -102,3 +102,19 @@ def test_bad_env_value_names_the_variable(tmp_path: Path) -> None:
 def test_missing_named_file(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="does not exist"):
         load_policy(env={"GENAI_AUDIT_REDACTION_POLICY": str(tmp_path / "nope.toml")})
+
+
+def test_languages_pick_phone_regions_and_bad_ones_are_named(tmp_path: Path) -> None:
+    from genai_audit.processor.redaction.engine import shared_engine
+
+    policies = load_policy(write(tmp_path, '[redaction]\nlanguages = ["de", "FR"]'), env={})
+    assert policies.languages == ("de", "fr")
+    engine = shared_engine(policies.model, policies.languages)
+    assert engine.regions == ("DE", "AT", "FR", "BE")
+    assert shared_engine(policies.model, policies.languages) is engine  # stage and guard share
+    assert load_policy(write(tmp_path, ""), env={
+        "GENAI_AUDIT_REDACTION_LANGUAGES": "es"}).languages == ("es",)
+    with pytest.raises(PolicyError, match=r"redaction\.languages.*unknown language 'xx'"):
+        load_policy(write(tmp_path, '[redaction]\nlanguages = ["en", "xx"]'), env={})
+    with pytest.raises(PolicyError, match="GENAI_AUDIT_REDACTION_LANGUAGES"):
+        load_policy(write(tmp_path, ""), env={"GENAI_AUDIT_REDACTION_LANGUAGES": " "})

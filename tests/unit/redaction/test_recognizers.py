@@ -1,8 +1,7 @@
-"""Every entity type on generated, labeled sentences; validators on their own."""
+"""Recognizers on the cases issue 22 names and on EU forms; validators on their own.
+Recall on the independent corpus is in test_independent_corpus.py."""
 
 from __future__ import annotations
-
-import random
 
 import pytest
 import redaction_corpus as corpus
@@ -10,39 +9,74 @@ import redaction_corpus as corpus
 from genai_audit.processor.redaction import validators as v
 from genai_audit.processor.redaction.engine import RedactionEngine, ner_segments
 from genai_audit.processor.redaction.policy import RedactionPolicy
-from genai_audit.processor.redaction.recognizers import ENTITY_TYPES, find_patterns
+from genai_audit.processor.redaction.recognizers import find_patterns
 from genai_audit.processor.redaction.redact import select
 
-NER_TYPES = {"PERSON", "LOCATION"}
+
+def _caught(engine: RedactionEngine, text: str, value: str, entity: str | None = None) -> bool:
+    start = text.index(value)
+    spans = select(text, engine.analyze(text), RedactionPolicy())
+    covering = [f for f in spans if f.start <= start and start + len(value) <= f.end]
+    return bool(covering) and (entity is None or covering[0].entity == entity)
 
 
-@pytest.fixture(scope="module")
-def labeled(engine: RedactionEngine) -> tuple[list[corpus.Sample], dict[str, float]]:
-    rng = random.Random(3)
-    samples = [corpus.sample(rng, e) for e in corpus.ENTITIES for _ in range(25)]
+@pytest.mark.parametrize("number", ["795 487 714", "455 6186", "96 835939", "(0161) 4960141",
+                                    "02623 49356", "001-610-611-8120x1750", "+34 920000806",
+                                    "+33 5 56 34 39 55", "843-698-9433x7055"])
+def test_phones_national_international_and_plain_after_call_me(engine: RedactionEngine,
+                                                               number: str) -> None:
+    assert _caught(engine, f"Please call me at {number} tomorrow.", number, "PHONE_NUMBER")
+
+
+@pytest.mark.parametrize("number", ["180013334312787", "213143904974095", "3511664453891599",
+                                    "3530111333300000"])
+def test_cards_after_card_no_whatever_the_brand(engine: RedactionEngine, number: str) -> None:
+    assert _caught(engine, f"Please block card no {number}", number, "CREDIT_CARD")
+
+
+@pytest.mark.parametrize("date", ["03/19/1983 01:49 AM", "Saturday, June 25, 2016",
+                                  "2010-09-27 10:38:35", "June 2022", "09 Jul 1994 03:55",
+                                  "12. März 2021", "3 janvier 2020", "5 de mayo de 2019"])
+def test_dates_and_times_in_written_forms(engine: RedactionEngine, date: str) -> None:
+    assert _caught(engine, f"She was born on {date}. Thanks", date, "DATE_TIME")
+
+
+@pytest.mark.parametrize(("text", "age"), [("He just turned 78 years old", "78"),
+                                           ("a 45-year-old male", "45"),
+                                           ("I'm 31 y/o.", "31"), ("retired at the age of 64", "64"),
+                                           ("Er ist 52 Jahre alt.", "52"), ("Elle a 40 ans.", "40")])
+def test_ages(engine: RedactionEngine, text: str, age: str) -> None:
+    assert _caught(engine, text, age, "AGE")
+
+
+@pytest.mark.parametrize(("text", "value", "entity"), [
+    ("Rufen Sie mich unter 030 12345678 an.", "030 12345678", "PHONE_NUMBER"),
+    ("Appelez-moi au 01 42 68 53 00 demain.", "01 42 68 53 00", "PHONE_NUMBER"),
+    ("Llámame al 912 345 678 por favor.", "912 345 678", "PHONE_NUMBER"),
+    ("IBAN: DE89 3704 0044 0532 0130 00", "DE89 3704 0044 0532 0130 00", "IBAN_CODE"),
+    ("Mon IBAN est FR14 2004 1010 0505 0001 3M02 606.", "FR14 2004 1010 0505 0001 3M02 606",
+     "IBAN_CODE"),
+    ("Mi IBAN es ES91 2100 0418 4502 0005 1332.", "ES91 2100 0418 4502 0005 1332", "IBAN_CODE"),
+    ("Schreiben Sie an jürgen.müller@beispiel.de bitte.", "müller@beispiel.de", "EMAIL_ADDRESS"),
+    ("Écrivez à amélie.dupont@exemple.fr svp.", "dupont@exemple.fr", "EMAIL_ADDRESS"),
+    ("Personalausweisnummer: T22000129", "T22000129", None),
+    ("Mi DNI es 12345678Z.", "12345678Z", None),
+    ("NIE: X1234567L", "X1234567L", None),
+    ("Mon numéro de sécurité sociale est 1 84 12 76 451 089 46.", "1 84 12 76 451 089 46", None),
+    ("Steuer-ID 65929970489 bitte prüfen", "65929970489", None),
+])
+def test_eu_phone_iban_email_and_national_ids(engine: RedactionEngine, text: str, value: str,
+                                              entity: str | None) -> None:
+    assert _caught(engine, text, value, entity), text
+
+
+def test_pii_free_sentences_have_no_findings(engine: RedactionEngine) -> None:
+    """The corpus's templates without a field (both splits): nothing to redact, but for the
+    template written to trap NER ("Capitalized words like Wisdom...") and "the Devil"."""
     policy = RedactionPolicy()
-    spans = [[(f.start, f.end) for f in select(s.text, found, policy)]
-             for s, found in zip(samples, engine.analyze_batch([s.text for s in samples]),
-                                 strict=True)]
-    return samples, corpus.recall_by_entity(samples, spans)
-
-
-def test_corpus_covers_every_entity_type_the_engine_knows() -> None:
-    assert set(corpus.ENTITIES) == ENTITY_TYPES - {"ORGANIZATION"}  # caught as others' mislabel
-
-
-@pytest.mark.parametrize("entity", corpus.ENTITIES)
-def test_recall_per_entity(labeled: tuple[list[corpus.Sample], dict[str, float]],
-                           entity: str) -> None:
-    _, recall = labeled
-    floor = 0.85 if entity in NER_TYPES else 0.95
-    assert recall[entity] >= floor, f"{entity} recall {recall[entity]:.2f}"
-
-
-def test_pii_free_text_has_no_findings(engine: RedactionEngine) -> None:
-    policy = RedactionPolicy()
-    for text in corpus.FILLER:
-        assert select(text, engine.analyze(text), policy) == [], text
+    texts = sorted({s.text for s in corpus.load(None) if not s.spans})
+    flagged = [t for t in texts if select(t, engine.analyze(t), policy)]
+    assert len(texts) >= 10 and len(flagged) <= 2, flagged  # Wisdom, the Devil
 
 
 @pytest.mark.parametrize("number", [

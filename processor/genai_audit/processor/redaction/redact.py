@@ -2,7 +2,8 @@
 
 Findings from the engine are filtered by the policy (entity types, per-type thresholds,
 allow-list), overlapping findings are merged into one span (a union, so no character of
-either leaks; the stronger finding names the type), and each span is rewritten by the
+either leaks; a pattern's finding names the type before the model's, then the stronger
+one), and each span is rewritten by the
 policy's operator for its type. Offsets in ``Redaction.entities`` refer to the input text.
 """
 
@@ -62,6 +63,12 @@ def apply_findings(text: str, findings: Sequence[Finding], policy: RedactionPoli
     return Redaction("".join(out), tuple(spans), dict(Counter(s.entity for s in spans)))
 
 
+def _precedence(finding: Finding) -> tuple[bool, float, int]:
+    """Which finding names a merged span: a pattern's (checked by its own rule) before the
+    NER model's guess, then the higher score, then the longer span."""
+    return finding.source != "ner", finding.score, finding.end - finding.start
+
+
 def select(text: str, findings: Sequence[Finding], policy: RedactionPolicy) -> list[Finding]:
     """The policy's findings, overlaps merged, in text order. A finding inside an existing
     placeholder (``<PERSON_1>``, put there by the guard) is not redacted again."""
@@ -74,7 +81,7 @@ def select(text: str, findings: Sequence[Finding], policy: RedactionPolicy) -> l
     for finding in wanted:
         if merged and finding.start < merged[-1].end:
             prev = merged[-1]
-            lead = max(prev, finding, key=lambda f: (f.score, f.end - f.start))
+            lead = max(prev, finding, key=_precedence)
             merged[-1] = Finding(lead.entity, prev.start, max(prev.end, finding.end),
                                  max(prev.score, finding.score), lead.source)
         else:

@@ -80,7 +80,7 @@ class RedactionStage:
     @property
     def engine(self) -> RedactionEngine:
         if self._engine is None:  # first batch, on the worker thread
-            self._engine = shared_engine(self.policies.model)
+            self._engine = shared_engine(self.policies.model, self.policies.languages)
         return self._engine
 
     def process(self, records: Sequence[AuditRecord]) -> None:

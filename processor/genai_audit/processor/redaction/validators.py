@@ -11,6 +11,7 @@ import re
 
 _NON_DIGITS = re.compile(r"\D")
 _NON_ALNUM = re.compile(r"[^0-9A-Za-z]")
+_EXTENSION = re.compile(r"\s?(?:x|ext)", re.IGNORECASE)
 
 
 def digits(text: str) -> str:
@@ -60,6 +61,12 @@ def credit_card(text: str) -> bool:
     return 12 <= len(number) <= 19 and _card_brand_ok(number) and luhn_ok(number)
 
 
+def luhn_number(text: str) -> bool:
+    """13-19 digits passing Luhn, whatever the issuer (JCB 15, private-label cards)."""
+    number = digits(text)
+    return 13 <= len(number) <= 19 and len(set(number)) > 2 and luhn_ok(number)
+
+
 def imei(text: str) -> bool:
     number = digits(text)
     return len(number) == 15 and luhn_ok(number)
@@ -96,6 +103,25 @@ def iban(text: str) -> bool:
     return int(number) % 97 == 1
 
 
+_DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
+
+
+def es_dni(text: str) -> bool:
+    """Spanish DNI (8 digits) or NIE (X/Y/Z and 7 digits) with its check letter."""
+    code = _NON_ALNUM.sub("", text).upper()
+    body = "XYZ".index(code[0]).__str__() + code[1:-1] if code[0] in "XYZ" else code[:-1]
+    return body.isdigit() and _DNI_LETTERS[int(body) % 23] == code[-1]
+
+
+def fr_nir(text: str) -> bool:
+    """French social security number (NIR): 13 characters and a key of 97 - n mod 97
+    (Corsica's 2A/2B count as 19/18)."""
+    code = _NON_ALNUM.sub("", text).upper()
+    body = code[:13].replace("2A", "19", 1) if code[5:7] == "2A" else code[:13]
+    body = body.replace("2B", "18", 1) if code[5:7] == "2B" else body
+    return len(code) == 15 and body.isdigit() and 97 - int(body) % 97 == int(code[13:])
+
+
 def ip_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
@@ -106,10 +132,21 @@ def ip_address(text: str) -> bool:
 
 def phone(text: str) -> bool:
     """7-15 digits (E.164 caps at 15); a number without a ``+`` needs at least 10."""
+    text = _EXTENSION.split(text, maxsplit=1)[0]
     count = len(digits(text))
     if text.lstrip("(").startswith("+") or text.startswith("00"):
         return 8 <= count <= 15
     return 10 <= count <= 15 and len(set(digits(text))) > 2
+
+
+def short_phone(text: str) -> bool:
+    """7-12 digits in groups (``455 6186``, ``96 835939``): a phone only with context."""
+    number = digits(text)
+    return 7 <= len(number) <= 12 and len(set(number)) > 2
+
+
+def age(text: str) -> bool:
+    return 0 < int(digits(text) or 0) <= 125
 
 
 def has_digit_and_letter(text: str) -> bool:
@@ -144,7 +181,8 @@ def month_day(month: int, day: int) -> bool:
 
 def numeric_date(text: str) -> bool:
     """``MM/DD/YYYY``, ``DD.MM.YYYY``, ``YYYY-MM-DD`` and two-digit years: a real calendar day."""
-    parts = [int(p) for p in re.split(r"[/.\-]", text) if p]
+    date = re.split(r"[\sT,]", text, maxsplit=1)[0]  # the time after it, if any, is free
+    parts = [int(p) for p in re.split(r"[/.\-]", date) if p]
     if len(parts) != 3:
         return False
     if parts[0] > 31:  # ISO: year first
