@@ -217,3 +217,20 @@ def test_read_only_is_a_session_setting_the_engine_enforces(store_dsn):
         reader.close()
         admin.command(f"DROP DATABASE IF EXISTS `{database}`")
         admin.close()
+
+
+def test_readonly_alone_does_not_keep_files_out(reader, store_dsn, tmp_path):
+    """Why the AST is checked too: on a readonly=1 connection chDB 26.9 still reads files
+    with the scalar file() and with `IN file(...)` (quoted in its error), still runs
+    merge(), and still writes INTO OUTFILE."""
+    path = key_file(store_dsn)
+    secret = path.read_text().strip()
+    reader.make_read_only()
+    assert secret in reader.scalar("SELECT file({p:String})", {"p": str(path)})
+    with pytest.raises(StoreError) as leaked:
+        reader.scalar("SELECT 1 IN file({p:String}, 'LineAsString')", {"p": str(path)})
+    assert secret in str(leaked.value)
+    assert reader.scalar("SELECT count() FROM merge(currentDatabase(), '^interactions$')") == 0
+    target = tmp_path / "written"
+    reader.query(f"SELECT 'written by a read-only SELECT' INTO OUTFILE '{target}'")
+    assert b"written by a read-only SELECT" in target.read_bytes()
