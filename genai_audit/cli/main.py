@@ -32,6 +32,7 @@ from genai_audit.cli.common import EXIT_ERROR
 from genai_audit.clickhouse.errors import StoreError
 from genai_audit.config import SettingsError
 from genai_audit.keystore import KeyStoreError
+from genai_audit.neutralize import visible
 
 COMMANDS = [init_cmd, demo_cmd, query_cmd, report_cmd, pseudonym_cmd, serve_cmd, settings_cmd,
             retention_cmd, hold_cmd, archive_cmd, maintain_cmd, erase_cmd, show_cmd,
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return EXIT_ERROR
     except (StoreError, SettingsError, KeyStoreError, OSError) as exc:
-        click.echo(f"genai-audit: error: {exc}", err=True)
+        click.echo(visible(f"genai-audit: error: {exc}"), err=True)  # may quote stored text
         return EXIT_ERROR
     return result if isinstance(result, int) else 0
 

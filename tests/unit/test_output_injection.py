@@ -206,3 +206,18 @@ def test_report_json_is_exact_and_inert():
     doc = json.loads(text)
     assert [r[0] for r in doc["sections"][0]["tables"][0]["rows"]] == HOSTILE
     assert doc["provenance"]["tenant"] == FORMULA
+
+
+# ---- errors and verify ------------------------------------------------------------------
+
+def test_errors_and_verify_findings_show_controls(capsys):
+    from genai_audit.cli.common import CommandError
+    from genai_audit.cli.verify_cmd import format_result
+    from genai_audit.clickhouse.ledger.verify import Finding, VerifyResult
+
+    CommandError(f"query rejected: {ANSI}").show()
+    err = capsys.readouterr().err
+    assert_no_raw_controls(err)
+    assert "\\x1b[2J" in err
+    result = VerifyResult(findings=[Finding("modified", ANSI, 3, BIDI, detail=C1)])
+    assert_no_raw_controls(format_result(result, 1.0))
