@@ -23,6 +23,7 @@ from genai_audit.clickhouse.errors import StoreNotFound
 from genai_audit.clickhouse.migrate import migrate
 from genai_audit.clickhouse.store import Store
 from genai_audit.config import Settings
+from genai_audit.neutralize import visible
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,7 +34,7 @@ class CommandError(click.ClickException):
     exit_code = EXIT_ERROR
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"genai-audit: error: {self.format_message()}", err=True)
+        click.echo(visible(f"genai-audit: error: {self.format_message()}"), err=True)
 
 
 def store_options(func: F) -> F:

@@ -11,6 +11,7 @@ import click
 from genai_audit.cli.exit_codes import EXIT_ERROR
 from genai_audit.clickhouse.errors import StoreError
 from genai_audit.config import SettingsError
+from genai_audit.neutralize import visible
 
 # name -> (module under genai_audit.cli, the short help `--help` lists). A command's module
 # is imported only when that command runs (or its own --help is asked for): `genai-audit
@@ -19,7 +20,8 @@ from genai_audit.config import SettingsError
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("init_cmd", "Create or migrate the audit schema and the keystore."),
     "demo": ("demo_cmd", "Run the whole product once, locally, with nothing to configure."),
-    "query": ("query_cmd", "Run one read-only SQL query (SELECT or WITH ..."),
+    "query": ("query_cmd", "Run one read-only query (SELECT / WITH, SHOW, DESCRIBE) against the "
+                           "audit store."),
     "report": ("report_cmd", "Build the auditor's report: SOC2 activity, PII controls, cost "
                              "attribution,..."),
     "pseudonym": ("pseudonym_cmd", "Print the pseudonymous user key "
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if not isinstance(exc, _environment_errors()):
             raise
-        click.echo(f"genai-audit: error: {exc}", err=True)
+        click.echo(visible(f"genai-audit: error: {exc}"), err=True)  # may quote stored text
         return EXIT_ERROR
     return result if isinstance(result, int) else 0
 

@@ -10,7 +10,7 @@ from genai_audit.clickhouse.archive_location import location_from_settings
 from genai_audit.clickhouse.archive_manifest import ManifestError
 from genai_audit.clickhouse.archive_verify import attach_archive
 from genai_audit.clickhouse.errors import QueryRejected
-from genai_audit.clickhouse.readonly import READONLY_SETTINGS, check_read_only
+from genai_audit.clickhouse.readonly import run_read_only
 from genai_audit.clickhouse.store import Store
 from genai_audit.config import Settings
 from genai_audit.keystore import open_keystore
@@ -33,11 +33,13 @@ from genai_audit.processor.pseudonym import pseudonym_of
 @click.pass_context
 def command(ctx: click.Context, sql: str, fmt: str, params: tuple[str, ...],
             users: tuple[str, ...], archive_url: str | None, settings: Settings) -> None:
-    """Run one read-only SQL query (SELECT or WITH ... SELECT) against the audit store.
+    """Run one read-only query (SELECT / WITH, SHOW, DESCRIBE) against the audit store.
 
-    The query is parsed by ClickHouse itself and must be a single SELECT; it runs with
-    readonly=1, so it cannot change data or settings. Tables: interactions and the
-    seed-compatible view llm_interaction_audit (see docs/auditor-cookbook.md).
+    The connection is made read-only (readonly=1) before anything runs; ClickHouse's own
+    parser must find exactly one statement, and only that statement, as it parsed it, runs.
+    Table functions (file, url, s3, remote...), SETTINGS, FORMAT and INTO OUTFILE are
+    refused: a query reads the store's tables and nothing else. Tables: interactions and
+    the seed-compatible view llm_interaction_audit (see docs/auditor-cookbook.md).
 
     Stored user ids are pseudonyms (llm_interaction_audit.user_id and
     gdpr_pseudonymized_user_key), so `WHERE user_id = 'abc123'` matches nothing. Ask by
@@ -72,10 +74,9 @@ def command(ctx: click.Context, sql: str, fmt: str, params: tuple[str, ...],
     if archive_url:
         _attach(store, archive_url, settings)
     try:
-        statement = check_read_only(store, sql, parameters)
+        result = run_read_only(store, sql, parameters)
     except QueryRejected as exc:
         raise CommandError(f"query rejected: {exc}") from exc
-    result = store.query(statement, parameters, settings=READONLY_SETTINGS)
     columns = list(result.column_names)
     click.echo(FORMATTERS[fmt](columns, result.result_rows))
 

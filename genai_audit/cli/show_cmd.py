@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -29,6 +28,7 @@ from genai_audit.clickhouse.disclosure import (
 from genai_audit.clickhouse.reports.render.common import plain
 from genai_audit.config import Settings
 from genai_audit.keystore import open_keystore
+from genai_audit.neutralize import json_text, visible
 from genai_audit.processor.pseudonym import pseudonym_of
 
 _STATE_NOTE = {
@@ -51,14 +51,13 @@ def format_records(records: Sequence[DisclosedRecord]) -> str:
                  f"  content: {_STATE_NOTE[r.state]}  commitments: {check}"]
         if r.prompt_text is not None:
             lines += [f"  prompt:   {r.prompt_text}", f"  response: {r.response_text}"]
-        blocks.append("\n".join(lines))
+        blocks.append(visible("\n".join(lines)))  # stored text is shown, never obeyed
     return "\n\n".join(blocks)
 
 
 def format_json(records: Sequence[DisclosedRecord]) -> str:
-    return json.dumps([{k: plain(v.value if isinstance(v, ReadState) else v)
-                        for k, v in vars(r).items()} for r in records],
-                      ensure_ascii=False, indent=2)
+    return json_text([{k: plain(v.value if isinstance(v, ReadState) else v)
+                       for k, v in vars(r).items()} for r in records], indent=2)
 
 
 def _check_selection(record_ids: tuple[str, ...], tenant: str | None, user: str | None,

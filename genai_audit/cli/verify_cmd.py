@@ -26,6 +26,7 @@ from genai_audit.clickhouse.ledger.leaf import SCHEMAS
 from genai_audit.clickhouse.ledger.verify import Finding, Verifier, VerifyResult
 from genai_audit.clickhouse.tenants import require_known_tenant
 from genai_audit.config import Settings
+from genai_audit.neutralize import visible
 
 MAX_LISTED = 200
 
@@ -50,7 +51,7 @@ def format_result(result: VerifyResult, seconds: float) -> str:
         lines.append(f"... and {len(result.findings) - MAX_LISTED} more (use --format json)")
     for w in result.warnings[:MAX_LISTED]:
         lines.append("warning: " + format_finding(w))
-    return "\n".join(lines)
+    return visible("\n".join(lines))  # log ids and details can quote stored values
 
 
 def format_json(result: VerifyResult, seconds: float) -> str:

@@ -10,6 +10,7 @@ import click
 from genai_audit.cli.common import EXIT_PROBLEM, CommandError
 from genai_audit.clickhouse.ledger import checkpoint as notes
 from genai_audit.clickhouse.ledger.proof import check_proof
+from genai_audit.neutralize import visible
 
 
 @click.command("verify-proof")
@@ -38,8 +39,8 @@ def command(ctx: click.Context, proof_file: str, pubkey: str) -> None:
     if problems:
         click.echo("PROOF FAILS")
         for problem in problems:
-            click.echo(f"  - {problem}")
+            click.echo(visible(f"  - {problem}"))  # the proof file is anyone's input
         ctx.exit(EXIT_PROBLEM)
         return
-    click.echo(f"PROOF HOLDS: record {doc['record_id']} is entry {doc['leaf_index']} of "
-               f"{doc['tree_size']} in log {doc['log_id']}, signed by {name}")
+    click.echo(visible(f"PROOF HOLDS: record {doc['record_id']} is entry {doc['leaf_index']} "
+                       f"of {doc['tree_size']} in log {doc['log_id']}, signed by {name}"))

@@ -1,84 +1,136 @@
-"""Read-only SQL for ``genai-audit query``: parsed by ClickHouse, run with ``readonly=1``.
+"""Read-only SQL for ``genai-audit query``: one statement, as ClickHouse parses it, read-only.
 
-A query is accepted only if it is one statement and ClickHouse's own parser
-(``EXPLAIN AST``) says it is a SELECT (``WITH ... SELECT`` included). It then runs with
-``readonly = 1``, which also forbids changing settings from inside the query.
+``run_read_only`` decides what reaches the engine without a hand-written splitter:
+
+1. The connection is made read-only first (``Store.make_read_only``: ``readonly = 1`` as a
+   session setting on the embedded engine, a request setting on a server; never query text).
+   The engine then refuses every write, DDL, settings change and most table functions.
+2. ClickHouse's own parser reads the user's text, passed as a bound *string parameter* to
+   ``formatQuery``: it raises on several statements (``Multi-statements are not allowed``) and
+   otherwise returns the one statement, formatted canonically (comments dropped, every string
+   re-quoted). Only that canonical text is used from here on; it must format to itself.
+3. Its AST (``EXPLAIN AST``, which parses and does not run the statement) must be a SELECT
+   (``WITH``, ``UNION``, ``INTERSECT``/``EXCEPT`` included), ``SHOW TABLES``-like,
+   ``SHOW COLUMNS`` or ``DESCRIBE``; with no table function (``file``, ``url``, ``s3``,
+   ``remote``, ``merge``...), no function of that name either (the scalar ``file()`` reads
+   files even with ``readonly = 1``), no ``SETTINGS`` clause, no ``INTO OUTFILE`` (written
+   even with ``readonly = 1``) and no ``FORMAT`` clause (the CLI formats the rows).
+4. The canonical statement runs, with the caller's parameters bound.
+
+chDB's ``file()`` reads any path the process can (its ``user_files_path`` is not enforced),
+including the keystore beside the store: steps 1 and 3 are what keep it out of reach.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
+
+from clickhouse_connect.driver.query import QueryResult
 
 from genai_audit.clickhouse.errors import QueryRejected, StoreError
 from genai_audit.clickhouse.store import Store
 
-READONLY_SETTINGS = {"readonly": 1}
-_SELECT_NODES = ("SelectWithUnionQuery", "SelectIntersectExceptQuery")
+# The root AST node of each statement kind a reader may run, and what to call it.
+ALLOWED_ROOTS = {"SelectWithUnionQuery": "SELECT", "ShowTables": "SHOW",
+                 "ShowColumns": "SHOW COLUMNS", "DescribeQuery": "DESCRIBE"}
+# The direct children those statements have; anything else is a clause a reader may not use.
+_STATEMENT_PARTS = frozenset({"ExpressionList", "TableExpression"})
+_CLAUSES = {"Literal": "INTO OUTFILE", "Identifier": "FORMAT", "Set": "SETTINGS"}
+# The client appends `FORMAT Native` to every query it sends (EXPLAIN included).
+_CLIENT_FORMAT = "Identifier Native"
+# Table functions that are also ordinary functions and read nothing but their arguments:
+# format('{} {}', a, b) the string function (the table function format() is refused by
+# readonly = 1 anyway). file() is NOT one of them: the scalar file() reads a file.
+HARMLESS_HOMONYMS = frozenset({"format"})
 
 
-def split_statements(sql: str) -> list[str]:
-    """Split on top-level ``;`` (outside quotes and comments); drop empty statements."""
-    statements, current, i, n = [], [], 0, len(sql)
-    while i < n:
-        ch = sql[i]
-        if ch in "'\"`":
-            end = _closing_quote(sql, i)
-            current.append(sql[i:end])
-            i = end
-            continue
-        if sql.startswith("--", i) or ch == "#":
-            end = sql.find("\n", i)
-            i = n if end < 0 else end
-            continue
-        if sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            continue
-        if ch == ";":
-            statements.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-        i += 1
-    statements.append("".join(current))
-    return [s.strip() for s in statements if s.strip()]
+def run_read_only(store: Store, sql: str,
+                  parameters: Mapping[str, Any] | None = None) -> QueryResult:
+    """Run ``sql`` if it is one read-only statement; raise ``QueryRejected`` saying why not.
 
-
-def _closing_quote(sql: str, start: int) -> int:
-    quote, i = sql[start], start + 1
-    while i < len(sql):
-        if sql[i] == "\\":
-            i += 2
-            continue
-        if sql[i] == quote:
-            if i + 1 < len(sql) and sql[i + 1] == quote:
-                i += 2
-                continue
-            return i + 1
-        i += 1
-    raise QueryRejected("unterminated quoted string or identifier")
-
-
-def check_read_only(store: Store, sql: str,
-                    parameters: Mapping[str, Any] | None = None) -> str:
-    """Return the single SELECT statement, or raise ``QueryRejected`` saying why not.
-
-    ``parameters`` are the values for the statement's ``{name:Type}`` placeholders (the
-    parser needs them bound to parse it).
+    ``parameters`` are the values for the statement's ``{name:Type}`` placeholders. The
+    store is read-only afterwards (for good: a read-only session cannot be made writable).
     """
-    statements = split_statements(sql)
-    if not statements:
+    store.make_read_only()
+    statement = single_statement(store, sql)
+    check_ast(ast_lines(store, statement, parameters), table_functions(store))
+    return store.query(statement, parameters)
+
+
+def single_statement(store: Store, sql: str) -> str:
+    """The one statement in ``sql`` as ClickHouse's parser formats it (``QueryRejected`` if
+    it holds none or several). The text is a bound value: the parser reads it, nothing runs."""
+    if not sql.strip().strip(";").strip():
         raise QueryRejected("empty query")
-    if len(statements) > 1:
-        raise QueryRejected(f"one statement only, got {len(statements)}")
-    statement = statements[0]
-    try:
-        ast = store.rows("EXPLAIN AST " + statement, parameters, settings=READONLY_SETTINGS)
-    except StoreError as exc:
-        raise QueryRejected(f"not a valid query: {str(exc).splitlines()[0][:300]}") from exc
-    head = str(ast[0][0]).strip() if ast else ""
-    if not head.startswith(_SELECT_NODES):
-        kind = head.split(" ")[0] or "unknown"
-        raise QueryRejected(f"only SELECT / WITH queries are allowed, this is a {kind}")
+    statement = _format(store, sql)
+    if _format(store, statement) != statement:  # what runs is exactly what was parsed
+        raise QueryRejected("the parser's canonical form of this query is not stable")
     return statement
+
+
+def _format(store: Store, sql: str) -> str:
+    try:
+        return str(store.scalar("SELECT formatQuery({q:String})", {"q": sql}))
+    except StoreError as exc:
+        raise QueryRejected(f"not one valid statement: {_engine_message(exc)}") from exc
+
+
+def ast_lines(store: Store, statement: str,
+              parameters: Mapping[str, Any] | None = None) -> list[str]:
+    """``EXPLAIN AST`` of one canonical statement (parsed, not run)."""
+    try:
+        return [str(r[0]) for r in store.rows("EXPLAIN AST " + statement, parameters)]
+    except StoreError as exc:
+        raise QueryRejected(f"not a valid query: {_engine_message(exc)}") from exc
+
+
+def table_functions(store: Store) -> frozenset[str]:
+    """Every table function name the engine knows, lower case."""
+    return frozenset(str(r[0]).lower() for r in store.rows("SELECT name FROM "
+                                                           "system.table_functions"))
+
+
+def check_ast(lines: Sequence[str], table_functions: Collection[str]) -> str:
+    """The statement kind of an ``EXPLAIN AST`` listing, or ``QueryRejected`` saying why not.
+
+    One node per line, indented one space per level. An alias or identifier containing a
+    line break adds lines of its own: every rule here only ever rejects on a line, so such
+    lines can make a query be refused but never hide a real node.
+    """
+    if not lines:
+        raise QueryRejected("the parser returned no statement")
+    root = _node(lines[0])
+    if root not in ALLOWED_ROOTS:
+        raise QueryRejected("only SELECT / WITH, SHOW and DESCRIBE queries are allowed, "
+                            f"this is a {root or 'statement of unknown kind'}")
+    previous = ""
+    for line in lines[1:]:
+        depth, words = len(line) - len(line.lstrip(" ")), line.split()
+        kind = words[0] if words else ""
+        if depth == 1 and kind not in _STATEMENT_PARTS and line.strip() != _CLIENT_FORMAT:
+            clause = _CLAUSES.get(kind, kind)
+            raise QueryRejected(f"{clause} is not allowed here (the query runs read-only and "
+                                "the command formats its rows)")
+        if kind == "Set":
+            raise QueryRejected("SETTINGS is not allowed (the query runs with readonly = 1)")
+        if kind == "Function" and len(words) > 1:
+            name = words[1].lower()
+            if previous == "TableExpression" or (name in table_functions
+                                                 and name not in HARMLESS_HOMONYMS):
+                raise QueryRejected(f"{words[1]}: table functions (and file()) are not "
+                                    "allowed: a query reads the store's tables only")
+        previous = kind
+    return ALLOWED_ROOTS[root]
+
+
+def _node(line: str) -> str:
+    words = line.split()
+    return words[0] if words else ""
+
+
+def _engine_message(exc: StoreError) -> str:
+    """The engine's reason, without its code prefix and the echo of our wrapping query."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = text.rsplit("DB::Exception: ", 1)[-1].split(" (version ", 1)[0]
+    return text.split(": In scope SELECT formatQuery(", 1)[0][:300]

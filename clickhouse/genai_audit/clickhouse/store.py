@@ -134,6 +134,23 @@ class Store:
                 self._column_types.pop(key, None)
                 raise _mapped(exc, f"insert into {table} failed") from exc
 
+    def make_read_only(self) -> None:
+        """From now on every statement on this connection runs with ``readonly = 1``: a
+        session setting of the embedded engine's connection (``SET``), a setting sent with
+        every request to a server; never text appended to a query. It cannot be undone (the
+        engine refuses ``SET readonly = 0`` in read-only mode), so use a Store of its own.
+        Checked by asking the engine, so a transport that dropped it is an error."""
+        with self._lock:
+            try:
+                self.client.set_client_setting("readonly", "1")
+            except ClickHouseError as exc:
+                if "Cannot modify 'readonly'" not in str(exc):  # already read-only: checked next
+                    raise _mapped(exc, "cannot make the connection read-only") from exc
+        value = self.scalar("SELECT getSetting('readonly')")
+        if str(value) != "1":
+            raise StoreError(f"cannot make the connection read-only: readonly is {value}, "
+                             "not 1")
+
     def close(self) -> None:
         with self._lock:
             self.client.close()

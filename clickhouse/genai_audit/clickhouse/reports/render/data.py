@@ -2,20 +2,22 @@
 
 JSON: one document (provenance, sections, figures, full tables). CSV: a zip of one CSV per
 table plus ``provenance.csv`` and ``sections.csv``; entries carry the report's generation
-time, so the same report always zips to the same bytes (and the same SHA-256).
+time, so the same report always zips to the same bytes (and the same SHA-256). Text cells
+never start like a formula and invisible characters are escaped (``genai_audit.neutralize``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import zipfile
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from genai_audit.clickhouse.reports.model import Figure, Report, Table
 from genai_audit.clickhouse.reports.render.common import plain
+from genai_audit.neutralize import csv_cell, json_text
 
 
 def report_dict(report: Report) -> dict[str, Any]:
@@ -60,17 +62,24 @@ def _table_dict(table: Table) -> dict[str, Any]:
 
 
 def format_json(report: Report) -> str:
-    return json.dumps(report_dict(report), ensure_ascii=False, indent=2) + "\n"
+    return json_text(report_dict(report), indent=2) + "\n"
 
 
-def csv_text(columns: list[str], rows: list[tuple[Any, ...]] | list[list[Any]]) -> str:
+def csv_text(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """CSV with a header: exact values (``plain``), structures as JSON, text as ``csv_cell``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
+    writer.writerow([csv_cell(c) for c in columns])
     for row in rows:
-        writer.writerow([json.dumps(v) if isinstance(v, dict | list) else v
-                         for v in plain(list(row))])
+        writer.writerow([_csv_value(v) for v in row])
     return out.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return csv_cell(value)
+    exact = plain(value)  # numbers, times, ids, hex: nothing a spreadsheet runs
+    return json_text(exact) if isinstance(exact, dict | list) else exact
 
 
 def csv_files(report: Report) -> dict[str, str]:
@@ -79,7 +88,7 @@ def csv_files(report: Report) -> dict[str, str]:
     prov = doc["provenance"]
     files = {
         "provenance.csv": csv_text(["field", "value"], [
-            [k, json.dumps(v) if isinstance(v, dict) else v] for k, v in prov.items()]),
+            [k, json_text(v) if isinstance(v, dict) else v] for k, v in prov.items()]),
         "sections.csv": csv_text(["section", "title", "status", "summary"], [
             [s.key, s.title, s.status.value, s.summary] for s in report.sections]),
         "figures.csv": csv_text(["section", "figure", "value", "unit", "display"], [

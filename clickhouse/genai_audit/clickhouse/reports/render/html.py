@@ -8,7 +8,6 @@ The detail (figures, charts, tables) follows, one section per area, printable pa
 from __future__ import annotations
 
 import re
-from html import escape as _escape
 
 from genai_audit.clickhouse.reports.model import Report, Section, Status, Table
 from genai_audit.clickhouse.reports.render.common import (
@@ -19,11 +18,12 @@ from genai_audit.clickhouse.reports.render.common import (
     provenance_items,
 )
 from genai_audit.clickhouse.reports.render.svg import render_chart
+from genai_audit.neutralize import html_text
 
 
 def escape(text: str) -> str:
-    """HTML-escape; `code` spans (as the notes write command names) become <code>."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _escape(text))
+    """``html_text``; `code` spans (as the notes write command names) become <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html_text(text))
 
 
 INTRO = ("This report covers every call the organisation's applications made to large "

@@ -1,14 +1,14 @@
 """Inline SVG charts for the HTML report: no scripts, no fonts, no network.
 
 ``bar_chart`` draws horizontal bars (categories with long names stay readable);
-``line_chart`` draws one or more series over time buckets. Labels are XML-escaped.
+``line_chart`` draws one or more series over time buckets. Labels are XML-escaped
+(``genai_audit.neutralize.html_text``).
 """
 
 from __future__ import annotations
 
-from html import escape
-
 from genai_audit.clickhouse.reports.model import Chart
+from genai_audit.neutralize import html_text as escape
 
 PALETTE = ("#1f5fa8", "#e07b22", "#2e8b57", "#b03a48", "#6f4fa8", "#7a7a7a")
 WIDTH = 560
