@@ -9,6 +9,13 @@
   The only link from a user id to its pseudonym and DEK is a keystore row, found by
   ``HMAC(tenant index secret, user id)``; deleting that row (``destroy_subject``) is the
   GDPR Art. 17 crypto-shredding: content becomes unreadable and the pseudonym unlinkable.
+  What the keystore keeps of an erasure is its id and time, never anything derived from the
+  user id: nobody, holding every surviving key, can test a guessed user id against an
+  erased subject (so an erased user and one never seen look the same).
+
+Every subject row and erasure time is authenticated by a MAC under the master key
+(``genai_audit.keyrows``), checked whenever a row is read: a row moved, edited or forged by
+someone without the master key raises ``KeyStoreIntegrityError``, never yields a wrong key.
 
 ``LocalKeyStore`` keeps everything in one SQLite file (``keystore.db``, mode 0600) beside
 the store, every key wrapped by the master key (``genai_audit.masterkey``). SQLite gives
@@ -39,6 +46,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from genai_audit.clock import SYSTEM_CLOCK, Clock
+from genai_audit.keyrows import (
+    FORMAT,
+    MAC_SECRET,
+    KeyStoreError,
+    KeyStoreIntegrityError,
+    check_mac,
+    erasure_mac,
+    subject_mac,
+)
 from genai_audit.masterkey import (
     ENV_MASTER_KEY,
     MASTER_KEY_FILE,
@@ -46,6 +63,7 @@ from genai_audit.masterkey import (
     MasterKey,
     MasterKeyError,
     fsync_dir,
+    load_key_wrapper,
     load_master_key,
     write_key_file,
 )
@@ -53,12 +71,21 @@ from genai_audit.masterkey import (
 if TYPE_CHECKING:
     from genai_audit.config import Settings
 
+__all__ = ["NO_SUBJECT", "ErasureMarker", "KeyStore", "KeyStoreError",
+           "KeyStoreIntegrityError", "LocalKeyStore", "SubjectKey", "open_keystore"]
+
 KEYSTORE_FILE = "keystore.db"
-KEYSTORE_VERSION = "2"
+KEYSTORE_VERSION = FORMAT
+_OLD_VERSIONS = ("2",)  # migrated on first open with the master key (_migrate_v2)
 NO_SUBJECT = ""  # pseudonym of the tenant's no-subject key (records without a user)
 _NO_SUBJECT_LOOKUP = "*"
 _INDEX_PURPOSE = "subject-index"
 _KEK_CHECK = b"genai-audit keystore kek check"
+# The check value's associated data names the format, so a format-3 keystore cannot be made
+# to look like a format-2 one (whose rows have no MACs yet) without the master key.
+_CHECK_AAD = b"kek-check\0format " + FORMAT.encode()
+_V2_CHECK_AAD = b"kek-check"
+_SUBJECT_COLUMNS = "lookup, pseudonym, key_id, wrapped, created_at, erased_before, mac"
 _BUSY_TIMEOUT_S = 30.0
 
 _SCHEMA = (
@@ -66,16 +93,12 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, wrapped BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS subjects (tenant TEXT NOT NULL, lookup TEXT NOT NULL,"
     " pseudonym TEXT NOT NULL, key_id TEXT NOT NULL, wrapped BLOB NOT NULL,"
-    " created_at TEXT NOT NULL, erased_before TEXT, PRIMARY KEY (tenant, lookup))",
+    " created_at TEXT NOT NULL, erased_before TEXT, mac BLOB, PRIMARY KEY (tenant, lookup))",
     "CREATE UNIQUE INDEX IF NOT EXISTS subjects_by_pseudonym ON subjects (tenant, pseudonym)",
-    "CREATE TABLE IF NOT EXISTS erasures (tenant TEXT NOT NULL, lookup TEXT NOT NULL,"
-    " erasure_id TEXT NOT NULL, request_id TEXT NOT NULL, erased_at TEXT NOT NULL,"
-    " PRIMARY KEY (tenant, lookup))",
+    # When each erasure happened, per tenant; nothing that names or tests the subject.
+    "CREATE TABLE IF NOT EXISTS erasure_times (tenant TEXT NOT NULL, erasure_id TEXT NOT NULL,"
+    " erased_at TEXT NOT NULL, mac BLOB, PRIMARY KEY (tenant, erasure_id))",
 )
-
-
-class KeyStoreError(Exception):
-    """The keystore cannot be read or written, or its master key does not fit."""
 
 
 @dataclass(frozen=True)
@@ -86,8 +109,9 @@ class SubjectKey:
     pseudonym: str  # NO_SUBJECT for the tenant's no-subject key
     key_id: str  # non-secret id of the DEK, stored with each record it encrypts
     dek: bytes = field(repr=False)
-    # Set when this user was erased before this key was created: records of the user that
-    # started before then belong to the erased subject and must not be stored under this key.
+    # The tenant's latest erasure before this key was created (None: there was none). A
+    # record of this subject that started before then may belong to an erased subject (the
+    # keystore cannot tell, by design): it must not be stored under this key.
     erased_before: datetime | None = None
     _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -110,7 +134,7 @@ class SubjectKey:
 
 @dataclass(frozen=True)
 class ErasureMarker:
-    """What the keystore remembers of an erased subject: no pseudonym, no key."""
+    """An erasure as the keystore remembers it: its id and time; no user, pseudonym or key."""
 
     erasure_id: str
     request_id: str
@@ -140,10 +164,9 @@ class KeyStore(Protocol):
         ...
 
     def find_subject(self, tenant_id: str, user_id: str) -> SubjectKey | None:
-        """The user's live key, never creating one."""
+        """The user's live key, never creating one. None for a user never seen and for an
+        erased one alike: nothing tells them apart."""
         ...
-
-    def erasure_marker(self, tenant_id: str, user_id: str) -> ErasureMarker | None: ...
 
     def destroy_subject(self, tenant_id: str, user_id: str, marker: ErasureMarker) -> bool:
         """Delete the user's pseudonym mapping and DEK for good; False if there was none."""
@@ -155,7 +178,7 @@ class LocalKeyStore:
 
     def __init__(self, directory: str | os.PathLike[str], *, wrapper: KeyWrapper | None = None,
                  master_key_file: str | os.PathLike[str] | None = None,
-                 create: bool = True) -> None:
+                 create: bool = True, clock: Clock = SYSTEM_CLOCK) -> None:
         """``create=False``: an existing keystore only (readers: a wrong path is an error,
         not a new empty keystore that finds no keys)."""
         self.create = create
@@ -163,8 +186,12 @@ class LocalKeyStore:
         self.path = self.directory / KEYSTORE_FILE
         self.master_key_file = (Path(master_key_file).expanduser().resolve() if master_key_file
                                 else self.directory / MASTER_KEY_FILE)
+        self.clock = clock
         self._wrapper = wrapper
+        self._injected = wrapper is not None  # a KMS's wrapper: rotation is the KMS's business
+        self._checked = False  # the wrapper opens this keystore's check value
         self._kek_check: bytes | None = None  # the check value the loaded master key opens
+        self._mac_key = b""
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
@@ -190,7 +217,10 @@ class LocalKeyStore:
         return self.signing_key().public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
-    def _secret(self, name: str) -> bytes:
+    def _secret(self, name: str, *, index_of: str | None = None) -> bytes:
+        """The secret ``name``, created on first use; ``index_of``: it is that tenant's
+        subject index, which must not be recreated while the tenant has subjects (a new
+        index would silently make every user new, and erasures find no one)."""
         with self._lock:
             cached = self._secrets.get(name)
             if cached is not None:
@@ -202,6 +232,12 @@ class LocalKeyStore:
                 with self._transaction(write=True) as conn:
                     row = conn.execute("SELECT wrapped FROM secrets WHERE name = ?",
                                        (name,)).fetchone()
+                    if row is None and index_of is not None and conn.execute(
+                            "SELECT 1 FROM subjects WHERE tenant = ? AND lookup != ? LIMIT 1",
+                            (index_of, _NO_SUBJECT_LOOKUP)).fetchone():
+                        raise KeyStoreIntegrityError(
+                            f"keystore {self.path}: tenant {index_of!r} has data subjects but "
+                            "its subject index secret is missing (deleted from the file)")
                     if row is None:
                         row = (self._wrap(secrets.token_bytes(32), aad),)
                         conn.execute("INSERT INTO secrets (name, wrapped) VALUES (?, ?)",
@@ -238,9 +274,9 @@ class LocalKeyStore:
         if pseudonym == NO_SUBJECT:
             return self._ensure(tenant_id, {"": _NO_SUBJECT_LOOKUP})[""]
         with self._transaction(write=False) as conn:
-            row = conn.execute(
-                "SELECT lookup, pseudonym, key_id, wrapped, erased_before FROM subjects"
-                " WHERE tenant = ? AND pseudonym = ?", (tenant_id, pseudonym)).fetchone()
+            row = conn.execute(f"SELECT {_SUBJECT_COLUMNS} FROM subjects"  # noqa: S608
+                               " WHERE tenant = ? AND pseudonym = ?",
+                               (tenant_id, pseudonym)).fetchone()
         return None if row is None else self._remember(tenant_id, row)
 
     def find_subject(self, tenant_id: str, user_id: str) -> SubjectKey | None:
@@ -248,34 +284,34 @@ class LocalKeyStore:
             self._refresh()
             lookup = self._lookup(tenant_id, user_id)
             with self._transaction(write=False) as conn:
-                row = conn.execute(
-                    "SELECT lookup, pseudonym, key_id, wrapped, erased_before FROM subjects"
-                    " WHERE tenant = ? AND lookup = ?", (tenant_id, lookup)).fetchone()
+                row = conn.execute(f"SELECT {_SUBJECT_COLUMNS} FROM subjects"  # noqa: S608
+                                   " WHERE tenant = ? AND lookup = ?",
+                                   (tenant_id, lookup)).fetchone()
             return None if row is None else self._remember(tenant_id, row)
 
-    def erasure_marker(self, tenant_id: str, user_id: str) -> ErasureMarker | None:
-        lookup = self._lookup(tenant_id, user_id)
-        with self._lock, self._transaction(write=False) as conn:
-            row = conn.execute("SELECT erasure_id, request_id, erased_at FROM erasures"
-                               " WHERE tenant = ? AND lookup = ?", (tenant_id, lookup)).fetchone()
-        return None if row is None else ErasureMarker(*row)
-
     def destroy_subject(self, tenant_id: str, user_id: str, marker: ErasureMarker) -> bool:
+        """Delete the user's row (checked first: a row moved here from another subject is
+        an error, not that subject's erasure) and remember only when it happened."""
         erased_at = _utc(marker.erased_at).isoformat()
         lookup = self._lookup(tenant_id, user_id)
         with self._lock:
             with self._transaction(write=True) as conn:
-                deleted = conn.execute("DELETE FROM subjects WHERE tenant = ? AND lookup = ?",
-                                       (tenant_id, lookup)).rowcount
-                if deleted:
+                row = conn.execute(f"SELECT {_SUBJECT_COLUMNS} FROM subjects"  # noqa: S608
+                                   " WHERE tenant = ? AND lookup = ?",
+                                   (tenant_id, lookup)).fetchone()
+                if row is not None:
+                    self._check_subject(tenant_id, row)
+                    conn.execute("DELETE FROM subjects WHERE tenant = ? AND lookup = ?",
+                                 (tenant_id, lookup))
                     conn.execute(
-                        "INSERT OR REPLACE INTO erasures (tenant, lookup, erasure_id,"
-                        " request_id, erased_at) VALUES (?, ?, ?, ?, ?)",
-                        (tenant_id, lookup, marker.erasure_id, marker.request_id, erased_at))
+                        "INSERT OR REPLACE INTO erasure_times (tenant, erasure_id, erased_at,"
+                        " mac) VALUES (?, ?, ?, ?)",
+                        (tenant_id, marker.erasure_id, erased_at,
+                         erasure_mac(self._mac_key, tenant_id, marker.erasure_id, erased_at)))
                     conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES"
                                  " ('erasure_epoch', ?)", (secrets.token_bytes(16),))
             self._forget_subjects()
-            return bool(deleted)
+            return row is not None
 
     def status(self) -> dict[str, Any]:
         """What the keystore holds, without any key material."""
@@ -285,7 +321,7 @@ class LocalKeyStore:
                 counts = conn.execute(
                     "SELECT (SELECT count(DISTINCT tenant) FROM subjects),"
                     " (SELECT count(*) FROM subjects WHERE lookup != ?),"
-                    " (SELECT count(*) FROM erasures), (SELECT count(*) FROM secrets)",
+                    " (SELECT count(*) FROM erasure_times), (SELECT count(*) FROM secrets)",
                     (_NO_SUBJECT_LOOKUP,)).fetchone()
         source = getattr(kek, "source", type(kek).__name__)
         return {"keystore": str(self.path), "master_key_id": kek.key_id,
@@ -293,38 +329,75 @@ class LocalKeyStore:
                 "erased_subjects": counts[2], "secrets": counts[3]}
 
     def _lookup(self, tenant_id: str, user_id: str) -> str:
-        secret = self.tenant_secret(tenant_id, _INDEX_PURPOSE)
+        secret = self._secret(f"{_INDEX_PURPOSE}:{tenant_id}", index_of=tenant_id)
         return hmac.new(secret, user_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def _ensure(self, tenant_id: str, lookups: dict[str, str]) -> dict[str, SubjectKey]:
         """Fetch or create (in one transaction) the subjects behind ``{user: lookup}``."""
         result: dict[str, SubjectKey] = {}
         with self._transaction(write=True) as conn:
+            latest_erasure: str | None = None
             for user, lookup in lookups.items():
-                row = conn.execute(
-                    "SELECT lookup, pseudonym, key_id, wrapped, erased_before FROM subjects"
-                    " WHERE tenant = ? AND lookup = ?", (tenant_id, lookup)).fetchone()
+                row = conn.execute(f"SELECT {_SUBJECT_COLUMNS} FROM subjects"  # noqa: S608
+                                   " WHERE tenant = ? AND lookup = ?",
+                                   (tenant_id, lookup)).fetchone()
                 if row is None:
-                    pseudonym = (NO_SUBJECT if lookup == _NO_SUBJECT_LOOKUP
-                                 else secrets.token_hex(16))
-                    key_id = secrets.token_hex(8)
-                    wrapped = self._wrap(secrets.token_bytes(32),
-                                         _dek_aad(tenant_id, pseudonym, key_id))
-                    erased = conn.execute("SELECT erased_at FROM erasures WHERE tenant = ?"
-                                          " AND lookup = ?", (tenant_id, lookup)).fetchone()
-                    erased_before = erased[0] if erased else None
-                    conn.execute(
-                        "INSERT INTO subjects (tenant, lookup, pseudonym, key_id, wrapped,"
-                        " created_at, erased_before) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (tenant_id, lookup, pseudonym, key_id, wrapped, _now(), erased_before))
-                    row = (lookup, pseudonym, key_id, wrapped, erased_before)
+                    if latest_erasure is None:
+                        latest_erasure = self._latest_erasure(conn, tenant_id) or ""
+                    row = self._new_subject(conn, tenant_id, lookup, latest_erasure or None)
                 result[user] = self._remember(tenant_id, row)
         return result
 
-    def _remember(self, tenant_id: str, row: tuple[str, str, str, bytes, str | None]
-                  ) -> SubjectKey:
-        lookup, pseudonym, key_id, wrapped, erased_before = row
-        dek = self._unwrap(wrapped, _dek_aad(tenant_id, pseudonym, key_id), "a subject key")
+    def _new_subject(self, conn: sqlite3.Connection, tenant_id: str, lookup: str,
+                     erased_before: str | None) -> _SubjectRow:
+        pseudonym = NO_SUBJECT if lookup == _NO_SUBJECT_LOOKUP else secrets.token_hex(16)
+        key_id = secrets.token_hex(8)
+        wrapped = self._wrap(secrets.token_bytes(32), _dek_aad(tenant_id, pseudonym, key_id))
+        created_at = self.clock.now().astimezone(UTC).isoformat()
+        mac = subject_mac(self._mac_key, tenant_id, lookup, pseudonym, key_id, wrapped,
+                          created_at, erased_before)
+        conn.execute("INSERT INTO subjects (tenant, lookup, pseudonym, key_id, wrapped,"
+                     " created_at, erased_before, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (tenant_id, lookup, pseudonym, key_id, wrapped, created_at,
+                      erased_before, mac))
+        return (lookup, pseudonym, key_id, wrapped, created_at, erased_before, mac)
+
+    def _latest_erasure(self, conn: sqlite3.Connection, tenant_id: str) -> str | None:
+        """The tenant's latest erasure time (each checked against its MAC), or None."""
+        latest: datetime | None = None
+        for erasure_id, erased_at, mac in conn.execute(
+                "SELECT erasure_id, erased_at, mac FROM erasure_times WHERE tenant = ?",
+                (tenant_id,)):
+            check_mac(erasure_mac(self._mac_key, tenant_id, erasure_id, erased_at), mac,
+                      f"keystore {self.path}: an erasure time of tenant {tenant_id!r}",
+                      "it was edited or forged")
+            moment = _utc(erased_at)
+            latest = moment if latest is None or moment > latest else latest
+        return None if latest is None else latest.isoformat()
+
+    def _check_subject(self, tenant_id: str, row: _SubjectRow) -> bytes:
+        """The row's DEK, once its MAC proves the row is the one the keystore wrote."""
+        lookup, pseudonym, key_id, wrapped, created_at, erased_before, mac = row
+        expected = subject_mac(self._mac_key, tenant_id, lookup, pseudonym, key_id,
+                               bytes(wrapped), created_at, erased_before)
+        try:
+            dek: bytes | None = self._kek().unwrap(bytes(wrapped),
+                                                   _dek_aad(tenant_id, pseudonym, key_id))
+        except MasterKeyError:
+            dek = None
+        kind = ("its user mapping (lookup), creation or erasure time was changed, or it was "
+                "swapped with another subject's" if dek is not None else
+                "its wrapped data key does not belong to its pseudonym and key id")
+        where = "the no-subject key" if lookup == _NO_SUBJECT_LOOKUP else "a data subject"
+        check_mac(expected, mac, f"keystore {self.path}: tenant {tenant_id!r}, {where}", kind)
+        if dek is None:  # MAC fine but the master key does not open it: not tampering
+            self._unwrap(bytes(wrapped), _dek_aad(tenant_id, pseudonym, key_id),
+                         "a subject key")
+        return cast(bytes, dek)
+
+    def _remember(self, tenant_id: str, row: _SubjectRow) -> SubjectKey:
+        dek = self._check_subject(tenant_id, row)
+        lookup, pseudonym, key_id, _, _, erased_before, _ = row
         key = SubjectKey(tenant_id, pseudonym, key_id, dek,
                          _utc(erased_before) if erased_before else None)
         self._by_lookup[(tenant_id, lookup)] = key
@@ -355,18 +428,29 @@ class LocalKeyStore:
             return self._kek()
 
     def _kek(self) -> KeyWrapper:
-        if self._wrapper is not None:
+        if self._checked and self._wrapper is not None:
             return self._wrapper
-        wrapper: KeyWrapper
+        injected = self._wrapper if self._injected else None
         with self._atomic(write=True) as conn:
-            check = conn.execute("SELECT value FROM meta WHERE name = 'kek_check'").fetchone()
-            if check is None:  # a new keystore: bind it to this master key
-                wrapper = load_master_key(self.master_key_file, create=True)
-                check = (wrapper.wrap(_KEK_CHECK, b"kek-check"),)
-                conn.execute("INSERT INTO meta (name, value) VALUES ('kek_check', ?)", check)
+            row = conn.execute("SELECT value FROM meta WHERE name = 'kek_check'").fetchone()
+            if row is None:  # a new keystore: bind it to this master key
+                if conn.execute("SELECT 1 FROM secrets UNION ALL SELECT 1 FROM subjects"
+                                " LIMIT 1").fetchone():
+                    raise KeyStoreIntegrityError(
+                        f"keystore {self.path} holds keys but no master key check value "
+                        "(deleted from the file): refusing to bind it to a master key")
+                wrapper = injected or load_master_key(self.master_key_file, create=True)
+                check = wrapper.wrap(_KEK_CHECK, _CHECK_AAD)
+                conn.execute("INSERT INTO meta (name, value) VALUES ('kek_check', ?)", (check,))
+                self._mac_key = self._new_mac_key(conn, wrapper)
             else:
-                wrapper = self._load_fitting(bytes(check[0]))
-        self._wrapper, self._kek_check = wrapper, bytes(check[0])
+                check = bytes(row[0])
+                wrapper = injected or self._load_fitting(check)
+                if _check_format(wrapper, check) != FORMAT:
+                    check = self._migrate_v2(conn, wrapper)
+                self._mac_key = self._load_mac_key(conn, wrapper)
+        self._wrapper, self._checked = wrapper, True
+        self._kek_check = None if self._injected else check
         return wrapper
 
     def _load_fitting(self, check: bytes) -> KeyWrapper:
@@ -374,17 +458,64 @@ class LocalKeyStore:
         after its commit left the new key in ``<key file>.new``: promote it."""
         wrapper = load_master_key(self.master_key_file, create=False)
         try:
-            wrapper.unwrap(check, b"kek-check")
+            _check_format(wrapper, check)
             return wrapper
         except MasterKeyError:
             pending = _pending_key_file(self.master_key_file)
             if os.environ.get(ENV_MASTER_KEY) or not pending.exists():
                 raise
         fresh = load_master_key(pending, create=False, env={})
-        fresh.unwrap(check, b"kek-check")  # raises if it does not fit either
+        _check_format(fresh, check)  # raises if it does not fit either
         os.replace(pending, self.master_key_file)
         fsync_dir(self.master_key_file.parent)
         return load_master_key(self.master_key_file, create=False)
+
+    def _new_mac_key(self, conn: sqlite3.Connection, wrapper: KeyWrapper) -> bytes:
+        key = secrets.token_bytes(32)
+        conn.execute("INSERT INTO secrets (name, wrapped) VALUES (?, ?)",
+                     (MAC_SECRET, wrapper.wrap(key, _secret_aad(MAC_SECRET))))
+        return key
+
+    def _load_mac_key(self, conn: sqlite3.Connection, wrapper: KeyWrapper) -> bytes:
+        row = conn.execute("SELECT wrapped FROM secrets WHERE name = ?",
+                           (MAC_SECRET,)).fetchone()
+        if row is None:  # never recreated: that would bless whatever rows are there now
+            raise KeyStoreIntegrityError(f"keystore {self.path}: the row MAC key is missing "
+                                         "(deleted from the file)")
+        return wrapper.unwrap(bytes(row[0]), _secret_aad(MAC_SECRET))
+
+    def _migrate_v2(self, conn: sqlite3.Connection, wrapper: KeyWrapper) -> bytes:
+        """Format 2 -> 3, in the caller's transaction (so once, even with several processes
+        opening the file): authenticate every row; replace the erasure markers, which held
+        ``HMAC(index secret, user id)`` (a testable link to the erased subject), by bare
+        erasure times; ``erased_before`` becomes the tenant's latest erasure before the row
+        was created. Rows already changed by someone before the upgrade cannot be told
+        apart, so the MACs vouch for the keystore as it is at the upgrade."""
+        conn.execute("ALTER TABLE subjects ADD COLUMN mac BLOB")
+        mac_key = self._mac_key = self._new_mac_key(conn, wrapper)
+        times: dict[str, list[datetime]] = {}
+        for tenant, erasure_id, erased_at in conn.execute(
+                "SELECT tenant, erasure_id, erased_at FROM erasures").fetchall():
+            moment = _utc(erased_at)
+            times.setdefault(tenant, []).append(moment)
+            conn.execute("INSERT OR REPLACE INTO erasure_times (tenant, erasure_id, erased_at,"
+                         " mac) VALUES (?, ?, ?, ?)",
+                         (tenant, erasure_id, moment.isoformat(),
+                          erasure_mac(mac_key, tenant, erasure_id, moment.isoformat())))
+        conn.execute("DROP TABLE erasures")
+        for rowid, tenant, lookup, pseudonym, key_id, wrapped, created_at in conn.execute(
+                "SELECT rowid, tenant, lookup, pseudonym, key_id, wrapped, created_at"
+                " FROM subjects").fetchall():
+            earlier = [t for t in times.get(tenant, ()) if t < _utc(created_at)]
+            erased_before = max(earlier).isoformat() if earlier else None
+            conn.execute("UPDATE subjects SET erased_before = ?, mac = ? WHERE rowid = ?",
+                         (erased_before, subject_mac(mac_key, tenant, lookup, pseudonym,
+                                                     key_id, bytes(wrapped), created_at,
+                                                     erased_before), rowid))
+        check = wrapper.wrap(_KEK_CHECK, _CHECK_AAD)
+        conn.execute("UPDATE meta SET value = ? WHERE name = 'kek_check'", (check,))
+        conn.execute("UPDATE meta SET value = ? WHERE name = 'version'", (FORMAT,))
+        return check
 
     def _follow_rotation(self, conn: sqlite3.Connection) -> None:
         """Inside a transaction: if another process rotated the master key, load the new one."""
@@ -393,7 +524,11 @@ class LocalKeyStore:
         row = conn.execute("SELECT value FROM meta WHERE name = 'kek_check'").fetchone()
         if row is not None and bytes(row[0]) != self._kek_check:
             try:
-                self._wrapper = self._load_fitting(bytes(row[0]))
+                wrapper = self._wrapper = self._load_fitting(bytes(row[0]))
+                if _check_format(wrapper, bytes(row[0])) != FORMAT:
+                    raise KeyStoreIntegrityError(
+                        f"keystore {self.path}: its check value was replaced by one of an "
+                        "older format (a downgrade by someone without the master key)")
             except MasterKeyError as exc:
                 raise KeyStoreError(f"keystore {self.path}: the master key was rotated and "
                                     f"this process cannot load the new one: {exc}") from None
@@ -409,7 +544,7 @@ class LocalKeyStore:
         file pick up a rotated key file by themselves.
         """
         with self._lock:
-            if self._kek_check is None and self._wrapper is not None:
+            if self._injected:
                 raise KeyStoreError("this keystore's keys are wrapped by an external service: "
                                     "rotate the key there")
             old = self._kek()
@@ -429,13 +564,17 @@ class LocalKeyStore:
                     aad = _secret_aad(name)
                     conn.execute("UPDATE secrets SET wrapped = ? WHERE name = ?",
                                  (new.wrap(old.unwrap(bytes(wrapped), aad), aad), name))
-                for rowid, wrapped, tenant, pseudonym, key_id in conn.execute(
-                        "SELECT rowid, wrapped, tenant, pseudonym, key_id FROM subjects"
+                for rowid, tenant, *row in conn.execute(
+                        f"SELECT rowid, tenant, {_SUBJECT_COLUMNS} FROM subjects"  # noqa: S608
                         ).fetchall():
-                    aad = _dek_aad(tenant, pseudonym, key_id)
-                    conn.execute("UPDATE subjects SET wrapped = ? WHERE rowid = ?",
-                                 (new.wrap(old.unwrap(bytes(wrapped), aad), aad), rowid))
-                check = new.wrap(_KEK_CHECK, b"kek-check")
+                    lookup, pseudonym, key_id, wrapped, created_at, erased_before, _ = row
+                    dek = self._check_subject(tenant, cast(_SubjectRow, tuple(row)))
+                    wrapped = new.wrap(dek, _dek_aad(tenant, pseudonym, key_id))
+                    conn.execute("UPDATE subjects SET wrapped = ?, mac = ? WHERE rowid = ?",
+                                 (wrapped, subject_mac(self._mac_key, tenant, lookup, pseudonym,
+                                                       key_id, wrapped, created_at,
+                                                       erased_before), rowid))
+                check = new.wrap(_KEK_CHECK, _CHECK_AAD)
                 conn.execute("UPDATE meta SET value = ? WHERE name = 'kek_check'", (check,))
             if new_key is None:
                 os.replace(pending, self.master_key_file)
@@ -475,7 +614,7 @@ class LocalKeyStore:
                 if version is None:
                     conn.execute("INSERT INTO meta (name, value) VALUES ('version', ?)",
                                  (KEYSTORE_VERSION,))
-                elif str(version[0]) != KEYSTORE_VERSION:
+                elif str(version[0]) not in (KEYSTORE_VERSION, *_OLD_VERSIONS):
                     raise KeyStoreError(f"keystore {self.path}: unknown format {version[0]!r}")
                 conn.execute("COMMIT")
             except BaseException:
@@ -484,6 +623,7 @@ class LocalKeyStore:
         except (OSError, sqlite3.Error) as exc:
             raise KeyStoreError(f"keystore {self.path}: cannot open: {exc}") from None
         self._conn, self._pid = conn, os.getpid()
+        self._checked = False  # a new process checks the master key (and format) again
         self._secrets.clear()
         self._forget_subjects()
         self._data_version = -1
@@ -525,6 +665,20 @@ class LocalKeyStore:
             self._forget_subjects()
 
 
+_SubjectRow = tuple[str, str, str, bytes, str, str | None, bytes | None]
+
+
+def _check_format(wrapper: KeyWrapper, check: bytes) -> str:
+    """The keystore format the check value was written for; ``MasterKeyError`` if this
+    wrapper does not open it."""
+    try:
+        wrapper.unwrap(check, _CHECK_AAD)
+        return FORMAT
+    except MasterKeyError:
+        wrapper.unwrap(check, _V2_CHECK_AAD)
+        return "2"
+
+
 def _secret_aad(name: str) -> bytes:
     return b"secret\0" + name.encode()
 
@@ -546,10 +700,6 @@ def _utc(text: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
 def default_keystore_dir(settings: Settings) -> Path:
     """``<store dir>-keys`` beside an embedded store; ``./genai-audit-keys`` for a server."""
     from genai_audit.clickhouse.dsn import embedded_path, resolve_dsn
@@ -561,6 +711,14 @@ def default_keystore_dir(settings: Settings) -> Path:
 
 
 def open_keystore(settings: Settings, *, create: bool = True) -> LocalKeyStore:
-    """The keystore the settings name (directory and master key file)."""
+    """The keystore the settings name: its directory, and its master key (``key_wrapper``,
+    a KMS or Vault plug-in, else ``GENAI_AUDIT_MASTER_KEY`` or the key file)."""
+    wrapper = None
+    if settings.key_wrapper:
+        source = settings.sources.get("key_wrapper", "default")
+        try:
+            wrapper = load_key_wrapper(settings.key_wrapper, settings)
+        except MasterKeyError as exc:
+            raise KeyStoreError(f"key_wrapper (from {source}): {exc}") from None
     return LocalKeyStore(default_keystore_dir(settings), master_key_file=settings.master_key_file,
-                         create=create)
+                         create=create, wrapper=wrapper)

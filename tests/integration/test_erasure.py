@@ -14,6 +14,7 @@ from genai_audit.clickhouse.erasure import (
     COUNT_SQL,
     ERASED_TEXT,
     ErasureError,
+    ErasureResult,
     ErasureStatus,
     erase_subject,
 )
@@ -95,14 +96,19 @@ def test_erased_key_is_unrecoverable_from_the_keystore_file(store, keystore, ing
     assert alice.pseudonym.encode() not in files  # the user id -> pseudonym link is gone too
 
 
-def test_erasure_is_idempotent_and_unknown_subjects_are_not_success(store, keystore, ingested):
-    first = _erase(store, keystore)
-    again = _erase(store, keystore, request_id="DSR-duplicate")
+def test_erasure_is_idempotent_by_request_and_unknown_subjects_are_not_success(
+        store, keystore, ingested):
+    first = _erase(store, keystore, request_id="DSR-1")
+    again = _erase(store, keystore, request_id="DSR-1")  # a retry of the same request
     assert again.status is ErasureStatus.ALREADY_ERASED
     assert (again.erasure_id, again.records_affected) == (first.erasure_id, 2)
+    assert again.user_key == ""  # the answer names no pseudonym
     assert store.scalar("SELECT count() FROM subject_erasures") == 1
-    assert _erase(store, keystore, user="zed").status is ErasureStatus.UNKNOWN
-    assert _erase(store, keystore, user="bob", tenant="globex").status is ErasureStatus.UNKNOWN
+    # Without the request id, the erased user and a user never seen get the same answer:
+    # anything else would be a test of a guessed user id.
+    for user, tenant in (("alice", "acme"), ("zed", "acme"), ("bob", "globex")):
+        result = _erase(store, keystore, user=user, tenant=tenant, request_id="DSR-other")
+        assert result == ErasureResult(ErasureStatus.UNKNOWN, tenant)
     assert store.scalar("SELECT count() FROM subject_erasures") == 1
 
 
@@ -138,10 +144,15 @@ def test_erase_cli_exit_codes(store, keystore, ingested, monkeypatch, capsys):
     assert main([*base, "--user", "alice", "--request-id", "DSR-9"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("erased:") and "2 record(s)" in out and "alice" not in out
-    assert main([*base, "--user", "alice"]) == 0
-    assert "already erased" in capsys.readouterr().out
+    assert main([*base, "--user", "alice", "--request-id", "DSR-9"]) == 0
+    assert "already erased: request DSR-9" in capsys.readouterr().out
+    assert main([*base, "--user", "alice", "--format", "json"]) == 1
+    erased = capsys.readouterr().out
     assert main([*base, "--user", "nobody-we-know", "--format", "json"]) == 1
-    assert json.loads(capsys.readouterr().out)["status"] == "unknown"
+    assert capsys.readouterr().out == erased  # the same answer: never seen, or erased
+    assert json.loads(erased)["status"] == "unknown"
+    assert main([*base, "--user", "nobody-we-know"]) == 1
+    assert "never seen, or already erased" in capsys.readouterr().out
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("bob\n"))
     assert main([*base, "--user", "-"]) == 0  # the user id from stdin, not argv
     assert "erased:" in capsys.readouterr().out
