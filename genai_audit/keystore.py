@@ -52,9 +52,15 @@ from genai_audit.keyrows import (
     MAC_SECRET,
     KeyStoreError,
     KeyStoreIntegrityError,
+    check_format,
     check_mac,
     erasure_mac,
+    new_check,
+    new_mac_key,
+    secret_aad,
     subject_mac,
+    upgrade_from_v2,
+    utc,
 )
 from genai_audit.masterkey import (
     ENV_MASTER_KEY,
@@ -76,15 +82,10 @@ __all__ = ["NO_SUBJECT", "ErasureMarker", "KeyStore", "KeyStoreError",
 
 KEYSTORE_FILE = "keystore.db"
 KEYSTORE_VERSION = FORMAT
-_OLD_VERSIONS = ("2",)  # migrated on first open with the master key (_migrate_v2)
+_OLD_VERSIONS = ("2",)  # upgraded on first open with the master key (keyrows)
 NO_SUBJECT = ""  # pseudonym of the tenant's no-subject key (records without a user)
 _NO_SUBJECT_LOOKUP = "*"
 _INDEX_PURPOSE = "subject-index"
-_KEK_CHECK = b"genai-audit keystore kek check"
-# The check value's associated data names the format, so a format-3 keystore cannot be made
-# to look like a format-2 one (whose rows have no MACs yet) without the master key.
-_CHECK_AAD = b"kek-check\0format " + FORMAT.encode()
-_V2_CHECK_AAD = b"kek-check"
 _SUBJECT_COLUMNS = "lookup, pseudonym, key_id, wrapped, created_at, erased_before, mac"
 _BUSY_TIMEOUT_S = 30.0
 
@@ -225,7 +226,7 @@ class LocalKeyStore:
             cached = self._secrets.get(name)
             if cached is not None:
                 return cached
-            aad = _secret_aad(name)
+            aad = secret_aad(name)
             with self._transaction(write=False) as conn:
                 row = conn.execute("SELECT wrapped FROM secrets WHERE name = ?", (name,)).fetchone()
             if row is None:
@@ -292,7 +293,7 @@ class LocalKeyStore:
     def destroy_subject(self, tenant_id: str, user_id: str, marker: ErasureMarker) -> bool:
         """Delete the user's row (checked first: a row moved here from another subject is
         an error, not that subject's erasure) and remember only when it happened."""
-        erased_at = _utc(marker.erased_at).isoformat()
+        erased_at = utc(marker.erased_at).isoformat()
         lookup = self._lookup(tenant_id, user_id)
         with self._lock:
             with self._transaction(write=True) as conn:
@@ -371,7 +372,7 @@ class LocalKeyStore:
             check_mac(erasure_mac(self._mac_key, tenant_id, erasure_id, erased_at), mac,
                       f"keystore {self.path}: an erasure time of tenant {tenant_id!r}",
                       "it was edited or forged")
-            moment = _utc(erased_at)
+            moment = utc(erased_at)
             latest = moment if latest is None or moment > latest else latest
         return None if latest is None else latest.isoformat()
 
@@ -399,7 +400,7 @@ class LocalKeyStore:
         dek = self._check_subject(tenant_id, row)
         lookup, pseudonym, key_id, _, _, erased_before, _ = row
         key = SubjectKey(tenant_id, pseudonym, key_id, dek,
-                         _utc(erased_before) if erased_before else None)
+                         utc(erased_before) if erased_before else None)
         self._by_lookup[(tenant_id, lookup)] = key
         self._by_pseudonym[(tenant_id, pseudonym)] = key
         return key
@@ -440,14 +441,14 @@ class LocalKeyStore:
                         f"keystore {self.path} holds keys but no master key check value "
                         "(deleted from the file): refusing to bind it to a master key")
                 wrapper = injected or load_master_key(self.master_key_file, create=True)
-                check = wrapper.wrap(_KEK_CHECK, _CHECK_AAD)
+                check = new_check(wrapper)
                 conn.execute("INSERT INTO meta (name, value) VALUES ('kek_check', ?)", (check,))
-                self._mac_key = self._new_mac_key(conn, wrapper)
+                self._mac_key = new_mac_key(conn, wrapper)
             else:
                 check = bytes(row[0])
                 wrapper = injected or self._load_fitting(check)
-                if _check_format(wrapper, check) != FORMAT:
-                    check = self._migrate_v2(conn, wrapper)
+                if check_format(wrapper, check) != FORMAT:
+                    check, self._mac_key = upgrade_from_v2(conn, wrapper)
                 self._mac_key = self._load_mac_key(conn, wrapper)
         self._wrapper, self._checked = wrapper, True
         self._kek_check = None if self._injected else check
@@ -458,23 +459,17 @@ class LocalKeyStore:
         after its commit left the new key in ``<key file>.new``: promote it."""
         wrapper = load_master_key(self.master_key_file, create=False)
         try:
-            _check_format(wrapper, check)
+            check_format(wrapper, check)
             return wrapper
         except MasterKeyError:
             pending = _pending_key_file(self.master_key_file)
             if os.environ.get(ENV_MASTER_KEY) or not pending.exists():
                 raise
         fresh = load_master_key(pending, create=False, env={})
-        _check_format(fresh, check)  # raises if it does not fit either
+        check_format(fresh, check)  # raises if it does not fit either
         os.replace(pending, self.master_key_file)
         fsync_dir(self.master_key_file.parent)
         return load_master_key(self.master_key_file, create=False)
-
-    def _new_mac_key(self, conn: sqlite3.Connection, wrapper: KeyWrapper) -> bytes:
-        key = secrets.token_bytes(32)
-        conn.execute("INSERT INTO secrets (name, wrapped) VALUES (?, ?)",
-                     (MAC_SECRET, wrapper.wrap(key, _secret_aad(MAC_SECRET))))
-        return key
 
     def _load_mac_key(self, conn: sqlite3.Connection, wrapper: KeyWrapper) -> bytes:
         row = conn.execute("SELECT wrapped FROM secrets WHERE name = ?",
@@ -482,40 +477,7 @@ class LocalKeyStore:
         if row is None:  # never recreated: that would bless whatever rows are there now
             raise KeyStoreIntegrityError(f"keystore {self.path}: the row MAC key is missing "
                                          "(deleted from the file)")
-        return wrapper.unwrap(bytes(row[0]), _secret_aad(MAC_SECRET))
-
-    def _migrate_v2(self, conn: sqlite3.Connection, wrapper: KeyWrapper) -> bytes:
-        """Format 2 -> 3, in the caller's transaction (so once, even with several processes
-        opening the file): authenticate every row; replace the erasure markers, which held
-        ``HMAC(index secret, user id)`` (a testable link to the erased subject), by bare
-        erasure times; ``erased_before`` becomes the tenant's latest erasure before the row
-        was created. Rows already changed by someone before the upgrade cannot be told
-        apart, so the MACs vouch for the keystore as it is at the upgrade."""
-        conn.execute("ALTER TABLE subjects ADD COLUMN mac BLOB")
-        mac_key = self._mac_key = self._new_mac_key(conn, wrapper)
-        times: dict[str, list[datetime]] = {}
-        for tenant, erasure_id, erased_at in conn.execute(
-                "SELECT tenant, erasure_id, erased_at FROM erasures").fetchall():
-            moment = _utc(erased_at)
-            times.setdefault(tenant, []).append(moment)
-            conn.execute("INSERT OR REPLACE INTO erasure_times (tenant, erasure_id, erased_at,"
-                         " mac) VALUES (?, ?, ?, ?)",
-                         (tenant, erasure_id, moment.isoformat(),
-                          erasure_mac(mac_key, tenant, erasure_id, moment.isoformat())))
-        conn.execute("DROP TABLE erasures")
-        for rowid, tenant, lookup, pseudonym, key_id, wrapped, created_at in conn.execute(
-                "SELECT rowid, tenant, lookup, pseudonym, key_id, wrapped, created_at"
-                " FROM subjects").fetchall():
-            earlier = [t for t in times.get(tenant, ()) if t < _utc(created_at)]
-            erased_before = max(earlier).isoformat() if earlier else None
-            conn.execute("UPDATE subjects SET erased_before = ?, mac = ? WHERE rowid = ?",
-                         (erased_before, subject_mac(mac_key, tenant, lookup, pseudonym,
-                                                     key_id, bytes(wrapped), created_at,
-                                                     erased_before), rowid))
-        check = wrapper.wrap(_KEK_CHECK, _CHECK_AAD)
-        conn.execute("UPDATE meta SET value = ? WHERE name = 'kek_check'", (check,))
-        conn.execute("UPDATE meta SET value = ? WHERE name = 'version'", (FORMAT,))
-        return check
+        return wrapper.unwrap(bytes(row[0]), secret_aad(MAC_SECRET))
 
     def _follow_rotation(self, conn: sqlite3.Connection) -> None:
         """Inside a transaction: if another process rotated the master key, load the new one."""
@@ -525,7 +487,7 @@ class LocalKeyStore:
         if row is not None and bytes(row[0]) != self._kek_check:
             try:
                 wrapper = self._wrapper = self._load_fitting(bytes(row[0]))
-                if _check_format(wrapper, bytes(row[0])) != FORMAT:
+                if check_format(wrapper, bytes(row[0])) != FORMAT:
                     raise KeyStoreIntegrityError(
                         f"keystore {self.path}: its check value was replaced by one of an "
                         "older format (a downgrade by someone without the master key)")
@@ -561,7 +523,7 @@ class LocalKeyStore:
                 old = self._wrapper or old
                 for name, wrapped in conn.execute(
                         "SELECT name, wrapped FROM secrets").fetchall():
-                    aad = _secret_aad(name)
+                    aad = secret_aad(name)
                     conn.execute("UPDATE secrets SET wrapped = ? WHERE name = ?",
                                  (new.wrap(old.unwrap(bytes(wrapped), aad), aad), name))
                 for rowid, tenant, *row in conn.execute(
@@ -574,7 +536,7 @@ class LocalKeyStore:
                                  (wrapped, subject_mac(self._mac_key, tenant, lookup, pseudonym,
                                                        key_id, wrapped, created_at,
                                                        erased_before), rowid))
-                check = new.wrap(_KEK_CHECK, _CHECK_AAD)
+                check = new_check(new)
                 conn.execute("UPDATE meta SET value = ? WHERE name = 'kek_check'", (check,))
             if new_key is None:
                 os.replace(pending, self.master_key_file)
@@ -668,36 +630,12 @@ class LocalKeyStore:
 _SubjectRow = tuple[str, str, str, bytes, str, str | None, bytes | None]
 
 
-def _check_format(wrapper: KeyWrapper, check: bytes) -> str:
-    """The keystore format the check value was written for; ``MasterKeyError`` if this
-    wrapper does not open it."""
-    try:
-        wrapper.unwrap(check, _CHECK_AAD)
-        return FORMAT
-    except MasterKeyError:
-        wrapper.unwrap(check, _V2_CHECK_AAD)
-        return "2"
-
-
-def _secret_aad(name: str) -> bytes:
-    return b"secret\0" + name.encode()
-
-
 def _pending_key_file(key_file: Path) -> Path:
     return key_file.with_name(key_file.name + ".new")
 
 
 def _dek_aad(tenant_id: str, pseudonym: str, key_id: str) -> bytes:
     return "\0".join(("dek", tenant_id, pseudonym, key_id)).encode()
-
-
-def _utc(text: str) -> datetime:
-    """An ISO 8601 time as an aware UTC datetime (naive means UTC)."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise KeyStoreError(f"not an ISO 8601 time: {text!r}") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def default_keystore_dir(settings: Settings) -> Path:

@@ -39,7 +39,7 @@ def format_result(result: ErasureResult) -> str:
     return (f"no live data subject: tenant {result.tenant_id} has no data subject with this "
             "user id: never seen, or already erased (erasure keeps nothing that could tell "
             "which); nothing was erased. To confirm an earlier erasure, run again with its "
-            "--request-id")
+            "--request-id (its erasure id if none was given)")
 
 
 def read_user(user: str) -> str:

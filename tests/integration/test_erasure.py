@@ -258,7 +258,7 @@ def _surviving_values(store, keystore) -> set[object]:
     with sqlite3.connect(keystore.path) as db:
         tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         for table in tables:
-            for row in db.execute(f"SELECT * FROM {table}"):  # noqa: S608 - sqlite_master names
+            for row in db.execute(f"SELECT * FROM {table}"):
                 values.update(bytes(v) if isinstance(v, bytes | memoryview) else v for v in row)
     for (table,) in store.rows("SELECT name FROM system.tables WHERE database = {d:String}"
                                " AND engine NOT LIKE '%View'", {"d": store.database}):

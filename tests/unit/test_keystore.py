@@ -341,6 +341,20 @@ def test_a_format_2_keystore_is_upgraded_on_first_open_and_keeps_its_keys(tmp_pa
         LocalKeyStore(directory).find_subject("acme", "alice")
 
 
+def test_a_format_3_keystore_cannot_be_dressed_up_as_format_2(tmp_path):
+    """Marking the file as the old format (whose rows had no MACs) must not get tampered
+    rows authenticated by the upgrade: the check value, which only the master key makes,
+    says format 3."""
+    ks = LocalKeyStore(tmp_path)
+    keys = ks.subject_keys("acme", ["alice", "bob"])
+    ks.close()
+    _swap_lookups(ks.path, keys["alice"].pseudonym, keys["bob"].pseudonym)
+    _sql(ks.path, ("UPDATE subjects SET mac = NULL", ()),
+         ("UPDATE meta SET value = '2' WHERE name = 'version'", ()))
+    with pytest.raises(KeyStoreError, match="has no MAC"):
+        LocalKeyStore(tmp_path).find_subject("acme", "alice")
+
+
 def _utc(text: str) -> Any:
     from datetime import datetime
     return datetime.fromisoformat(text)
