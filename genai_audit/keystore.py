@@ -448,7 +448,7 @@ class LocalKeyStore:
                 check = bytes(row[0])
                 wrapper = injected or self._load_fitting(check)
                 if check_format(wrapper, check) != FORMAT:
-                    check, self._mac_key = upgrade_from_v2(conn, wrapper)
+                    check = upgrade_from_v2(conn, wrapper)[0]
                 self._mac_key = self._load_mac_key(conn, wrapper)
         self._wrapper, self._checked = wrapper, True
         self._kek_check = None if self._injected else check

@@ -430,6 +430,14 @@ def test_the_key_wrapper_setting_plugs_a_kms_into_every_entry_point(tmp_path, mo
         open_keystore(flag)
     with pytest.raises(KeyStoreError, match="no entry point 'nothing-here'"):
         open_keystore(Settings.load({"key_wrapper": "nothing-here"}, env=env))
+    # the same wrapper as an installed plug-in declares it: an entry point, found by name
+    dist = tmp_path / "toy_kms-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-kms\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[genai_audit.key_wrappers]\n"
+                                           "toy-kms = toy_kms_plugin:ToyKms\n")
+    by_name = Settings.load(env={**env, "GENAI_AUDIT_KEY_WRAPPER": "toy-kms"})
+    assert open_keystore(by_name).find_subject("acme", "alice") == alice
 
 
 @pytest.mark.parametrize("bad", ["a b", "mod:", ":attr", "mod:attr:x", "1mod:X"])
