@@ -24,7 +24,8 @@ It answers from the request id instead (the tombstone records it): run again wit
 ``request_id`` and the result is ``ALREADY_ERASED`` with the first run's tombstone; without
 it, ``UNKNOWN`` ("no live data subject: never seen, or already erased").
 
-``erase_subject`` is the library call; ``genai-audit erase`` and the gateway's API wrap it.
+``erase_subject`` is the library call; ``genai-audit erase`` wraps it (the gateway has no
+erasure API).
 """
 
 from __future__ import annotations
