@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -92,6 +93,20 @@ def _optional_str(name: str, value: Any) -> str | None:
     return text or None
 
 
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+_WRAPPER_SPEC = re.compile(rf"^(?:[A-Za-z0-9_.-]+|{_IDENTIFIER}(?:\.{_IDENTIFIER})*"
+                           rf":{_IDENTIFIER}(?:\.{_IDENTIFIER})*)$")
+
+
+def _wrapper_spec(name: str, value: Any) -> str | None:
+    """A key wrapper: an entry point name or ``module:attr``; empty for the local key."""
+    text = str(value).strip()
+    if text and not _WRAPPER_SPEC.match(text):
+        raise SettingsError(f"{name}: expected an entry point name or module:attribute, "
+                            f"got {value!r}")
+    return text or None
+
+
 def _endpoint(name: str, value: Any) -> str:
     """``host:port`` to listen on; ``off`` (or empty) disables the listener."""
     text = str(value).strip()
@@ -108,6 +123,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "database": _optional_str,
     "keystore_dir": _optional_str,
     "master_key_file": _optional_str,
+    "key_wrapper": _wrapper_spec,
     "pricing_file": _optional_str,
     "capture_content": _bool,
     "retention_days": _retention_days,
@@ -150,6 +166,9 @@ class Settings:
     keystore_dir: str | None = None  # None: "<store dir>-keys" beside an embedded store
     master_key_file: str | None = None  # None: <keystore dir>/master.key (unless
     #                                     GENAI_AUDIT_MASTER_KEY holds the key itself)
+    # A KMS/Vault plug-in wrapping the keystore's keys instead of the local master key: an
+    # entry point of genai_audit.key_wrappers or module:attr (genai_audit.masterkey)
+    key_wrapper: str | None = None
     pricing_file: str | None = None  # extra/overriding prices (JSON)
     capture_content: bool = True  # False: metadata only, no content stored at all
     retention_days: int = 365

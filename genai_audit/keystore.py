@@ -9,6 +9,13 @@
   The only link from a user id to its pseudonym and DEK is a keystore row, found by
   ``HMAC(tenant index secret, user id)``; deleting that row (``destroy_subject``) is the
   GDPR Art. 17 crypto-shredding: content becomes unreadable and the pseudonym unlinkable.
+  What the keystore keeps of an erasure is its id and time, never anything derived from the
+  user id: nobody, holding every surviving key, can test a guessed user id against an
+  erased subject (so an erased user and one never seen look the same).
+
+Every subject row and erasure time is authenticated by a MAC under the master key
+(``genai_audit.keyrows``), checked whenever a row is read: a row moved, edited or forged by
+someone without the master key raises ``KeyStoreIntegrityError``, never yields a wrong key.
 
 ``LocalKeyStore`` keeps everything in one SQLite file (``keystore.db``, mode 0600) beside
 the store, every key wrapped by the master key (``genai_audit.masterkey``). SQLite gives
@@ -39,6 +46,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from genai_audit.clock import SYSTEM_CLOCK, Clock
+from genai_audit.keyrows import (
+    FORMAT,
+    MAC_SECRET,
+    KeyStoreError,
+    KeyStoreIntegrityError,
+    check_format,
+    check_mac,
+    erasure_mac,
+    new_check,
+    new_mac_key,
+    secret_aad,
+    subject_mac,
+    upgrade_from_v2,
+    utc,
+)
 from genai_audit.masterkey import (
     ENV_MASTER_KEY,
     MASTER_KEY_FILE,
@@ -46,6 +69,7 @@ from genai_audit.masterkey import (
     MasterKey,
     MasterKeyError,
     fsync_dir,
+    load_key_wrapper,
     load_master_key,
     write_key_file,
 )
@@ -53,12 +77,16 @@ from genai_audit.masterkey import (
 if TYPE_CHECKING:
     from genai_audit.config import Settings
 
+__all__ = ["NO_SUBJECT", "ErasureMarker", "KeyStore", "KeyStoreError",
+           "KeyStoreIntegrityError", "LocalKeyStore", "SubjectKey", "open_keystore"]
+
 KEYSTORE_FILE = "keystore.db"
-KEYSTORE_VERSION = "2"
+KEYSTORE_VERSION = FORMAT
+_OLD_VERSIONS = ("2",)  # upgraded on first open with the master key (keyrows)
 NO_SUBJECT = ""  # pseudonym of the tenant's no-subject key (records without a user)
 _NO_SUBJECT_LOOKUP = "*"
 _INDEX_PURPOSE = "subject-index"
-_KEK_CHECK = b"genai-audit keystore kek check"
+_SUBJECT_COLUMNS = "lookup, pseudonym, key_id, wrapped, created_at, erased_before, mac"
 _BUSY_TIMEOUT_S = 30.0
 
 _SCHEMA = (
@@ -66,16 +94,12 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, wrapped BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS subjects (tenant TEXT NOT NULL, lookup TEXT NOT NULL,"
     " pseudonym TEXT NOT NULL, key_id TEXT NOT NULL, wrapped BLOB NOT NULL,"
-    " created_at TEXT NOT NULL, erased_before TEXT, PRIMARY KEY (tenant, lookup))",
+    " created_at TEXT NOT NULL, erased_before TEXT, mac BLOB, PRIMARY KEY (tenant, lookup))",
     "CREATE UNIQUE INDEX IF NOT EXISTS subjects_by_pseudonym ON subjects (tenant, pseudonym)",
-    "CREATE TABLE IF NOT EXISTS erasures (tenant TEXT NOT NULL, lookup TEXT NOT NULL,"
-    " erasure_id TEXT NOT NULL, request_id TEXT NOT NULL, erased_at TEXT NOT NULL,"
-    " PRIMARY KEY (tenant, lookup))",
+    # When each erasure happened, per tenant; nothing that names or tests the subject.
+    "CREATE TABLE IF NOT EXISTS erasure_times (tenant TEXT NOT NULL, erasure_id TEXT NOT NULL,"
+    " erased_at TEXT NOT NULL, mac BLOB, PRIMARY KEY (tenant, erasure_id))",
 )
-
-
-class KeyStoreError(Exception):
-    """The keystore cannot be read or written, or its master key does not fit."""
 
 
 @dataclass(frozen=True)
@@ -86,8 +110,9 @@ class SubjectKey:
     pseudonym: str  # NO_SUBJECT for the tenant's no-subject key
     key_id: str  # non-secret id of the DEK, stored with each record it encrypts
     dek: bytes = field(repr=False)
-    # Set when this user was erased before this key was created: records of the user that
-    # started before then belong to the erased subject and must not be stored under this key.
+    # The tenant's latest erasure before this key was created (None: there was none). A
+    # record of this subject that started before then may belong to an erased subject (the
+    # keystore cannot tell, by design): it must not be stored under this key.
     erased_before: datetime | None = None
     _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -110,7 +135,7 @@ class SubjectKey:
 
 @dataclass(frozen=True)
 class ErasureMarker:
-    """What the keystore remembers of an erased subject: no pseudonym, no key."""
+    """An erasure as the keystore remembers it: its id and time; no user, pseudonym or key."""
 
     erasure_id: str
     request_id: str
@@ -140,10 +165,9 @@ class KeyStore(Protocol):
         ...
 
     def find_subject(self, tenant_id: str, user_id: str) -> SubjectKey | None:
-        """The user's live key, never creating one."""
+        """The user's live key, never creating one. None for a user never seen and for an
+        erased one alike: nothing tells them apart."""
         ...
-
-    def erasure_marker(self, tenant_id: str, user_id: str) -> ErasureMarker | None: ...
 
     def destroy_subject(self, tenant_id: str, user_id: str, marker: ErasureMarker) -> bool:
         """Delete the user's pseudonym mapping and DEK for good; False if there was none."""
@@ -155,7 +179,7 @@ class LocalKeyStore:
 
     def __init__(self, directory: str | os.PathLike[str], *, wrapper: KeyWrapper | None = None,
                  master_key_file: str | os.PathLike[str] | None = None,
-                 create: bool = True) -> None:
+                 create: bool = True, clock: Clock = SYSTEM_CLOCK) -> None:
         """``create=False``: an existing keystore only (readers: a wrong path is an error,
         not a new empty keystore that finds no keys)."""
         self.create = create
@@ -163,8 +187,12 @@ class LocalKeyStore:
         self.path = self.directory / KEYSTORE_FILE
         self.master_key_file = (Path(master_key_file).expanduser().resolve() if master_key_file
                                 else self.directory / MASTER_KEY_FILE)
+        self.clock = clock
         self._wrapper = wrapper
+        self._injected = wrapper is not None  # a KMS's wrapper: rotation is the KMS's business
+        self._checked = False  # the wrapper opens this keystore's check value
         self._kek_check: bytes | None = None  # the check value the loaded master key opens
+        self._mac_key = b""
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
@@ -190,18 +218,27 @@ class LocalKeyStore:
         return self.signing_key().public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
-    def _secret(self, name: str) -> bytes:
+    def _secret(self, name: str, *, index_of: str | None = None) -> bytes:
+        """The secret ``name``, created on first use; ``index_of``: it is that tenant's
+        subject index, which must not be recreated while the tenant has subjects (a new
+        index would silently make every user new, and erasures find no one)."""
         with self._lock:
             cached = self._secrets.get(name)
             if cached is not None:
                 return cached
-            aad = _secret_aad(name)
+            aad = secret_aad(name)
             with self._transaction(write=False) as conn:
                 row = conn.execute("SELECT wrapped FROM secrets WHERE name = ?", (name,)).fetchone()
             if row is None:
                 with self._transaction(write=True) as conn:
                     row = conn.execute("SELECT wrapped FROM secrets WHERE name = ?",
                                        (name,)).fetchone()
+                    if row is None and index_of is not None and conn.execute(
+                            "SELECT 1 FROM subjects WHERE tenant = ? AND lookup != ? LIMIT 1",
+                            (index_of, _NO_SUBJECT_LOOKUP)).fetchone():
+                        raise KeyStoreIntegrityError(
+                            f"keystore {self.path}: tenant {index_of!r} has data subjects but "
+                            "its subject index secret is missing (deleted from the file)")
                     if row is None:
                         row = (self._wrap(secrets.token_bytes(32), aad),)
                         conn.execute("INSERT INTO secrets (name, wrapped) VALUES (?, ?)",
@@ -238,9 +275,9 @@ class LocalKeyStore:
         if pseudonym == NO_SUBJECT:
             return self._ensure(tenant_id, {"": _NO_SUBJECT_LOOKUP})[""]
         with self._transaction(write=False) as conn:
-            row = conn.execute(
-                "SELECT lookup, pseudonym, key_id, wrapped, erased_before FROM subjects"
-                " WHERE tenant = ? AND pseudonym = ?", (tenant_id, pseudonym)).fetchone()
+            row = conn.execute(f"SELECT {_SUBJECT_COLUMNS} FROM subjects"  # noqa: S608
+                               " WHERE tenant = ? AND pseudonym = ?",
+                               (tenant_id, pseudonym)).fetchone()
         return None if row is None else self._remember(tenant_id, row)
 
     def find_subject(self, tenant_id: str, user_id: str) -> SubjectKey | None:
@@ -248,34 +285,34 @@ class LocalKeyStore:
             self._refresh()
             lookup = self._lookup(tenant_id, user_id)
             with self._transaction(write=False) as conn:
-                row = conn.execute(
-                    "SELECT lookup, pseudonym, key_id, wrapped, erased_before FROM subjects"
-                    " WHERE tenant = ? AND lookup = ?", (tenant_id, lookup)).fetchone()
+                row = conn.execute(f"SELECT {_SUBJECT_COLUMNS} FROM subjects"  # noqa: S608
+                                   " WHERE tenant = ? AND lookup = ?",
+                                   (tenant_id, lookup)).fetchone()
             return None if row is None else self._remember(tenant_id, row)
 
-    def erasure_marker(self, tenant_id: str, user_id: str) -> ErasureMarker | None:
-        lookup = self._lookup(tenant_id, user_id)
-        with self._lock, self._transaction(write=False) as conn:
-            row = conn.execute("SELECT erasure_id, request_id, erased_at FROM erasures"
-                               " WHERE tenant = ? AND lookup = ?", (tenant_id, lookup)).fetchone()
-        return None if row is None else ErasureMarker(*row)
-
     def destroy_subject(self, tenant_id: str, user_id: str, marker: ErasureMarker) -> bool:
-        erased_at = _utc(marker.erased_at).isoformat()
+        """Delete the user's row (checked first: a row moved here from another subject is
+        an error, not that subject's erasure) and remember only when it happened."""
+        erased_at = utc(marker.erased_at).isoformat()
         lookup = self._lookup(tenant_id, user_id)
         with self._lock:
             with self._transaction(write=True) as conn:
-                deleted = conn.execute("DELETE FROM subjects WHERE tenant = ? AND lookup = ?",
-                                       (tenant_id, lookup)).rowcount
-                if deleted:
+                row = conn.execute(f"SELECT {_SUBJECT_COLUMNS} FROM subjects"  # noqa: S608
+                                   " WHERE tenant = ? AND lookup = ?",
+                                   (tenant_id, lookup)).fetchone()
+                if row is not None:
+                    self._check_subject(tenant_id, row)
+                    conn.execute("DELETE FROM subjects WHERE tenant = ? AND lookup = ?",
+                                 (tenant_id, lookup))
                     conn.execute(
-                        "INSERT OR REPLACE INTO erasures (tenant, lookup, erasure_id,"
-                        " request_id, erased_at) VALUES (?, ?, ?, ?, ?)",
-                        (tenant_id, lookup, marker.erasure_id, marker.request_id, erased_at))
+                        "INSERT OR REPLACE INTO erasure_times (tenant, erasure_id, erased_at,"
+                        " mac) VALUES (?, ?, ?, ?)",
+                        (tenant_id, marker.erasure_id, erased_at,
+                         erasure_mac(self._mac_key, tenant_id, marker.erasure_id, erased_at)))
                     conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES"
                                  " ('erasure_epoch', ?)", (secrets.token_bytes(16),))
             self._forget_subjects()
-            return bool(deleted)
+            return row is not None
 
     def status(self) -> dict[str, Any]:
         """What the keystore holds, without any key material."""
@@ -285,7 +322,7 @@ class LocalKeyStore:
                 counts = conn.execute(
                     "SELECT (SELECT count(DISTINCT tenant) FROM subjects),"
                     " (SELECT count(*) FROM subjects WHERE lookup != ?),"
-                    " (SELECT count(*) FROM erasures), (SELECT count(*) FROM secrets)",
+                    " (SELECT count(*) FROM erasure_times), (SELECT count(*) FROM secrets)",
                     (_NO_SUBJECT_LOOKUP,)).fetchone()
         source = getattr(kek, "source", type(kek).__name__)
         return {"keystore": str(self.path), "master_key_id": kek.key_id,
@@ -293,40 +330,77 @@ class LocalKeyStore:
                 "erased_subjects": counts[2], "secrets": counts[3]}
 
     def _lookup(self, tenant_id: str, user_id: str) -> str:
-        secret = self.tenant_secret(tenant_id, _INDEX_PURPOSE)
+        secret = self._secret(f"{_INDEX_PURPOSE}:{tenant_id}", index_of=tenant_id)
         return hmac.new(secret, user_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def _ensure(self, tenant_id: str, lookups: dict[str, str]) -> dict[str, SubjectKey]:
         """Fetch or create (in one transaction) the subjects behind ``{user: lookup}``."""
         result: dict[str, SubjectKey] = {}
         with self._transaction(write=True) as conn:
+            latest_erasure: str | None = None
             for user, lookup in lookups.items():
-                row = conn.execute(
-                    "SELECT lookup, pseudonym, key_id, wrapped, erased_before FROM subjects"
-                    " WHERE tenant = ? AND lookup = ?", (tenant_id, lookup)).fetchone()
+                row = conn.execute(f"SELECT {_SUBJECT_COLUMNS} FROM subjects"  # noqa: S608
+                                   " WHERE tenant = ? AND lookup = ?",
+                                   (tenant_id, lookup)).fetchone()
                 if row is None:
-                    pseudonym = (NO_SUBJECT if lookup == _NO_SUBJECT_LOOKUP
-                                 else secrets.token_hex(16))
-                    key_id = secrets.token_hex(8)
-                    wrapped = self._wrap(secrets.token_bytes(32),
-                                         _dek_aad(tenant_id, pseudonym, key_id))
-                    erased = conn.execute("SELECT erased_at FROM erasures WHERE tenant = ?"
-                                          " AND lookup = ?", (tenant_id, lookup)).fetchone()
-                    erased_before = erased[0] if erased else None
-                    conn.execute(
-                        "INSERT INTO subjects (tenant, lookup, pseudonym, key_id, wrapped,"
-                        " created_at, erased_before) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (tenant_id, lookup, pseudonym, key_id, wrapped, _now(), erased_before))
-                    row = (lookup, pseudonym, key_id, wrapped, erased_before)
+                    if latest_erasure is None:
+                        latest_erasure = self._latest_erasure(conn, tenant_id) or ""
+                    row = self._new_subject(conn, tenant_id, lookup, latest_erasure or None)
                 result[user] = self._remember(tenant_id, row)
         return result
 
-    def _remember(self, tenant_id: str, row: tuple[str, str, str, bytes, str | None]
-                  ) -> SubjectKey:
-        lookup, pseudonym, key_id, wrapped, erased_before = row
-        dek = self._unwrap(wrapped, _dek_aad(tenant_id, pseudonym, key_id), "a subject key")
+    def _new_subject(self, conn: sqlite3.Connection, tenant_id: str, lookup: str,
+                     erased_before: str | None) -> _SubjectRow:
+        pseudonym = NO_SUBJECT if lookup == _NO_SUBJECT_LOOKUP else secrets.token_hex(16)
+        key_id = secrets.token_hex(8)
+        wrapped = self._wrap(secrets.token_bytes(32), _dek_aad(tenant_id, pseudonym, key_id))
+        created_at = self.clock.now().astimezone(UTC).isoformat()
+        mac = subject_mac(self._mac_key, tenant_id, lookup, pseudonym, key_id, wrapped,
+                          created_at, erased_before)
+        conn.execute("INSERT INTO subjects (tenant, lookup, pseudonym, key_id, wrapped,"
+                     " created_at, erased_before, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (tenant_id, lookup, pseudonym, key_id, wrapped, created_at,
+                      erased_before, mac))
+        return (lookup, pseudonym, key_id, wrapped, created_at, erased_before, mac)
+
+    def _latest_erasure(self, conn: sqlite3.Connection, tenant_id: str) -> str | None:
+        """The tenant's latest erasure time (each checked against its MAC), or None."""
+        latest: datetime | None = None
+        for erasure_id, erased_at, mac in conn.execute(
+                "SELECT erasure_id, erased_at, mac FROM erasure_times WHERE tenant = ?",
+                (tenant_id,)):
+            check_mac(erasure_mac(self._mac_key, tenant_id, erasure_id, erased_at), mac,
+                      f"keystore {self.path}: an erasure time of tenant {tenant_id!r}",
+                      "it was edited or forged")
+            moment = utc(erased_at)
+            latest = moment if latest is None or moment > latest else latest
+        return None if latest is None else latest.isoformat()
+
+    def _check_subject(self, tenant_id: str, row: _SubjectRow) -> bytes:
+        """The row's DEK, once its MAC proves the row is the one the keystore wrote."""
+        lookup, pseudonym, key_id, wrapped, created_at, erased_before, mac = row
+        expected = subject_mac(self._mac_key, tenant_id, lookup, pseudonym, key_id,
+                               bytes(wrapped), created_at, erased_before)
+        try:
+            dek: bytes | None = self._kek().unwrap(bytes(wrapped),
+                                                   _dek_aad(tenant_id, pseudonym, key_id))
+        except MasterKeyError:
+            dek = None
+        kind = ("its user mapping (lookup), creation or erasure time was changed, or it was "
+                "swapped with another subject's" if dek is not None else
+                "its wrapped data key does not belong to its pseudonym and key id")
+        where = "the no-subject key" if lookup == _NO_SUBJECT_LOOKUP else "a data subject"
+        check_mac(expected, mac, f"keystore {self.path}: tenant {tenant_id!r}, {where}", kind)
+        if dek is None:  # MAC fine but the master key does not open it: not tampering
+            self._unwrap(bytes(wrapped), _dek_aad(tenant_id, pseudonym, key_id),
+                         "a subject key")
+        return cast(bytes, dek)
+
+    def _remember(self, tenant_id: str, row: _SubjectRow) -> SubjectKey:
+        dek = self._check_subject(tenant_id, row)
+        lookup, pseudonym, key_id, _, _, erased_before, _ = row
         key = SubjectKey(tenant_id, pseudonym, key_id, dek,
-                         _utc(erased_before) if erased_before else None)
+                         utc(erased_before) if erased_before else None)
         self._by_lookup[(tenant_id, lookup)] = key
         self._by_pseudonym[(tenant_id, pseudonym)] = key
         return key
@@ -355,18 +429,29 @@ class LocalKeyStore:
             return self._kek()
 
     def _kek(self) -> KeyWrapper:
-        if self._wrapper is not None:
+        if self._checked and self._wrapper is not None:
             return self._wrapper
-        wrapper: KeyWrapper
+        injected = self._wrapper if self._injected else None
         with self._atomic(write=True) as conn:
-            check = conn.execute("SELECT value FROM meta WHERE name = 'kek_check'").fetchone()
-            if check is None:  # a new keystore: bind it to this master key
-                wrapper = load_master_key(self.master_key_file, create=True)
-                check = (wrapper.wrap(_KEK_CHECK, b"kek-check"),)
-                conn.execute("INSERT INTO meta (name, value) VALUES ('kek_check', ?)", check)
+            row = conn.execute("SELECT value FROM meta WHERE name = 'kek_check'").fetchone()
+            if row is None:  # a new keystore: bind it to this master key
+                if conn.execute("SELECT 1 FROM secrets UNION ALL SELECT 1 FROM subjects"
+                                " LIMIT 1").fetchone():
+                    raise KeyStoreIntegrityError(
+                        f"keystore {self.path} holds keys but no master key check value "
+                        "(deleted from the file): refusing to bind it to a master key")
+                wrapper = injected or load_master_key(self.master_key_file, create=True)
+                check = new_check(wrapper)
+                conn.execute("INSERT INTO meta (name, value) VALUES ('kek_check', ?)", (check,))
+                self._mac_key = new_mac_key(conn, wrapper)
             else:
-                wrapper = self._load_fitting(bytes(check[0]))
-        self._wrapper, self._kek_check = wrapper, bytes(check[0])
+                check = bytes(row[0])
+                wrapper = injected or self._load_fitting(check)
+                if check_format(wrapper, check) != FORMAT:
+                    check = upgrade_from_v2(conn, wrapper)[0]
+                self._mac_key = self._load_mac_key(conn, wrapper)
+        self._wrapper, self._checked = wrapper, True
+        self._kek_check = None if self._injected else check
         return wrapper
 
     def _load_fitting(self, check: bytes) -> KeyWrapper:
@@ -374,17 +459,25 @@ class LocalKeyStore:
         after its commit left the new key in ``<key file>.new``: promote it."""
         wrapper = load_master_key(self.master_key_file, create=False)
         try:
-            wrapper.unwrap(check, b"kek-check")
+            check_format(wrapper, check)
             return wrapper
         except MasterKeyError:
             pending = _pending_key_file(self.master_key_file)
             if os.environ.get(ENV_MASTER_KEY) or not pending.exists():
                 raise
         fresh = load_master_key(pending, create=False, env={})
-        fresh.unwrap(check, b"kek-check")  # raises if it does not fit either
+        check_format(fresh, check)  # raises if it does not fit either
         os.replace(pending, self.master_key_file)
         fsync_dir(self.master_key_file.parent)
         return load_master_key(self.master_key_file, create=False)
+
+    def _load_mac_key(self, conn: sqlite3.Connection, wrapper: KeyWrapper) -> bytes:
+        row = conn.execute("SELECT wrapped FROM secrets WHERE name = ?",
+                           (MAC_SECRET,)).fetchone()
+        if row is None:  # never recreated: that would bless whatever rows are there now
+            raise KeyStoreIntegrityError(f"keystore {self.path}: the row MAC key is missing "
+                                         "(deleted from the file)")
+        return wrapper.unwrap(bytes(row[0]), secret_aad(MAC_SECRET))
 
     def _follow_rotation(self, conn: sqlite3.Connection) -> None:
         """Inside a transaction: if another process rotated the master key, load the new one."""
@@ -393,7 +486,11 @@ class LocalKeyStore:
         row = conn.execute("SELECT value FROM meta WHERE name = 'kek_check'").fetchone()
         if row is not None and bytes(row[0]) != self._kek_check:
             try:
-                self._wrapper = self._load_fitting(bytes(row[0]))
+                wrapper = self._wrapper = self._load_fitting(bytes(row[0]))
+                if check_format(wrapper, bytes(row[0])) != FORMAT:
+                    raise KeyStoreIntegrityError(
+                        f"keystore {self.path}: its check value was replaced by one of an "
+                        "older format (a downgrade by someone without the master key)")
             except MasterKeyError as exc:
                 raise KeyStoreError(f"keystore {self.path}: the master key was rotated and "
                                     f"this process cannot load the new one: {exc}") from None
@@ -409,7 +506,7 @@ class LocalKeyStore:
         file pick up a rotated key file by themselves.
         """
         with self._lock:
-            if self._kek_check is None and self._wrapper is not None:
+            if self._injected:
                 raise KeyStoreError("this keystore's keys are wrapped by an external service: "
                                     "rotate the key there")
             old = self._kek()
@@ -426,16 +523,20 @@ class LocalKeyStore:
                 old = self._wrapper or old
                 for name, wrapped in conn.execute(
                         "SELECT name, wrapped FROM secrets").fetchall():
-                    aad = _secret_aad(name)
+                    aad = secret_aad(name)
                     conn.execute("UPDATE secrets SET wrapped = ? WHERE name = ?",
                                  (new.wrap(old.unwrap(bytes(wrapped), aad), aad), name))
-                for rowid, wrapped, tenant, pseudonym, key_id in conn.execute(
-                        "SELECT rowid, wrapped, tenant, pseudonym, key_id FROM subjects"
+                for rowid, tenant, *row in conn.execute(
+                        f"SELECT rowid, tenant, {_SUBJECT_COLUMNS} FROM subjects"  # noqa: S608
                         ).fetchall():
-                    aad = _dek_aad(tenant, pseudonym, key_id)
-                    conn.execute("UPDATE subjects SET wrapped = ? WHERE rowid = ?",
-                                 (new.wrap(old.unwrap(bytes(wrapped), aad), aad), rowid))
-                check = new.wrap(_KEK_CHECK, b"kek-check")
+                    lookup, pseudonym, key_id, wrapped, created_at, erased_before, _ = row
+                    dek = self._check_subject(tenant, cast(_SubjectRow, tuple(row)))
+                    wrapped = new.wrap(dek, _dek_aad(tenant, pseudonym, key_id))
+                    conn.execute("UPDATE subjects SET wrapped = ?, mac = ? WHERE rowid = ?",
+                                 (wrapped, subject_mac(self._mac_key, tenant, lookup, pseudonym,
+                                                       key_id, wrapped, created_at,
+                                                       erased_before), rowid))
+                check = new_check(new)
                 conn.execute("UPDATE meta SET value = ? WHERE name = 'kek_check'", (check,))
             if new_key is None:
                 os.replace(pending, self.master_key_file)
@@ -475,7 +576,7 @@ class LocalKeyStore:
                 if version is None:
                     conn.execute("INSERT INTO meta (name, value) VALUES ('version', ?)",
                                  (KEYSTORE_VERSION,))
-                elif str(version[0]) != KEYSTORE_VERSION:
+                elif str(version[0]) not in (KEYSTORE_VERSION, *_OLD_VERSIONS):
                     raise KeyStoreError(f"keystore {self.path}: unknown format {version[0]!r}")
                 conn.execute("COMMIT")
             except BaseException:
@@ -484,6 +585,7 @@ class LocalKeyStore:
         except (OSError, sqlite3.Error) as exc:
             raise KeyStoreError(f"keystore {self.path}: cannot open: {exc}") from None
         self._conn, self._pid = conn, os.getpid()
+        self._checked = False  # a new process checks the master key (and format) again
         self._secrets.clear()
         self._forget_subjects()
         self._data_version = -1
@@ -525,8 +627,7 @@ class LocalKeyStore:
             self._forget_subjects()
 
 
-def _secret_aad(name: str) -> bytes:
-    return b"secret\0" + name.encode()
+_SubjectRow = tuple[str, str, str, bytes, str, str | None, bytes | None]
 
 
 def _pending_key_file(key_file: Path) -> Path:
@@ -535,19 +636,6 @@ def _pending_key_file(key_file: Path) -> Path:
 
 def _dek_aad(tenant_id: str, pseudonym: str, key_id: str) -> bytes:
     return "\0".join(("dek", tenant_id, pseudonym, key_id)).encode()
-
-
-def _utc(text: str) -> datetime:
-    """An ISO 8601 time as an aware UTC datetime (naive means UTC)."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise KeyStoreError(f"not an ISO 8601 time: {text!r}") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def default_keystore_dir(settings: Settings) -> Path:
@@ -561,6 +649,14 @@ def default_keystore_dir(settings: Settings) -> Path:
 
 
 def open_keystore(settings: Settings, *, create: bool = True) -> LocalKeyStore:
-    """The keystore the settings name (directory and master key file)."""
+    """The keystore the settings name: its directory, and its master key (``key_wrapper``,
+    a KMS or Vault plug-in, else ``GENAI_AUDIT_MASTER_KEY`` or the key file)."""
+    wrapper = None
+    if settings.key_wrapper:
+        source = settings.sources.get("key_wrapper", "default")
+        try:
+            wrapper = load_key_wrapper(settings.key_wrapper, settings)
+        except MasterKeyError as exc:
+            raise KeyStoreError(f"key_wrapper (from {source}): {exc}") from None
     return LocalKeyStore(default_keystore_dir(settings), master_key_file=settings.master_key_file,
-                         create=create)
+                         create=create, wrapper=wrapper)

@@ -10,7 +10,10 @@ Where it comes from, first match wins:
 ``KeyWrapper`` is the seam for a KMS or Vault: an object that wraps and unwraps small
 secrets with associated data. ``MasterKey`` is the local implementation (AES-256-GCM); a
 KMS backend implements ``wrap``/``unwrap`` with the KMS's Encrypt/Decrypt (or Vault's
-transit engine) and the keystore stays unchanged (see docs/compliance.md).
+transit engine) and the keystore stays unchanged (see docs/compliance.md). The setting
+``key_wrapper`` names one (``load_key_wrapper``): an entry point of the group
+``genai_audit.key_wrappers`` or a ``module:attribute`` import path, either giving a
+callable that takes the ``Settings`` and returns the wrapper.
 """
 
 from __future__ import annotations
@@ -18,16 +21,19 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import importlib
 import os
 import secrets
 from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 ENV_MASTER_KEY = "GENAI_AUDIT_MASTER_KEY"
+WRAPPER_ENTRY_POINTS = "genai_audit.key_wrappers"
 MASTER_KEY_FILE = "master.key"
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -148,3 +154,43 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def load_key_wrapper(spec: str, settings: Any) -> KeyWrapper:
+    """The wrapper ``spec`` names: ``module:attr`` (an import path) or the name of an entry
+    point in ``genai_audit.key_wrappers``. What it names is called with ``settings`` (a
+    class taking them will do) and must return a ``KeyWrapper``. ``MasterKeyError`` names
+    what went wrong: never a key, never the plug-in's own message (it may hold one)."""
+    if ":" in spec:
+        module_name, _, attr = spec.partition(":")
+        try:
+            target: Any = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise MasterKeyError(f"cannot import module {module_name!r} "
+                                 f"({type(exc).__name__})") from None
+        for part in attr.split("."):
+            if not hasattr(target, part):
+                raise MasterKeyError(f"module {module_name!r} has no attribute {attr!r}")
+            target = getattr(target, part)
+    else:
+        found = metadata.entry_points(group=WRAPPER_ENTRY_POINTS, name=spec)
+        if not found:
+            raise MasterKeyError(f"no entry point {spec!r} in group {WRAPPER_ENTRY_POINTS} "
+                                 "(is its package installed?), and not a module:attr path")
+        try:
+            target = next(iter(found)).load()
+        except Exception as exc:
+            raise MasterKeyError(f"entry point {spec!r} does not load "
+                                 f"({type(exc).__name__})") from None
+    if not callable(target):
+        raise MasterKeyError(f"{spec!r} is not callable (a class or factory taking the "
+                             "settings)")
+    try:
+        wrapper = target(settings)
+    except Exception as exc:
+        raise MasterKeyError(f"{spec!r} failed to start ({type(exc).__name__})") from None
+    missing = [name for name in ("key_id", "wrap", "unwrap") if not hasattr(wrapper, name)]
+    if missing:
+        raise MasterKeyError(f"{spec!r} returned {type(wrapper).__name__}, not a key wrapper "
+                             f"(missing {', '.join(missing)})")
+    return cast(KeyWrapper, wrapper)

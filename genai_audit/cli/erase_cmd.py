@@ -29,15 +29,17 @@ def format_result(result: ErasureResult) -> str:
                 "the tombstone is signed into the tamper-evident ledger; its receipt: "
                 f"genai-audit prove --table subject_erasures --id {result.erasure_id}")
     if result.status is ErasureStatus.ALREADY_ERASED:
-        return (f"already erased: tenant {result.tenant_id}, at {result.erased_at} "
-                f"(erasure {result.erasure_id}, request {result.request_id}, "
+        return (f"already erased: request {result.request_id} of tenant {result.tenant_id} "
+                f"was carried out at {result.erased_at} (erasure {result.erasure_id}, "
                 f"{result.records_affected} record(s)); nothing to do")
     if result.status is ErasureStatus.HELD:
         return (f"not erased: tenant {result.tenant_id}, pseudonym {result.user_key} is under "
                 f"legal hold {', '.join(result.held_by)} (GDPR Art. 17(3)(e)); release the "
                 "hold, then erase")
-    return (f"unknown subject: tenant {result.tenant_id} has no data subject with this user "
-            "id (never seen, or a different tenant); nothing was erased")
+    return (f"no live data subject: tenant {result.tenant_id} has no data subject with this "
+            "user id: never seen, or already erased (erasure keeps nothing that could tell "
+            "which); nothing was erased. To confirm an earlier erasure, run again with its "
+            "--request-id (its erasure id if none was given)")
 
 
 def read_user(user: str) -> str:
@@ -73,8 +75,10 @@ def command(ctx: click.Context, tenant: str, user: str, reason: str, request_id:
     (it reads as [DATA ERASED PER GDPR ARTICLE 17]), their metadata (tokens, cost, tool,
     time) stays, so reports still add up and the ledger still verifies.
 
-    Idempotent: a second run reports "already erased" (exit 0). A user id the tenant has
-    never seen is reported as unknown (exit 1), never as success.
+    Idempotent by request id: a second run with the same --request-id reports "already
+    erased" (exit 0). Otherwise a user id with no live data subject is reported as unknown
+    (exit 1), never as success: after an erasure nothing links the user id to the erased
+    subject, so "never seen" and "already erased" cannot be told apart.
 
     \b
     Reasons:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import re
 import sqlite3
 from collections import Counter
 
@@ -14,11 +17,13 @@ from genai_audit.clickhouse.erasure import (
     COUNT_SQL,
     ERASED_TEXT,
     ErasureError,
+    ErasureResult,
     ErasureStatus,
     erase_subject,
 )
 from genai_audit.clickhouse.writer import InteractionWriter
 from genai_audit.config import Settings
+from genai_audit.masterkey import load_master_key
 from genai_audit.processor.factory import default_pipeline
 from genai_audit.processor.record import ContentState, Flag
 
@@ -95,14 +100,19 @@ def test_erased_key_is_unrecoverable_from_the_keystore_file(store, keystore, ing
     assert alice.pseudonym.encode() not in files  # the user id -> pseudonym link is gone too
 
 
-def test_erasure_is_idempotent_and_unknown_subjects_are_not_success(store, keystore, ingested):
-    first = _erase(store, keystore)
-    again = _erase(store, keystore, request_id="DSR-duplicate")
+def test_erasure_is_idempotent_by_request_and_unknown_subjects_are_not_success(
+        store, keystore, ingested):
+    first = _erase(store, keystore, request_id="DSR-1")
+    again = _erase(store, keystore, request_id="DSR-1")  # a retry of the same request
     assert again.status is ErasureStatus.ALREADY_ERASED
     assert (again.erasure_id, again.records_affected) == (first.erasure_id, 2)
+    assert again.user_key == ""  # the answer names no pseudonym
     assert store.scalar("SELECT count() FROM subject_erasures") == 1
-    assert _erase(store, keystore, user="zed").status is ErasureStatus.UNKNOWN
-    assert _erase(store, keystore, user="bob", tenant="globex").status is ErasureStatus.UNKNOWN
+    # Without the request id, the erased user and a user never seen get the same answer:
+    # anything else would be a test of a guessed user id.
+    for user, tenant in (("alice", "acme"), ("zed", "acme"), ("bob", "globex")):
+        result = _erase(store, keystore, user=user, tenant=tenant, request_id="DSR-other")
+        assert result == ErasureResult(ErasureStatus.UNKNOWN, tenant)
     assert store.scalar("SELECT count() FROM subject_erasures") == 1
 
 
@@ -138,10 +148,15 @@ def test_erase_cli_exit_codes(store, keystore, ingested, monkeypatch, capsys):
     assert main([*base, "--user", "alice", "--request-id", "DSR-9"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("erased:") and "2 record(s)" in out and "alice" not in out
-    assert main([*base, "--user", "alice"]) == 0
-    assert "already erased" in capsys.readouterr().out
+    assert main([*base, "--user", "alice", "--request-id", "DSR-9"]) == 0
+    assert "already erased: request DSR-9" in capsys.readouterr().out
+    assert main([*base, "--user", "alice", "--format", "json"]) == 1
+    erased = capsys.readouterr().out
     assert main([*base, "--user", "nobody-we-know", "--format", "json"]) == 1
-    assert json.loads(capsys.readouterr().out)["status"] == "unknown"
+    assert capsys.readouterr().out == erased  # the same answer: never seen, or erased
+    assert json.loads(erased)["status"] == "unknown"
+    assert main([*base, "--user", "nobody-we-know"]) == 1
+    assert "never seen, or already erased" in capsys.readouterr().out
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("bob\n"))
     assert main([*base, "--user", "-"]) == 0  # the user id from stdin, not argv
     assert "erased:" in capsys.readouterr().out
@@ -213,3 +228,99 @@ def test_an_erased_subjects_records_read_as_erased_in_the_auditor_views(store, k
         rows = store.rows(state.format(view=view))
         assert [s for k, s in rows if k == alice] == ["erased", "erased"], view
         assert [s for k, s in rows if k != alice] == ["encrypted"], view
+
+
+# -- issue 16.4 end to end: a swapped subject mapping stops erase and ingest ----------------
+
+def _swap_lookups(path, a: str, b: str) -> None:
+    """What anyone who can write the keystore file can do, without any key."""
+    with sqlite3.connect(path) as db:
+        lookups = dict(db.execute("SELECT pseudonym, lookup FROM subjects").fetchall())
+        db.execute("UPDATE subjects SET lookup = 'swap' WHERE pseudonym = ?", (a,))
+        db.execute("UPDATE subjects SET lookup = ? WHERE pseudonym = ?", (lookups[a], b))
+        db.execute("UPDATE subjects SET lookup = ? WHERE pseudonym = ?", (lookups[b], a))
+
+
+def test_a_swapped_subject_mapping_is_refused_not_erased_or_used(store, keystore, make_span,
+                                                                 monkeypatch, capsys):
+    spans = [make_span(**{"enduser.id": f"user-{i}", "gen_ai.input.messages": _messages(SECRET)})
+             for i in (0, 1)]
+    records = default_pipeline(Settings.load(env={}), keystore).build(spans)
+    InteractionWriter(store).write(records)
+    user0, user1 = (r.user_key for r in records)
+    _swap_lookups(keystore.path, user0, user1)
+
+    monkeypatch.setenv("GENAI_AUDIT_KEYSTORE_DIR", str(keystore.directory))
+    assert main(["erase", "--dsn", store.dsn, "--database", store.database, "--tenant", "acme",
+                 "--user", "user-0", "--reason", "objection", "--operator", "dpo"]) == 2
+    err = capsys.readouterr().err
+    assert "does not match its MAC" in err and "swapped" in err
+    assert "user-0" not in err and user0 not in err and user1 not in err
+    assert store.scalar("SELECT count() FROM subject_erasures") == 0  # nothing erased
+    with sqlite3.connect(keystore.path) as db:
+        assert {p for (p,) in db.execute("SELECT pseudonym FROM subjects")} >= {user0, user1}
+
+    # Ingest fails closed: no record is stored under the other subject's key.
+    later = default_pipeline(Settings.load(env={}), keystore.__class__(keystore.directory))
+    [late] = later.build([make_span(**{"enduser.id": "user-0",
+                                       "gen_ai.input.messages": _messages(SECRET)})])
+    assert Flag.PSEUDONYMIZATION_FAILED in late.flags and late.user_key == ""
+    assert late.content_state is ContentState.WITHHELD
+
+
+# -- issue 16.5: after erasure, no surviving key tests a guessed user id ---------------------
+
+def _surviving_values(store, keystore) -> set[object]:
+    """Every value an attacker with the keystore file, its master key and the store can
+    read: each column of each keystore table and each store table, plus each 64-hex run
+    inside any text (a digest embedded in a longer value)."""
+    values: set[object] = set()
+    with sqlite3.connect(keystore.path) as db:
+        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            for row in db.execute(f"SELECT * FROM {table}"):
+                values.update(bytes(v) if isinstance(v, bytes | memoryview) else v for v in row)
+    for (table,) in store.rows("SELECT name FROM system.tables WHERE database = {d:String}"
+                               " AND engine NOT LIKE '%View'", {"d": store.database}):
+        for row in store.rows(f"SELECT * FROM `{table}`"):
+            values.update(v if isinstance(v, bytes) else str(v) for v in row)
+    texts = [v for v in values if isinstance(v, str)]
+    values.update(m for text in texts for m in re.findall(r"[0-9a-f]{64}", text))
+    return values
+
+
+def _every_surviving_secret(keystore) -> list[bytes]:
+    """The master key opens every wrapped secret in the keystore: all of them, whatever
+    their purpose (subject index, redaction, row MACs, signing key)."""
+    master = load_master_key(keystore.master_key_file, create=False)
+    with sqlite3.connect(keystore.path) as db:
+        rows = db.execute("SELECT name, wrapped FROM secrets").fetchall()
+    return [master.unwrap(bytes(wrapped), b"secret\0" + name.encode()) for name, wrapped in rows]
+
+
+def test_nobody_holding_every_surviving_key_can_reidentify_an_erased_subject(
+        store, keystore, make_span):
+    users = [f"user-{i}" for i in range(40)]
+    spans = [make_span(**{"enduser.id": u, "genai_audit.tool": "triage"}) for u in users]
+    InteractionWriter(store).write(default_pipeline(Settings.load(env={}), keystore).build(spans))
+    erased = {"user-7", "user-23"}
+    for user in sorted(erased):
+        assert _erase(store, keystore, user=user).status is ErasureStatus.ERASED
+
+    # The attack: 10,100 candidate ids, every keyed and unkeyed digest the surviving keys
+    # allow, matched against everything that survives.
+    candidates = [f"user-{i}" for i in range(10_000)] + [f"guest-{i}" for i in range(100)]
+    secrets = _every_surviving_secret(keystore)
+    surviving = _surviving_values(store, keystore)
+    found = set()
+    for candidate in candidates:
+        data = candidate.encode()
+        digests = [hashlib.sha256(data).digest()] + [hmac.digest(s, data, "sha256")
+                                                     for s in secrets]
+        if candidate in surviving or any(d in surviving or d.hex() in surviving
+                                         for d in digests):
+            found.add(candidate)
+    live = set(users) - erased
+    assert found == live  # live subjects are mapped by design; the erased ones are not
+    # and the product itself answers the same for an erased id and one never seen
+    assert {keystore.find_subject("acme", u) for u in (*erased, "user-9999")} == {None}

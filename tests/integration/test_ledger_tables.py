@@ -206,7 +206,7 @@ def test_erase_and_show_through_the_cli_then_verify_exits_0(store, keystore, mon
                  "subject-request", "--operator", "dpo", "--format", "json"]) == 0
     erasure_id = json.loads(capsys.readouterr().out)["erasure_id"]
     assert main(["erase", *db, "--tenant", "acme", "--user", "alice", "--reason",
-                 "subject-request"]) == 0  # already erased: no second tombstone
+                 "subject-request", "--request-id", erasure_id]) == 0  # no second tombstone
     assert "already erased" in capsys.readouterr().out
     keystore.subject_keys("acme", ["bob"])
     assert main(["erase", *db, "--tenant", "acme", "--user", "bob", "--reason", "objection"]) == 0

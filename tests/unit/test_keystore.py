@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import sqlite3
 import stat
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,19 +54,23 @@ def test_subjects_get_random_stable_pseudonyms_per_tenant(keystore):
 def test_destroyed_subject_leaves_no_trace_in_the_keystore_files(keystore):
     alice = keystore.subject_keys("acme", ["alice", "bob"])["alice"]
     with sqlite3.connect(keystore.path) as db:
-        [(wrapped,)] = db.execute("SELECT wrapped FROM subjects WHERE pseudonym = ?",
-                                  (alice.pseudonym,)).fetchall()
+        [(wrapped, lookup, mac)] = db.execute(
+            "SELECT wrapped, lookup, mac FROM subjects WHERE pseudonym = ?",
+            (alice.pseudonym,)).fetchall()
     before = _dir_bytes(keystore.directory)
-    assert wrapped in before and alice.pseudonym.encode() in before  # the scan can see them
+    for trace in (wrapped, alice.pseudonym.encode(), lookup.encode(), mac):
+        assert trace in before  # the scan can see them
     assert keystore.destroy_subject("acme", "alice", MARKER) is True
     after = _dir_bytes(keystore.directory)
-    for secret in (wrapped, alice.dek, alice.pseudonym.encode()):
+    # Nothing of the subject stays, not even its lookup HMAC (a guessed user id would
+    # match it: docs/compliance.md "What erasure leaves").
+    for secret in (wrapped, alice.dek, alice.pseudonym.encode(), lookup.encode(), mac):
         assert secret not in after
     assert not list(keystore.directory.glob("*-journal")) and not list(
         keystore.directory.glob("*.tmp"))
     assert keystore.key_for_pseudonym("acme", alice.pseudonym) is None  # no stale cache
     assert keystore.find_subject("acme", "alice") is None
-    assert keystore.erasure_marker("acme", "alice") == MARKER
+    assert keystore.status()["erased_subjects"] == 1  # when, not who
     assert keystore.find_subject("acme", "bob") is not None  # others untouched
     assert keystore.destroy_subject("acme", "alice", MARKER) is False
     fresh = LocalKeyStore(keystore.directory)
@@ -223,3 +229,220 @@ def test_rotation_with_the_key_in_the_environment(tmp_path, monkeypatch):
         LocalKeyStore(tmp_path).find_subject("acme", "alice")  # still the old key set
     monkeypatch.setenv(ENV_MASTER_KEY, new.hex())
     assert LocalKeyStore(tmp_path).find_subject("acme", "alice") == alice
+
+
+# -- issue 16.4: every row that maps a subject to key material is authenticated -------------
+
+def _sql(path: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
+    """Edit the keystore file the way anyone with file access can: no master key needed."""
+    with sqlite3.connect(path) as db:
+        for statement, params in statements:
+            db.execute(statement, params)
+
+
+def _swap_lookups(path: Path, a: str, b: str) -> dict[str, str]:
+    """Swap the lookups of the subjects with pseudonyms ``a`` and ``b``; their old lookups."""
+    with sqlite3.connect(path) as db:
+        lookups = dict(db.execute("SELECT pseudonym, lookup FROM subjects").fetchall())
+    _sql(path, ("UPDATE subjects SET lookup = 'swap' WHERE pseudonym = ?", (a,)),
+         ("UPDATE subjects SET lookup = ? WHERE pseudonym = ?", (lookups[a], b)),
+         ("UPDATE subjects SET lookup = ? WHERE pseudonym = ?", (lookups[b], a)))
+    return lookups
+
+
+def test_swapped_lookups_are_an_integrity_error_never_a_wrong_key(keystore):
+    keys = keystore.subject_keys("acme", ["user-0", "user-1"])
+    zero, one = keys["user-0"].pseudonym, keys["user-1"].pseudonym
+    lookups = _swap_lookups(keystore.path, zero, one)
+    fresh = LocalKeyStore(keystore.directory)  # any process: the CLI's erase, the pipeline
+    for use in (lambda: fresh.find_subject("acme", "user-0"),
+                lambda: fresh.subject_keys("acme", ["user-1"]),
+                lambda: fresh.key_for_pseudonym("acme", one),
+                lambda: fresh.destroy_subject("acme", "user-0", MARKER)):
+        with pytest.raises(KeyStoreError, match="user mapping .* swapped") as info:
+            use()  # the old keystore returned user-1's key here, and erased it for user-0
+        assert type(info.value).__name__ == "KeyStoreIntegrityError"
+        message = str(info.value)
+        assert "acme" in message and not any(secret in message for secret in (
+            zero, one, lookups[zero], lookups[one], "user-0", "user-1"))
+    with sqlite3.connect(keystore.path) as db:  # the refused erasure destroyed nothing
+        assert db.execute("SELECT count(*) FROM subjects WHERE lookup != '*'").fetchone() == (2,)
+    _swap_lookups(keystore.path, zero, one)  # put back: the same rows are fine again
+    assert LocalKeyStore(keystore.directory).find_subject("acme", "user-0") == keys["user-0"]
+
+
+@pytest.mark.parametrize("edit, message", [
+    ("UPDATE subjects SET erased_before = NULL WHERE pseudonym = :p", "erasure time was changed"),
+    ("UPDATE subjects SET created_at = '2020-01-01T00:00:00+00:00' WHERE pseudonym = :p",
+     "creation or erasure time"),
+    ("UPDATE subjects SET mac = NULL WHERE pseudonym = :p", "has no MAC"),
+    ("UPDATE subjects SET tenant = 'globex' WHERE pseudonym = :p", "does not belong"),
+    # the other subject's wrapped key and key id, moved in: the AEAD binds the pseudonym
+    ("UPDATE subjects SET (wrapped, key_id) = (SELECT wrapped, key_id FROM subjects"
+     " WHERE pseudonym = :q) WHERE pseudonym = :p", "does not belong to its pseudonym"),
+    ("DELETE FROM secrets WHERE name = 'integrity:rows'", "MAC key is missing"),
+    ("DELETE FROM secrets WHERE name = 'subject-index:acme'", "index secret is missing"),
+    ("DELETE FROM meta WHERE name = 'kek_check'", "no master key check value"),
+    ("UPDATE erasure_times SET erased_at = '2020-01-01T00:00:00+00:00'", "erasure time of"),
+])
+def test_any_edit_of_a_keystore_row_is_detected(tmp_path, edit, message):
+    ks = LocalKeyStore(tmp_path)
+    ks.subject_keys("acme", ["gone"])
+    ks.destroy_subject("acme", "gone", MARKER)  # an erasure time, and erased_before below
+    keys = ks.subject_keys("acme", ["alice", "bob"])
+    alice, bob = keys["alice"], keys["bob"]
+    assert alice.erased_before is not None
+    with sqlite3.connect(ks.path) as db:
+        db.execute(edit, {"p": alice.pseudonym, "q": bob.pseudonym})
+    fresh = LocalKeyStore(tmp_path)
+    with pytest.raises(KeyStoreError, match=message) as info:
+        if "tenant" in edit:  # moved to another tenant: found there by its pseudonym
+            fresh.key_for_pseudonym("globex", alice.pseudonym)
+        fresh.find_subject("acme", "alice")
+        fresh.subject_keys("acme", ["carol"])  # a new subject reads the erasure times
+    assert type(info.value).__name__ == "KeyStoreIntegrityError"
+
+
+def _v2_copy(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    """A keystore written by the previous release (format 2), copied from tests/data."""
+    source = Path(__file__).parent.parent / "data" / "keystore-v2"
+    target = tmp_path / "v2"
+    target.mkdir(mode=0o700)
+    for name in ("keystore.db", "master.key"):
+        (target / name).write_bytes((source / name).read_bytes())
+        (target / name).chmod(0o600)
+    return target, json.loads((source / "expected.json").read_text())
+
+
+def test_a_format_2_keystore_is_upgraded_on_first_open_and_keeps_its_keys(tmp_path):
+    from genai_audit.keystore import KeyStoreIntegrityError
+
+    directory, expected = _v2_copy(tmp_path)
+    assert all(lookup.encode() in _dir_bytes(directory)  # the old erasure markers
+               for lookup in expected["erased_lookups"].values())
+    ks = LocalKeyStore(directory)
+    for user in ("alice", "bob", "dave"):
+        key = ks.find_subject("acme", user)
+        assert key is not None and (key.pseudonym, key.key_id, key.dek.hex()) == (
+            expected[user]["pseudonym"], expected[user]["key_id"], expected[user]["dek"])
+    assert ks.find_subject("acme", "carol") is None
+    # dave came back after his erasure: his new key still withholds what started before it
+    assert ks.find_subject("acme", "dave").erased_before == _utc("2026-01-03T00:00:00+00:00")
+    files = _dir_bytes(directory)  # carol's erasure marker (her lookup) is gone for good
+    assert expected["erased_lookups"]["carol"].encode() not in files
+    with sqlite3.connect(directory / "keystore.db") as db:
+        assert db.execute("SELECT value FROM meta WHERE name = 'version'").fetchone() == ("3",)
+        assert db.execute("SELECT count(*) FROM subjects WHERE mac IS NULL").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM erasure_times").fetchone() == (2,)
+    ks.close()
+    _swap_lookups(directory / "keystore.db", expected["alice"]["pseudonym"],
+                  expected["bob"]["pseudonym"])
+    with pytest.raises(KeyStoreIntegrityError):  # upgraded rows are authenticated too
+        LocalKeyStore(directory).find_subject("acme", "alice")
+
+
+def test_a_format_3_keystore_cannot_be_dressed_up_as_format_2(tmp_path):
+    """Marking the file as the old format (whose rows had no MACs) must not get tampered
+    rows authenticated by the upgrade: the check value, which only the master key makes,
+    says format 3."""
+    ks = LocalKeyStore(tmp_path)
+    keys = ks.subject_keys("acme", ["alice", "bob"])
+    ks.close()
+    _swap_lookups(ks.path, keys["alice"].pseudonym, keys["bob"].pseudonym)
+    _sql(ks.path, ("UPDATE subjects SET mac = NULL", ()),
+         ("UPDATE meta SET value = '2' WHERE name = 'version'", ()))
+    with pytest.raises(KeyStoreError, match="has no MAC"):
+        LocalKeyStore(tmp_path).find_subject("acme", "alice")
+
+
+def _utc(text: str) -> Any:
+    from datetime import datetime
+    return datetime.fromisoformat(text)
+
+
+# -- issue 17: the KMS/Vault seam is a setting --------------------------------------------
+
+_WRAPPER_MODULE = '''
+import hashlib, hmac, os
+from genai_audit.masterkey import MasterKeyError
+
+CALLS = []
+
+class ToyKms:
+    """Stands in for a KMS client: XOR with a keyed stream, MAC over nonce, data and AAD."""
+
+    def __init__(self, settings):
+        self.secret = hashlib.sha256(settings.keystore_dir.encode()).digest()
+        self.key_id = "toy-kms-1"
+
+    def _stream(self, nonce, n):
+        out = b""
+        while len(out) < n:
+            out += hashlib.sha256(self.secret + nonce + len(out).to_bytes(4, "big")).digest()
+        return out[:n]
+
+    def wrap(self, plaintext, aad):
+        CALLS.append("wrap")
+        nonce = os.urandom(16)
+        body = bytes(a ^ b for a, b in zip(plaintext, self._stream(nonce, len(plaintext))))
+        return nonce + body + hmac.digest(self.secret, nonce + body + aad, "sha256")
+
+    def unwrap(self, blob, aad):
+        CALLS.append("unwrap")
+        nonce, body, tag = blob[:16], blob[16:-32], blob[-32:]
+        if not hmac.compare_digest(tag, hmac.digest(self.secret, nonce + body + aad, "sha256")):
+            raise MasterKeyError("toy kms: does not open")
+        return bytes(a ^ b for a, b in zip(body, self._stream(nonce, len(body))))
+'''
+
+
+def test_the_key_wrapper_setting_plugs_a_kms_into_every_entry_point(tmp_path, monkeypatch):
+    import importlib
+
+    from genai_audit.config import Settings
+    from genai_audit.keystore import open_keystore
+
+    (tmp_path / "toy_kms_plugin.py").write_text(_WRAPPER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "gw.toml").write_text('key_wrapper = "no_such_module:Nope"\n')
+    env = {"GENAI_AUDIT_KEY_WRAPPER": "toy_kms_plugin:ToyKms",
+           "GENAI_AUDIT_KEYSTORE_DIR": str(tmp_path / "keys")}
+    settings = Settings.load(env=env, config_file=tmp_path / "gw.toml")  # env beats the file
+    assert settings.describe()["key_wrapper"] == ("toy_kms_plugin:ToyKms",
+                                                  "env GENAI_AUDIT_KEY_WRAPPER")
+    keys = open_keystore(settings)
+    alice = keys.subject_keys("acme", ["alice"])["alice"]
+    assert keys.status()["master_key_id"] == "toy-kms-1"
+    assert not (tmp_path / "keys" / "master.key").exists()  # no local master key at all
+    plugin = importlib.import_module("toy_kms_plugin")
+    assert "wrap" in plugin.CALLS
+    assert open_keystore(settings).find_subject("acme", "alice") == alice  # a second process
+    with pytest.raises(KeyStoreError, match="no master key"):  # never a new local key
+        LocalKeyStore(tmp_path / "keys").find_subject("acme", "alice")
+    with pytest.raises(KeyStoreError, match="external service"):
+        open_keystore(settings).rotate_master_key()
+    file_only = Settings.load(env={}, config_file=tmp_path / "gw.toml")
+    with pytest.raises(KeyStoreError, match=r"key_wrapper \(from file .*gw.toml\): cannot "
+                                            r"import module 'no_such_module'"):
+        open_keystore(file_only)
+    flag = Settings.load({"key_wrapper": "toy_kms_plugin:Missing"}, env=env)  # flag beats env
+    with pytest.raises(KeyStoreError, match="from argument.*no attribute 'Missing'"):
+        open_keystore(flag)
+    with pytest.raises(KeyStoreError, match="no entry point 'nothing-here'"):
+        open_keystore(Settings.load({"key_wrapper": "nothing-here"}, env=env))
+    # the same wrapper as an installed plug-in declares it: an entry point, found by name
+    dist = tmp_path / "toy_kms-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-kms\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[genai_audit.key_wrappers]\n"
+                                           "toy-kms = toy_kms_plugin:ToyKms\n")
+    by_name = Settings.load(env={**env, "GENAI_AUDIT_KEY_WRAPPER": "toy-kms"})
+    assert open_keystore(by_name).find_subject("acme", "alice") == alice
+
+
+@pytest.mark.parametrize("bad", ["a b", "mod:", ":attr", "mod:attr:x", "1mod:X"])
+def test_a_malformed_key_wrapper_setting_is_refused(bad):
+    from genai_audit.config import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="key_wrapper: expected an entry point name"):
+        Settings.load(env={"GENAI_AUDIT_KEY_WRAPPER": bad})

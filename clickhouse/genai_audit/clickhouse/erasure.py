@@ -14,10 +14,18 @@ Order, chosen so a crash at any point is repaired by running the erasure again:
 1. count the subject's records;
 2. append a PII-free tombstone to ``subject_erasures`` (reused if a crashed run left one)
    through the tamper-evident ledger, and sign a checkpoint over it before going on;
-3. destroy the subject in the keystore (and remember, without the pseudonym, that the
-   user was erased, so a second run answers "already erased" instead of "unknown").
+3. destroy the subject in the keystore, which keeps only when it happened.
 
-``erase_subject`` is the library call; ``genai-audit erase`` and the gateway's API wrap it.
+Unlinkable afterwards: nothing left in the store, the keystore or the archive is derived
+from the user id, so even whoever holds every surviving key cannot test a guessed user id
+against the erased subject. The price: an erased user and a user never seen look the same,
+so a repeat ``erase`` for the same user id cannot answer "already erased" from the user id.
+It answers from the request id instead (the tombstone records it): run again with the same
+``request_id`` and the result is ``ALREADY_ERASED`` with the first run's tombstone; without
+it, ``UNKNOWN`` ("no live data subject: never seen, or already erased").
+
+``erase_subject`` is the library call; ``genai-audit erase`` wraps it (the gateway has no
+erasure API).
 """
 
 from __future__ import annotations
@@ -66,8 +74,8 @@ class ErasureError(ValueError):
 
 class ErasureStatus(enum.StrEnum):
     ERASED = "erased"
-    ALREADY_ERASED = "already_erased"
-    UNKNOWN = "unknown"  # no such subject in this tenant: nothing was erased
+    ALREADY_ERASED = "already_erased"  # a tombstone with this request id exists
+    UNKNOWN = "unknown"  # no live subject with this user id (never seen, or erased)
     HELD = "held"  # under a legal hold (Art. 17(3)(e)): nothing was erased
 
 
@@ -77,7 +85,7 @@ class ErasureResult:
     tenant_id: str
     erasure_id: str = ""
     request_id: str = ""
-    user_key: str = ""  # the (now unlinkable) pseudonym; "" when unknown / already erased
+    user_key: str = ""  # the (now unlinkable) pseudonym; "" when unknown
     records_affected: int = 0
     erased_at: str = ""
     held_by: tuple[str, ...] = ()  # ids of the active legal holds that block the erasure
@@ -103,7 +111,8 @@ def validate_request(reason: str, operator: str, request_id: str | None) -> None
 def erase_subject(store: Store, keys: KeyStore, *, tenant_id: str, user_id: str, reason: str,
                   operator: str, request_id: str | None = None,
                   ledger: Ledger | None = None) -> ErasureResult:
-    """Erase one data subject of one tenant. Idempotent; an unknown subject is reported.
+    """Erase one data subject of one tenant. Idempotent by ``request_id``; a user id with no
+    live subject is reported as unknown (never seen and already erased look the same).
 
     The tombstone is written through ``ledger`` (a long-lived process's session over
     ``subject_erasures``, left open) or, by default, a session of its own whose checkpoint is
@@ -111,11 +120,12 @@ def erase_subject(store: Store, keys: KeyStore, *, tenant_id: str, user_id: str,
     validate_request(reason, operator, request_id)
     subject = keys.find_subject(tenant_id, user_id)
     if subject is None:
-        marker = keys.erasure_marker(tenant_id, user_id)
-        if marker is None:
+        done = _tombstone_of_request(store, tenant_id, request_id) if request_id else None
+        if done is None:
             return ErasureResult(ErasureStatus.UNKNOWN, tenant_id)
+        marker, records = done
         return ErasureResult(ErasureStatus.ALREADY_ERASED, tenant_id, marker.erasure_id,
-                             marker.request_id, records_affected=_recorded_count(store, marker),
+                             marker.request_id, records_affected=records,
                              erased_at=marker.erased_at)
     holds = tuple(h.hold_id for h in list_holds(store, tenant_id)
                   if h.user_key in ("", subject.pseudonym))
@@ -149,10 +159,17 @@ def _existing_tombstone(store: Store, tenant_id: str, pseudonym: str) -> Erasure
     return ErasureMarker(str(erasure_id), str(request), erased_at.isoformat())
 
 
-def _recorded_count(store: Store, marker: ErasureMarker) -> int:
-    value = store.scalar("SELECT max(records_affected) FROM subject_erasures"
-                         " WHERE erasure_id = {e:UUID}", {"e": marker.erasure_id})
-    return int(value or 0)
+def _tombstone_of_request(store: Store, tenant_id: str,
+                          request_id: str) -> tuple[ErasureMarker, int] | None:
+    """The tenant's first tombstone carrying ``request_id`` and its record count."""
+    rows = store.rows(
+        "SELECT toString(erasure_id), request_id, erased_at, records_affected"
+        " FROM subject_erasures WHERE tenant_id = {t:String} AND request_id = {r:String}"
+        " ORDER BY erased_at LIMIT 1", {"t": tenant_id, "r": request_id})
+    if not rows:
+        return None
+    erasure_id, request, erased_at, records = rows[0]
+    return ErasureMarker(str(erasure_id), str(request), erased_at.isoformat()), int(records)
 
 
 def is_erased(store: Store, tenant_id: str, pseudonym: str) -> bool:

@@ -30,9 +30,13 @@ class PseudonymStage:
     """Never raises on a keystore failure: the user id must not survive this stage, so the
     records of a failed lookup lose their user key and their content (flagged) instead.
 
-    A record that started before its user was erased (in flight during the erasure: queued,
-    retried, replayed) is stored without content and without pseudonym, flagged
-    ``subject_erased``: erasure also covers what was on its way to the store."""
+    A record that started before an erasure in its tenant and whose user has had a key only
+    since then (in flight during the erasure: queued, retried, replayed) may belong to the
+    erased subject, and the keystore keeps nothing that could tell (erasure is unlinkable):
+    it is stored without content and without pseudonym, flagged ``subject_erased``. Erasure
+    thus covers what was on its way to the store; the cost is that a new user's first
+    records, if they were in flight across an erasure in the same tenant, lose their content
+    and pseudonym too (metadata kept)."""
 
     name = "pseudonymize"
     failure_flag = Flag.PSEUDONYMIZATION_FAILED
@@ -59,8 +63,8 @@ class PseudonymStage:
                 key = subjects[record.user_id or ""]
                 record.user_id = None
                 if key.erased_before is not None and record.event_timestamp < key.erased_before:
-                    # In flight when its user was erased: it belongs to the erased subject,
-                    # so it keeps no content and no link to the user's new pseudonym.
+                    # In flight across an erasure, its user new since: it may belong to the
+                    # erased subject, so it keeps no content and no link to this pseudonym.
                     record.withhold_content(Flag.SUBJECT_ERASED)
                     continue
                 record.user_key = key.pseudonym
