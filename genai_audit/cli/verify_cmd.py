@@ -15,7 +15,8 @@ from genai_audit.cli.common import EXIT_PROBLEM, CommandError, open_store, store
 from genai_audit.cli.ledger_keys import public_key
 from genai_audit.clickhouse.ledger.export import read_anchors
 from genai_audit.clickhouse.ledger.leaf import SCHEMAS
-from genai_audit.clickhouse.ledger.verify import Finding, Verifier, VerifyResult
+from genai_audit.clickhouse.ledger.verify import Finding, Verifier, VerifyResult, unsigned_grace
+from genai_audit.clock import SYSTEM_CLOCK
 from genai_audit.config import Settings
 
 MAX_LISTED = 200
@@ -124,7 +125,9 @@ def command(ctx: click.Context, tenant: str | None, tables: tuple[str, ...],
     started = time.monotonic()
     with click.progressbar(length=max(total, 1), label="verifying", file=sys.stderr,
                            show_pos=True) as bar:
-        verifier = Verifier(store, key, key_name, schemas, progress=bar.update)
+        verifier = Verifier(store, key, key_name, schemas, progress=bar.update,
+                            clock=SYSTEM_CLOCK,
+                            unsigned_grace=unsigned_grace(settings.ledger_checkpoint_seconds))
         result = verifier.run(tenant=tenant, since=_utc(since), until=_utc(until),
                               anchors=anchors, strict=strict)
     seconds = time.monotonic() - started
