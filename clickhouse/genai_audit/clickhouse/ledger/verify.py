@@ -86,9 +86,9 @@ def unsigned_grace(checkpoint_seconds: float) -> float:
 
 UNSIGNED_GRACE = unsigned_grace(30.0)
 MAX_NAMED = 1_000  # records named one by one per log when a range lost its checkpoints
-_META_SQL = ("hex(SHA256(concat(toString(length(record_ids)), ':', record_ids, ',', "
-             "toString(length(record_expires)), ':', record_expires, ',', "
-             "toString(length(record_events)), ':', record_events, ',')))")
+_META_SQL = ("concat(hex(SHA256(concat(toString(length(record_ids)), ':', record_ids, ','))), "
+             "hex(SHA256(concat(toString(length(record_expires)), ':', record_expires, ',', "
+             "toString(length(record_events)), ':', record_events, ','))))")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -133,8 +133,9 @@ class _Cp:
     root: bytes
     prev_size: int
     proof: tuple[bytes, ...]
-    meta: bool | None = None  # its record ids, expiry and event times are signed and
-    # match (True), signed and altered (False), or from before they were signed (None)
+    meta: bool | None = None  # its record ids are signed and match (True), signed and
+    # altered (False), or from before they were signed (None)
+    times: bool | None = None  # the same for its expiry and event times
 
 
 @dataclass
@@ -327,8 +328,8 @@ class Verifier:
                 continue
             current = _Cp(cp.size, cp.root, int(prev_size),
                           tuple(bytes.fromhex(h) for h in proof_hex),
-                          self._check_meta(str(log_id), cp, int(prev_size),
-                                           bytes.fromhex(meta_hex), result))
+                          *self._check_meta(str(log_id), cp, int(prev_size),
+                                            bytes.fromhex(meta_hex), result))
             previous = valid[str(log_id)][-1] if valid[str(log_id)] else None
             if previous is not None and previous.size == current.prev_size and not (
                     merkle.verify_consistency(previous.size, current.size, previous.root,
@@ -361,25 +362,29 @@ class Verifier:
 
     @staticmethod
     def _check_meta(log_id: str, cp: notes.Checkpoint, prev_size: int, digest: bytes,
-                    result: VerifyResult) -> bool | None:
-        """True when the note signs this row's previous size and leaf metadata; a finding
-        when it signs something else (the row's record list or expiry times altered).
-        Checkpoints written before metadata was signed have no such line: None."""
+                    result: VerifyResult) -> tuple[bool | None, bool | None]:
+        """(record ids, times): True when the note signs this row's previous size and
+        that part of its leaf metadata; False and a finding when it signs something else
+        (the row's record list or expiry times altered). Checkpoints written before
+        metadata was signed have no such line: None."""
         lines = [x for x in cp.extensions if x.startswith(META_PREFIX + " ")]
         if not lines:
-            return None
+            return None, None
         try:
             _, prev, b64 = lines[0].split(" ")
             signed = base64.b64decode(b64, validate=True)
-            ok = int(prev) == prev_size and signed == digest
+            same_prev = int(prev) == prev_size
         except (ValueError, binascii.Error):
-            ok = False
-        if not ok:
-            result.findings.append(Finding(
-                CHECKPOINT, log_id, cp.size, None,
-                f"checkpoint at size {cp.size}: its record ids, expiry or event times (or "
-                "previous size) differ from what its note signed (row altered)"))
-        return ok
+            signed, same_prev = b"", False
+        ids_ok = same_prev and signed[:32] == digest[:32]
+        times_ok = same_prev and len(signed) == 64 and signed[32:] == digest[32:]
+        for ok, what in ((ids_ok, "record ids"), (times_ok, "expiry or event times")):
+            if not ok:
+                result.findings.append(Finding(
+                    CHECKPOINT, log_id, cp.size, None,
+                    f"checkpoint at size {cp.size}: its {what} (or previous size) differ from "
+                    "what its note signed (row altered)"))
+        return ids_ok, times_ok
 
     def _log_of_logs(self, result: VerifyResult) -> dict[str, tuple[int, bytes, str]]:
         """What the writer sessions' logs of logs signed for each log of this table: the
@@ -515,9 +520,10 @@ class Verifier:
                 self._unanchored(log_id, anchored_size, st.n - anchored_size,
                                  st.oldest_unsigned, strict, result)
             return
-        before, warned = len(result.findings), len(result.warnings)
-        _Diagnosis(self, log_id, cps, anchored, strict, result, st.oldest_unsigned).run()
-        explained = any(w.kind == EXPIRED for w in result.warnings[warned:])
+        before = len(result.findings)
+        diagnosis = _Diagnosis(self, log_id, cps, anchored, strict, result, st.oldest_unsigned)
+        diagnosis.run()
+        explained = diagnosis.accounted
         if len(result.findings) == before and not explained:  # keep the failure visible
             result.findings.append(Finding(CHECKPOINT, log_id, None, None,
                                            "log does not match its signed checkpoints"))
@@ -591,6 +597,7 @@ class _Diagnosis:
         self.legacy_expires: dict[int, tuple[int, int]] = {}  # unsigned (old checkpoints)
         self.unverifiable_to = 0  # positions before it were named by _name_unverifiable
         self.held: set[int] = set()  # expired positions a legal hold accounts for
+        self.accounted = False  # signed rows are missing, and retention explains them
 
     def find(self, kind: str, position: int | None, record_id: str | None, detail: str) -> None:
         self.result.findings.append(Finding(kind, self.log_id, position, record_id, detail))
@@ -618,6 +625,7 @@ class _Diagnosis:
         16 raw bytes until a finding names one (``_id_text``): most are never needed."""
         valid = {cp.size: cp.root for cp in self.cps}
         meta = {cp.size: cp.meta for cp in self.cps}
+        times = {cp.size: cp.times for cp in self.cps}
         auth: list[bytes] = []
         ids: list[RecordId] = []
         compact: list[bytes] = []
@@ -633,13 +641,14 @@ class _Diagnosis:
             leaves = [blob[i:i + 32] for i in range(0, len(blob), 32)]
             signed_meta = meta.get(size)  # ids and expiry are used only when signed
             id_blob = bytes.fromhex(ids_hex) if signed_meta else b""
+            signed_times = times.get(size)
             rec_ids: list[RecordId] = [id_blob[i:i + 16] if id_blob else ""
                                        for i in range(0, max(len(id_blob), 16 * len(leaves))
                                                       - 15, 16)]
             start = len(auth) + len(pending)
             exp_blob, ev_blob = bytes.fromhex(exp_hex), bytes.fromhex(ev_hex)
-            target = self.expires if signed_meta else (
-                self.legacy_expires if signed_meta is None and size in valid else {})
+            target = self.expires if signed_times else (
+                self.legacy_expires if signed_times is None and size in valid else {})
             for i in range(0, len(exp_blob) - 7, 8):
                 target[prev + i // 8] = (int.from_bytes(exp_blob[i:i + 8], "big"),
                                          int.from_bytes(ev_blob[i:i + 8], "big", signed=True)
@@ -796,6 +805,7 @@ class _Diagnosis:
                 f"{len(legacy)} record(s) missing after the expiry their checkpoint lists, "
                 "unsigned (checkpoints written before expiry was signed): not tamper-evident"))
         gone = set(expired) | set(legacy) | self.held
+        self.accounted = bool(gone)
         missing = [p for p in missing if p not in gone]
         if not missing:
             return
