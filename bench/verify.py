@@ -113,8 +113,9 @@ def build_store(store: Store, keys: LocalKeyStore, records: int, logs: int, ever
         leaves = [blob[i:i + 32] for i in range(0, len(blob), 32)]
         size, compact, root, rows = 0, [], merkle.EMPTY_ROOT, []
         while size < len(leaves):
-            new = [(leaf, rid, 0) for leaf, rid in zip(leaves[size:size + every],
-                                                       ids[size:size + every], strict=True)]
+            new = [(leaf, rid.bytes, 0, 0) for leaf, rid in zip(leaves[size:size + every],
+                                                             ids[size:size + every],
+                                                             strict=True)]
             signed = sign_extension(store.database, "interactions", log_id, tenant, size,
                                     compact, root, new, key)
             rows.append(signed.row)

@@ -23,8 +23,9 @@ from genai_audit.cli.common import (
 from genai_audit.cli.ledger_keys import public_key
 from genai_audit.clickhouse.ledger.export import read_anchors
 from genai_audit.clickhouse.ledger.leaf import SCHEMAS
-from genai_audit.clickhouse.ledger.verify import Finding, Verifier, VerifyResult
+from genai_audit.clickhouse.ledger.verify import Finding, Verifier, VerifyResult, unsigned_grace
 from genai_audit.clickhouse.tenants import require_known_tenant
+from genai_audit.clock import SYSTEM_CLOCK
 from genai_audit.config import Settings
 from genai_audit.neutralize import visible
 
@@ -132,7 +133,9 @@ def command(ctx: click.Context, tenant: str | None, tables: tuple[str, ...],
     started = time.monotonic()
     with click.progressbar(length=max(total, 1), label="verifying", file=sys.stderr,
                            show_pos=True) as bar:
-        verifier = Verifier(store, key, key_name, schemas, progress=bar.update)
+        verifier = Verifier(store, key, key_name, schemas, progress=bar.update,
+                            clock=SYSTEM_CLOCK,
+                            unsigned_grace=unsigned_grace(settings.ledger_checkpoint_seconds))
         result = verifier.run(tenant=tenant, since=since, until=until,
                               anchors=anchors, strict=strict)
     seconds = time.monotonic() - started

@@ -200,10 +200,18 @@ def test_tail_and_newest_checkpoint_removed_is_caught_by_an_exported_anchor(
     from genai_audit.clickhouse.ledger.export import export_checkpoints, read_anchors
     anchors = read_anchors(export_checkpoints(store, keystore.signing_key().public_key()))
     store.command("ALTER TABLE interactions DELETE WHERE log_index >= 50", settings=SYNC)
-    store.command("ALTER TABLE ledger_checkpoints DELETE WHERE tree_size = 60", settings=SYNC)
+    store.command("ALTER TABLE ledger_checkpoints DELETE WHERE tree_size = 60 AND "
+                  "source_table = 'interactions'", settings=SYNC)
+    # the session's log of logs still signs size 60: the store alone catches it now
+    alone = run(store, keystore)
+    assert ("checkpoint", 60) in [(f.kind, f.position) for f in alone.findings]
+    assert ("truncated", 40) in [(f.kind, f.position) for f in alone.findings]
+    store.command("ALTER TABLE ledger_checkpoints DELETE WHERE source_table = 'ledger'",
+                  settings=SYNC)
     assert run(store, keystore).ok  # consistent with the remaining checkpoint at 40...
     result = run(store, keystore, anchors=anchors)  # ...but not with the auditor's copy
-    assert [(f.kind, f.position) for f in result.findings] == [("truncated", 40)]
+    assert [(f.kind, f.position) for f in result.findings] == [("truncated", 40)] + [
+        ("unanchored", p) for p in range(40, 50)]  # each record that lost its signature
     assert "(20 records, 10 still present)" in result.findings[0].detail
 
 
@@ -231,7 +239,7 @@ def test_history_rewritten_with_the_signing_key_is_caught_by_an_exported_anchor(
         "SELECT toString(id) FROM interactions ORDER BY log_index")]
     store.command("ALTER TABLE ledger_checkpoints DELETE WHERE 1", settings=SYNC)
     signed = sign_extension(store.database, "interactions", log_id, tenant, 0, [],
-                            bytes(32), [(leaf, i, 0) for leaf, i in zip(leaves, ids)],
+                            bytes(32), [(leaf, i.bytes, 0, 0) for leaf, i in zip(leaves, ids)],
                             keystore.signing_key())
     store.insert(CHECKPOINTS_TABLE, [signed.row], CHECKPOINT_COLUMNS)
     assert run(store, keystore).ok  # the store alone is fooled by a key holder...

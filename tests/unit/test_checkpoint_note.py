@@ -71,3 +71,17 @@ def test_malformed_checkpoint_text(text: str) -> None:
 def test_origin_must_be_one_line_without_spaces() -> None:
     with pytest.raises(notes.NoteError):
         notes.Checkpoint("evil\n999", 1, ROOT).text()
+
+
+def test_extension_lines_are_signed_and_read_back() -> None:
+    """The ledger's metadata line (C2SP tlog-checkpoint extension line) is part of the
+    signed text: editing it breaks the signature."""
+    cp = notes.Checkpoint("example.com/log", 7, ROOT, ("genai-audit/meta/v1 3 AAAA",))
+    note = notes.sign(cp, KEY)
+    assert note.startswith(f"example.com/log\n7\n{base64.b64encode(ROOT).decode()}\n"
+                           "genai-audit/meta/v1 3 AAAA\n\n")
+    assert notes.open_note(note, KEY.public_key()) == cp
+    with pytest.raises(notes.NoteError, match="does not verify"):
+        notes.open_note(note.replace(" 3 AAAA", " 2 AAAA"), KEY.public_key())
+    with pytest.raises(notes.NoteError, match="extension"):
+        notes.Checkpoint("example.com/log", 7, ROOT, ("",)).text()

@@ -2,7 +2,7 @@
 
 A checkpoint note, byte for byte::
 
-    <origin>\\n<tree size, decimal>\\n<base64 root hash>\\n
+    <origin>\\n<tree size, decimal>\\n<base64 root hash>\\n[<extension line>\\n ...]
     \\n
     \\u2014 <key name> base64(key ID (4 bytes) || Ed25519 signature over the text)\\n
 
@@ -38,11 +38,16 @@ class Checkpoint:
     origin: str
     size: int
     root: bytes
+    extensions: tuple[str, ...] = ()  # tlog-checkpoint extension lines (signed, opaque here)
 
     def text(self) -> str:
         if not self.origin or "\n" in self.origin or any(ch.isspace() for ch in self.origin):
             raise NoteError(f"invalid checkpoint origin {self.origin!r}")
-        return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root).decode()}\n"
+        if any(not line or "\n" in line for line in self.extensions):
+            raise NoteError("invalid checkpoint extension line")
+        return "".join(f"{line}\n" for line in (
+            self.origin, str(self.size), base64.b64encode(self.root).decode(),
+            *self.extensions))
 
 
 def raw_public_key(key: Ed25519PublicKey) -> bytes:
@@ -147,4 +152,4 @@ def parse_checkpoint(text: str) -> Checkpoint:
         raise NoteError("root hash is not valid base64") from None
     if len(root) != 32:
         raise NoteError("root hash is not 32 bytes")
-    return Checkpoint(origin, int(size), root)
+    return Checkpoint(origin, int(size), root, tuple(lines[3:-1]))

@@ -93,10 +93,13 @@ class LeafSchema:
     id_column: str = "id"  # the row's stable UUID (named in findings, listed in checkpoints)
     time_column: str = "event_timestamp"  # what verify --from/--to select logs by
     since_migration: int = 2  # the migration that put the table under the ledger
+    # when a row reached the store (how long it has waited for a checkpoint); the server
+    # stamps ingested_at, the short-lived writers their own time column at write time
+    arrival_column: str = "ingested_at"
 
     def __post_init__(self) -> None:
         validate_identifier(self.table, "table")
-        for column in (self.id_column, self.time_column):
+        for column in (self.id_column, self.time_column, self.arrival_column):
             validate_identifier(column, "column")
 
     @property
@@ -210,6 +213,7 @@ SUBJECT_ERASURES = LeafSchema(
     not_covered=frozenset(),
     id_column="erasure_id",
     time_column="erased_at",
+    arrival_column="erased_at",
     since_migration=7,
 )
 
@@ -232,6 +236,7 @@ ACCESS_LOG = LeafSchema(
     not_covered=frozenset(),
     id_column="access_id",
     time_column="accessed_at",
+    arrival_column="accessed_at",
     since_migration=7,
 )
 

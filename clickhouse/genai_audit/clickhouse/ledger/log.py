@@ -22,11 +22,20 @@ Checkpoints. After ``checkpoint_records`` committed records or ``checkpoint_seco
 committed prefix is signed: the new root is computed from the previous checkpoint's
 compact range plus the new leaves, a consistency proof from the previous checkpoint is
 built and checked, and the signed note goes into ``ledger_checkpoints`` with the leaves
-it added (so ``verify`` can name a changed record, not just a changed range).
+it added (so ``verify`` can name a changed record, not just a changed range). The note also
+signs, in one extension line, the previous size and a hash of what it lists per added leaf
+(record id, expiry, event time), so the ids verify prints and the expiry it relies on are
+signed data, not columns anyone can edit.
+
+The log of logs. Every round of checkpoints is also appended to the session's own log,
+``ledger/<table>/<writer id>``, one leaf per checkpoint (log id, size, root), signed the
+same way in the same insert: removing the checkpoints of one log leaves the session's log of
+logs naming what was signed for it (``verify`` fails on the difference).
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import operator
 import secrets
@@ -36,7 +45,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from hashlib import sha256
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -52,6 +61,7 @@ from genai_audit.clickhouse.ledger.leaf import (
     LeafSchema,
     content_digest,
     encoder,
+    ns,
     quantize_decimal,
 )
 from genai_audit.clickhouse.store import Store
@@ -62,7 +72,9 @@ CHECKPOINTS_TABLE = "ledger_checkpoints"
 SEEN_IDS = 200_000  # committed record ids remembered to keep in-process replays idempotent
 CHECKPOINT_COLUMNS = ("log_id", "origin", "source_table", "tenant_id", "tree_size", "root_hash",
                       "prev_size", "consistency_proof", "leaf_hashes", "record_ids",
-                      "record_expires", "note")
+                      "record_expires", "record_events", "note")
+LOG_OF_LOGS = "ledger"  # the source_table (and log id prefix) of each session's log of logs
+META_PREFIX = "genai-audit/meta/v1"  # the extension line: prev size, hash of the leaf metadata
 
 
 # Set when the interpreter starts to exit (threading's hook, before atexit's, so before the
@@ -95,6 +107,7 @@ class Entry(NamedTuple):  # a NamedTuple: cheap to make, one per record
     leaf: bytes
     record_id: uuid.UUID
     expires: int  # unix seconds when retention may drop the row (0: never)
+    event: int  # the row's time column (event time), microseconds since the epoch
 
 
 @dataclass(frozen=True)
@@ -123,7 +136,7 @@ class _Log:
     size: int = 0  # the last checkpoint's tree size
     compact: list[bytes] = field(default_factory=list)  # its compact range
     root: bytes = merkle.EMPTY_ROOT
-    done: dict[int, tuple[bytes, uuid.UUID, int]] = field(default_factory=dict)
+    done: dict[int, tuple[bytes, uuid.UUID, int, int]] = field(default_factory=dict)
     last_checkpoint: float = 0.0
 
 
@@ -150,6 +163,8 @@ class Ledger:
                             if {"event_timestamp", "retention_days"} <= set(self._columns)
                             else None)
         self._tenant_idx = self._columns.index("tenant_id")
+        self._time_idx = self._columns.index(schema.time_column)
+        self._log_of_logs = _Log(make_log_id(LOG_OF_LOGS, schema.table, self.writer_id), "")
         self._logs: dict[str, _Log] = {}  # by log id
         self._open: dict[str, _Log] = {}  # by tenant: the log new rows go to
         self._assign_lock = threading.Lock()
@@ -193,6 +208,7 @@ class Ledger:
         direct_idx = self._value_idx[:n_direct]
         content_idx = self._value_idx[n_direct:]
         id_idx, decimal_idx, ts_idx = self._id_idx, self._decimal_idx, self._expiry_idx
+        time_idx = self._time_idx
         direct = operator.itemgetter(*direct_idx)
         content = operator.itemgetter(*content_idx) if content_idx else None
         out, entries = [], []
@@ -211,7 +227,8 @@ class Ledger:
             record_id = values[id_idx]
             expires = 0 if ts_idx is None else (
                 int(values[ts_idx[0]].timestamp()) + int(values[ts_idx[1]]) * 86_400)
-            entries.append(Entry(log_id, index, leaf, _as_uuid(record_id), expires))
+            entries.append(Entry(log_id, index, leaf, _as_uuid(record_id), expires,
+                                 (values[time_idx] - _EPOCH) // _MICRO))
         token = sha256(b"".join(e.leaf for e in entries)).hexdigest()
         return PreparedBatch(self.schema.table, (*self._columns, *schema.ledger_columns), out,
                              token, tuple(entries))
@@ -236,7 +253,8 @@ class Ledger:
                 self._seen.popitem(last=False)
         with self._commit_lock:
             for e in batch.entries:
-                self._logs[e.log_id].done[e.position] = (e.leaf, e.record_id, e.expires)
+                self._logs[e.log_id].done[e.position] = (e.leaf, e.record_id, e.expires,
+                                                         e.event)
             now = self._clock()
             touched = {self._logs[e.log_id].log_id: self._logs[e.log_id]
                        for e in batch.entries}.values()
@@ -289,15 +307,21 @@ class Ledger:
         insert (commit lock held). Returns how many were signed and stored."""
         signed: list[tuple[_Log, SignedCheckpoint]] = []
         for log in logs:
-            new: list[tuple[bytes, uuid.UUID, int]] = []
+            new: list[tuple[bytes, bytes, int, int]] = []
             while log.size + len(new) in log.done:
-                new.append(log.done[log.size + len(new)])
+                leaf, rid, expires, event = log.done[log.size + len(new)]
+                new.append((leaf, rid.bytes, expires, event))
             if new:
                 signed.append((log, sign_extension(
                     self.store.database, self.schema.table, log.log_id, log.tenant_id,
                     log.size, log.compact, log.root, new, self._key)))
         if not signed:
             return 0
+        heads = self._log_of_logs
+        signed.append((heads, sign_extension(
+            self.store.database, LOG_OF_LOGS, heads.log_id, "", heads.size, heads.compact,
+            heads.root, [log_entry(log.log_id, cp.size, cp.root) for log, cp in signed],
+            self._key)))
         try:
             self.store.insert(CHECKPOINTS_TABLE, [cp.row for _, cp in signed],
                               CHECKPOINT_COLUMNS)
@@ -309,11 +333,15 @@ class Ledger:
         now = self._clock()
         for log, cp in signed:
             for i in range(log.size, cp.size):
-                del log.done[i]
+                log.done.pop(i, None)
             log.size, log.compact, log.root = cp.size, cp.compact, cp.root
             log.last_checkpoint = now
         self.stats["checkpoints"] += len(signed)
         return len(signed)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
 
 
 def _as_uuid(value: Any) -> uuid.UUID:
@@ -328,23 +356,45 @@ class SignedCheckpoint:
     row: list[Any]  # in CHECKPOINT_COLUMNS order
 
 
+def log_entry(log_id: str, size: int, root: bytes) -> tuple[bytes, bytes, int, int]:
+    """One leaf of a log of logs: a checkpoint (log id, size, root) the session signed.
+    Its "record id" is the entry itself (netstring-framed), so verify can read it back."""
+    entry = ns(log_id.encode()) + ns(b"%d" % size) + ns(root)
+    return sha256(b"\x00" + ns(b"ledger/v1") + entry).digest(), ns(entry), 0, 0
+
+
+def meta_digest(record_ids: bytes, expires: bytes, events: bytes) -> bytes:
+    """What a checkpoint signs about the leaves it adds besides their hashes: SHA-256 of
+    the record ids, then SHA-256 of the expiry and event times (64 bytes: verify can trust
+    the ids when only the times were altered, and the other way round)."""
+    return sha256(ns(record_ids)).digest() + sha256(ns(expires) + ns(events)).digest()
+
+
+def meta_line(prev_size: int, digest: bytes) -> str:
+    return f"{META_PREFIX} {prev_size} {base64.b64encode(digest).decode()}"
+
+
 def sign_extension(database: str, table: str, log_id: str, tenant_id: str, old_size: int,
                    old_compact: Sequence[bytes], old_root: bytes,
-                   new: Sequence[tuple[bytes, uuid.UUID, int]],
+                   new: Sequence[tuple[bytes, bytes, int, int]],
                    key: Ed25519PrivateKey) -> SignedCheckpoint:
     """The next checkpoint of a log: its root from the previous compact range and the new
-    leaves, a consistency proof from the previous checkpoint (checked here, before signing),
-    the signed note, and the ``ledger_checkpoints`` row."""
+    leaves (each ``(leaf hash, record id bytes, expiry, event time)``), a consistency proof
+    from the previous checkpoint (checked here, before signing), the signed note (with the
+    metadata line), and the ``ledger_checkpoints`` row."""
     size = old_size + len(new)
-    ext = merkle.Extension(old_size, old_compact, [leaf for leaf, _, _ in new])
+    ext = merkle.Extension(old_size, old_compact, [leaf for leaf, _, _, _ in new])
     root = ext.mth(0, size)
     proof = merkle.consistency_proof(ext.mth, old_size, size)
     if not merkle.verify_consistency(old_size, size, old_root, root, proof):
         raise LedgerError(f"log {log_id}: checkpoint {size} is not consistent with "
                           f"checkpoint {old_size}")
     origin = origin_for(database, log_id)
-    note = notes.sign(notes.Checkpoint(origin, size, root), key)
+    ids = b"".join(rid for _, rid, _, _ in new)
+    expires = b"".join(exp.to_bytes(8, "big") for _, _, exp, _ in new)
+    events = b"".join(ev.to_bytes(8, "big", signed=True) for _, _, _, ev in new)
+    line = meta_line(old_size, meta_digest(ids, expires, events))
+    note = notes.sign(notes.Checkpoint(origin, size, root, (line,)), key)
     row = [log_id, origin, table, tenant_id, size, root, old_size, proof,
-           b"".join(leaf for leaf, _, _ in new), b"".join(rid.bytes for _, rid, _ in new),
-           b"".join(exp.to_bytes(8, "big") for _, _, exp in new), note]
+           b"".join(leaf for leaf, _, _, _ in new), ids, expires, events, note]
     return SignedCheckpoint(size, root, ext.compact_range(), row)
