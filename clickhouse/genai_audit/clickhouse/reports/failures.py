@@ -3,14 +3,19 @@
 Each kind maps to a flag the pipeline writes (``processor/record.py::Flag``). Unattributed
 spans (no tenant) land under tenant ``_unattributed``: they belong to no tenant, so they are
 counted store-wide for the period even in a single-tenant report, and labelled so.
+
+The store owner's background work is a control too: a maintenance pass with a failed step
+(holds, retention, archive) or a ledger checkpoint that could not be stored is a row in
+``control_events`` (``clickhouse/control_events.py``), counted store-wide for the period.
 """
 
 from __future__ import annotations
 
+from genai_audit.clickhouse import control_events
 from genai_audit.clickhouse.reports import numbers
 from genai_audit.clickhouse.reports.facts import CONTROL_FLAGS, QUALITY_FLAGS, Facts
 from genai_audit.clickhouse.reports.model import Figure, Section, Status, Table
-from genai_audit.clickhouse.reports.scope import UNATTRIBUTED_TENANT, Scope
+from genai_audit.clickhouse.reports.scope import UNATTRIBUTED_TENANT, Scope, has_table
 from genai_audit.clickhouse.store import Store
 
 # flag -> what it means for the auditor (facts.CONTROL_FLAGS are control failures, the rest
@@ -56,25 +61,39 @@ def build(store: Store, scope: Scope, facts: Facts) -> Section:
     for flag, n, first, last, examples in rows:
         table_rows.append((flag, MEANINGS[str(flag)], flag in CONTROL_FLAGS, n, first, last,
                            examples))
+    operations = (control_events.failures(store, scope.period.start, scope.period.end)
+                  if has_table(store, control_events.TABLE) else [])
+    for kind, n, first, last, detail in operations:
+        table_rows.append((kind, control_events.KINDS[kind] + " (store-wide)", True, n, first,
+                           last, detail))
+    failed_operations = sum(n for _, n, _, _, _ in operations)
     # Distinct records: one record can carry several flags (redaction_failed + withheld).
     # Unattributed records are counted once, whatever else they carry.
     controls = int(unattributed[0]) + sum(r.control_failures for r in facts.cube
                                           if r.tenant_id != UNATTRIBUTED_TENANT)
     quality = facts.total("quality_notes")
+    parts = []
     if controls:
-        summary = (f"{numbers.things(controls, 'record')} with control failures in this period; "
-                   "each row below names the kind and example record ids to investigate.")
-    else:
-        summary = "No control failures in this period: every record was attributed, priced "\
-                  "and redacted as configured."
+        parts.append(f"{numbers.things(controls, 'record')} with control failures in this "
+                     "period; each row below names the kind and example record ids to "
+                     "investigate.")
+    if failed_operations:
+        parts.append(f"{numbers.things(failed_operations, 'background operation')} of the "
+                     "store's owner failed (maintenance or ledger checkpoints; the row shows "
+                     "the last error).")
+    summary = " ".join(parts) or ("No control failures in this period: every record was "
+                                  "attributed, priced and redacted as configured.")
     if quality:
         summary += (f" {numbers.count(quality)} data-quality notes (malformed or incomplete "
                     "span data; metadata stored, flagged).")
     return Section(
         key="control_failures", title="Control failures",
-        status=Status.ATTENTION if controls else Status.OK, summary=summary,
+        status=Status.ATTENTION if controls or failed_operations else Status.OK,
+        summary=summary,
         figures=[Figure("Unattributed spans (store-wide)", numbers.count(unattributed[0])),
                  Figure("Records with control failures", numbers.count(controls)),
+                 Figure("Failed background operations (store-wide)",
+                        numbers.count(failed_operations)),
                  Figure("Records with data-quality notes", numbers.count(quality))],
         tables=[Table("control_failures", "Control failures and data-quality notes",
                       ["kind", "meaning", "control_failure", "records", "first_seen",
