@@ -49,6 +49,20 @@ def _non_negative_int(name: str, value: Any) -> int:
     return 0 if str(value).strip() == "0" else _positive_int(name, value)
 
 
+SHORTEST_RETENTION_S = 86_400  # a policy keeps a record at least one day
+
+
+def _maintenance_interval(name: str, value: Any) -> int:
+    """0 (off: cron runs ``genai-audit maintain``) or shorter than the shortest retention, so
+    the hold sweep always runs between a record's arrival and its expiry."""
+    seconds = _non_negative_int(name, value)
+    if seconds >= SHORTEST_RETENTION_S:
+        raise SettingsError(f"{name}: must be shorter than the shortest retention (1 day = "
+                            f"{SHORTEST_RETENTION_S} s) so holds are swept before records "
+                            f"expire, got {seconds}")
+    return seconds
+
+
 def parse_bool(value: Any) -> bool:
     """true/false, 1/0, yes/no, on/off (any case); ValueError otherwise. Shared by every
     settings reader (this module, the redaction policy)."""
@@ -155,6 +169,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "ledger_checkpoint_records": _positive_int,
     "ledger_checkpoint_seconds": _positive_int,
     "cluster": _optional_str,
+    "maintenance_interval_seconds": _maintenance_interval,
 }
 _SECRETS = frozenset({"s3_secret_access_key"})  # never shown by describe()
 
@@ -204,6 +219,10 @@ class Settings:
     ledger_checkpoint_records: int = 4096  # sign a checkpoint after this many records...
     ledger_checkpoint_seconds: int = 30  # ...or this long after the last one (docs/ledger.md)
     cluster: str | None = None  # a ClickHouse cluster: migrations run ON CLUSTER, replicated
+    # the store owner's maintenance (holds, retention, archive when archive_url is set):
+    # every this many seconds, first one interval after start; 0: off (cron runs
+    # `genai-audit maintain`). Below one day, the shortest retention (docs/retention.md)
+    maintenance_interval_seconds: int = 3600
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     # The TOML file these settings were read from (None: none), so that every component that
     # reads a table of it (the redaction policy's [redaction]) reads the same file.

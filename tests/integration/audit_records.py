@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -41,3 +43,17 @@ def write_records(store: Store, keystore: KeyStore, make_span: Callable[..., obj
     finally:
         log.close()
     return [r.id for r in records]
+
+
+def wait_for_engine_time(store: Store, moment: datetime, timeout: float = 30.0) -> None:
+    """Until the engine's own clock (which ClickHouse's TTLs read) has passed ``moment``.
+
+    The application's time is a ``ManualClock`` in tests; ClickHouse's TTL is not, so a test
+    that needs a TTL to have passed waits for exactly that condition, checked against the
+    engine, instead of sleeping a margin on the wall clock."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not store.scalar("SELECT now64(6) > {m:DateTime64(6, 'UTC')}",
+                           {"m": moment.astimezone(UTC)}):
+        assert time.monotonic() < deadline, f"engine clock never reached {moment}"
+        pause.wait(0.05)

@@ -8,12 +8,11 @@ Real parts throughout: chDB, the S3 protocol (moto on 127.0.0.1) and a file:// d
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from audit_records import KEY_ID, SECRET, write_records
+from audit_records import KEY_ID, SECRET, wait_for_engine_time, write_records
 
 from genai_audit.clickhouse.archive import archive, load_manifest
 from genai_audit.clickhouse.archive_location import ArchiveLocation
@@ -169,8 +168,7 @@ def test_the_archive_proves_rows_retention_dropped(store, keystore, make_span, t
     location = ArchiveLocation.parse(f"file://{tmp_path}/arch")
     run = archive(store, keystore, location, before=_cutoff(), settle_seconds=0)
     assert run.rows == 3
-    time.sleep(max(0.0, (expiring + timedelta(days=101, seconds=1)
-                         - datetime.now(UTC)).total_seconds()))
+    wait_for_engine_time(store, expiring + timedelta(days=101))  # the TTL's clock
     enforce_retention(store)
     assert store.scalar("SELECT count() FROM interactions") == 0  # the hot rows are gone
     public = keystore.signing_key().public_key()

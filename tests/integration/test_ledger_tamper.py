@@ -260,8 +260,8 @@ def test_rows_dropped_by_retention_are_expected_not_tampering(store, keystore):
                for i in range(3)] + [make_record(i) for i in range(3, 6)]
     writer.write(records)
     writer.ledger.close()
-    import time
-    time.sleep(3)  # the three old records are now past their retention
+    from audit_records import wait_for_engine_time
+    wait_for_engine_time(store, old + timedelta(days=1))  # the three old ones are past retention
     store.command("ALTER TABLE interactions DELETE WHERE retention_days = 1 OR log_index = 4",
                   settings=SYNC)  # what the TTL merge does, plus one real deletion
     result = run(store, keystore)

@@ -7,11 +7,10 @@ expire a few seconds later; ``enforce_retention`` then has ClickHouse apply the 
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from audit_records import write_records
+from audit_records import wait_for_engine_time, write_records
 
 from genai_audit.clickhouse.holds import (
     HoldError,
@@ -30,12 +29,19 @@ pytestmark = pytest.mark.integration
 EXPIRES_IN_S = 3
 
 
+_handed_out: list[datetime] = []
+
+
 def _about_to_expire() -> datetime:
-    return datetime.now(UTC) - timedelta(days=1) + timedelta(seconds=EXPIRES_IN_S)
+    at = datetime.now(UTC) - timedelta(days=1) + timedelta(seconds=EXPIRES_IN_S)
+    _handed_out.append(at)
+    return at
 
 
-def _wait_for_expiry() -> None:
-    time.sleep(EXPIRES_IN_S + 1.5)
+def _wait_for_expiry(store) -> None:
+    """Until every record stamped by ``_about_to_expire`` is past its 1-day (row or content)
+    TTL on the engine's clock, the clock the TTL reads."""
+    wait_for_engine_time(store, max(_handed_out) + timedelta(days=1))
 
 
 def _no_background_ttl_merges(store):
@@ -106,7 +112,7 @@ def test_expired_records_disappear_and_others_stay(store, keystore, make_span):
     # Background TTL merges would get there too, in their own time (merge_with_ttl_timeout,
     # load); keep them out to show that maintain's enforcement does not depend on them.
     _no_background_ttl_merges(store)
-    _wait_for_expiry()
+    _wait_for_expiry(store)
     assert [(r, c) for _, r, c in overdue(store)] == [(3, 3)]
     assert _ids(store) == set(doomed + later + kept)  # past due but still there
     result = enforce_retention(store)  # applies the TTLs now, row by row
@@ -120,7 +126,7 @@ def test_a_fully_expired_partition_is_dropped(store, keystore, make_span):
     write_records(store, keystore, make_span, _about_to_expire(), count=3,
                   **{"tenant.id": "shortlived"})
     kept = write_records(store, keystore, make_span, _about_to_expire())
-    _wait_for_expiry()
+    _wait_for_expiry(store)
     enforce_retention(store)  # ClickHouse may have dropped the part already: either way
     assert _ids(store) == set(kept)
 
@@ -131,7 +137,7 @@ def test_content_only_expiry_keeps_metadata(store, keystore, make_span):
     before = store.rows("SELECT full_prompt_text, content_state, prompt_hash FROM interactions")
     assert before[0][0] and before[0][1] == "encrypted"
     _no_background_ttl_merges(store)  # see the test above
-    _wait_for_expiry()
+    _wait_for_expiry(store)
     assert [(r, c) for _, r, c in overdue(store)] == [(0, 1)]
     assert enforce_retention(store).contents_expired == 1
     after = store.rows("SELECT toString(id), full_prompt_text, full_response_text, "
@@ -149,7 +155,7 @@ def test_held_records_survive_their_ttl_until_released(store, keystore, make_spa
                     actor="legal")
     assert hold.rows_held == 2 and hold.user_key and hold.user_key != "alice"
     assert "alice" not in str(store.rows("SELECT * FROM legal_holds"))
-    _wait_for_expiry()
+    _wait_for_expiry(store)
     enforce_retention(store)
     assert _ids(store) == set()  # the TTL did its job on interactions...
     assert _ids(store, "held_interactions") == set(alice)  # ...and the held copies survive
@@ -230,7 +236,7 @@ def test_maintenance_pass_sweeps_holds_and_enforces(store, keystore, make_span):
     doomed, later = write_records(store, keystore, make_span, [soon, later_at],
                                   **{"tenant.id": "shortlived"})
     _no_background_ttl_merges(store)
-    _wait_for_expiry()
+    _wait_for_expiry(store)
     report = run_maintenance(store, keystore, Settings.load({}, env={}))
     assert report.ok and report.errors == [] and report.archive is None
     assert report.held_rows_copied == 1

@@ -6,12 +6,19 @@ table without TTL, partitioned by hold:
 
 * ``add_hold`` records the hold (``legal_holds``, append-only) and copies every record it
   covers at once, so a hold placed long after insert protects rows that are about to expire;
-* ``sweep_holds`` (run by ``genai-audit maintain``) copies records that arrived later and fall
-  under an open hold; it is idempotent (rows already copied for that hold are skipped);
+* at write time, the owner's writer (``ActiveHolds.protect``, built by the composition root)
+  copies every new record that an active hold covers in the same step as its insert, so a
+  record arriving after the hold is protected however soon its TTL falls, even one already
+  past its retention on arrival (which the TTL drops at insert);
+* ``sweep_holds`` (run by the owner's maintenance and ``genai-audit maintain``) copies records
+  that arrived later and fall under an open hold, for holds the writer had not seen yet (one
+  placed by another process within the writer's refresh interval); it is idempotent (rows
+  already copied for that hold are skipped);
 * ``release_hold`` records the release and drops that hold's partition: the copies disappear,
   and the originals, if still in ``interactions``, expire on their own schedule.
 
-Nothing is added to the insert path: a hold can never make ingestion fail. The user is named
+The write-time copy costs nothing while no hold is active (a cached list, refreshed every
+few seconds on the injected clock). The user is named
 by the same pseudonym as in the store (the keystore maps the user id to it); the plaintext
 user id never reaches SQL.
 
@@ -22,16 +29,24 @@ every value is a bound parameter (hence the ``noqa: S608`` markers).
 
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from clickhouse_connect.driver.binding import format_str, quote_identifier
 
 from genai_audit.clickhouse.dsn import validate_identifier
+from genai_audit.clickhouse.errors import StoreError
 from genai_audit.clickhouse.store import Store
+from genai_audit.clock import SYSTEM_CLOCK, Clock
 from genai_audit.keystore import KeyStore
 from genai_audit.processor.pseudonym import pseudonym_of
+
+_log = logging.getLogger(__name__)
 
 HOLDS = "legal_holds"
 HELD = "held_interactions"
@@ -62,6 +77,13 @@ class Hold:
     @property
     def active(self) -> bool:
         return self.released_at is None
+
+    def covers(self, tenant_id: str, user_key: str, event_timestamp: datetime) -> bool:
+        """Whether a record of this tenant, subject and time falls under the hold."""
+        return (tenant_id == self.tenant_id
+                and (not self.user_key or user_key == self.user_key)
+                and (self.from_ts is None or event_timestamp >= self.from_ts)
+                and (self.to_ts is None or event_timestamp < self.to_ts))
 
 
 def add_hold(store: Store, keys: KeyStore, *, tenant_id: str, reason: str, actor: str,
@@ -187,4 +209,64 @@ def _sync_columns(store: Store) -> list[str]:
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class ActiveHolds:
+    """The write path's view of the active holds: copies each new record a hold covers.
+
+    ``protect`` runs right after a batch's insert into ``interactions`` (the owner's
+    ``InteractionWriter``), with the rows exactly as inserted, so the copy does not depend on
+    the row surviving its TTL. The hold list is re-read every ``refresh_s`` seconds of the
+    injected clock; a hold placed by another process in between is caught by the next sweep
+    (see docs/retention.md for the bound). A failed copy raises ``StoreError``: the batch is
+    retried (the copies are idempotent: ``held_interactions`` replaces by hold and id).
+    """
+
+    def __init__(self, store: Store, *, refresh_s: float = 5.0,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self.store = store
+        self.refresh_s = refresh_s
+        self.clock = clock
+        self._holds: list[Hold] = []
+        self._loaded_at: float | None = None
+        self._columns_synced = False
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        """Re-read the holds before the next write (after a hold was placed or released)."""
+        with self._lock:
+            self._loaded_at = None
+
+    def active(self) -> list[Hold]:
+        with self._lock:
+            now = self.clock.monotonic()
+            if self._loaded_at is None or now - self._loaded_at >= self.refresh_s:
+                try:
+                    self._holds = list_holds(self.store)
+                except StoreError as exc:
+                    _log.warning("legal holds unreadable (%s); keeping the last known ones",
+                                 exc.code)
+                self._loaded_at = now
+            return self._holds
+
+    def protect(self, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        """Copy the rows that an active hold covers into ``held_interactions``; the count."""
+        holds = self.active()
+        if not holds or not rows:
+            return 0
+        tenant_at = columns.index("tenant_id")
+        user_at = columns.index("gdpr_pseudonymized_user_key")
+        ts_at = columns.index("event_timestamp")
+        copies = [[hold.hold_id, *row] for row in rows for hold in holds
+                  if hold.covers(str(row[tenant_at]), str(row[user_at]), _utc_ts(row[ts_at]))]
+        if copies:
+            if not self._columns_synced:
+                _sync_columns(self.store)
+                self._columns_synced = True
+            self.store.insert(HELD, copies, ["hold_id", *columns])
+        return len(copies)
+
+
+def _utc_ts(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)

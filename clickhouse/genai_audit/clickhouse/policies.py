@@ -84,18 +84,26 @@ def resolve(policies: dict[str, RetentionPolicy], tenant_id: str,
 
 
 class StorePolicies:
-    """``PolicySource`` over the store, refreshed every ``refresh_s`` seconds.
+    """``PolicySource`` over the store's ``retention_policies``, refreshed every ``refresh_s``.
 
-    If the store cannot be read, the last known policies stay in force (or the fallback
+    ``load`` reads the table: the store's own (default) or, in a gateway worker process,
+    the store owner's answer over its socket (the worker cannot open the store). Either way
+    the policies are the store's: there is no second policy source to drift from it.
+
+    If the table cannot be read, the last known policies stay in force (or the fallback
     before the first read): a record is never lost or withheld because the policy table was
     briefly unreachable, and the insert that follows will surface a real outage anyway.
     """
 
-    def __init__(self, store: Store, fallback: RetentionPolicy, *, refresh_s: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: Store | None, fallback: RetentionPolicy, *,
+                 refresh_s: float = 30.0, clock: Callable[[], float] = time.monotonic,
+                 load: Callable[[], dict[str, RetentionPolicy]] | None = None) -> None:
+        if load is None and store is None:
+            raise ValueError("StorePolicies needs a store or a loader of its table")
         self.store = store
         self.fallback = fallback
         self.refresh_s = refresh_s
+        self._load = load
         self._clock = clock
         self._lock = threading.Lock()
         self._policies: dict[str, RetentionPolicy] = {}
@@ -103,15 +111,25 @@ class StorePolicies:
 
     def policy_for(self, tenant_id: str) -> RetentionPolicy:
         with self._lock:
-            now = self._clock()
-            if self._loaded_at is None or now - self._loaded_at >= self.refresh_s:
-                self._refresh(now)
-            return resolve(self._policies, tenant_id, self.fallback)
+            return resolve(self._current(), tenant_id, self.fallback)
 
-    def _refresh(self, now: float) -> None:
-        try:
-            self._policies = current_policies(self.store)
-        except StoreError as exc:
-            _log.warning("retention policies unreadable (%s); keeping the last known ones",
-                         exc.code)
-        self._loaded_at = now
+    def table(self) -> dict[str, RetentionPolicy]:
+        """The recorded policies as last read (what a worker process asks its owner for)."""
+        with self._lock:
+            return dict(self._current())
+
+    def _current(self) -> dict[str, RetentionPolicy]:
+        now = self._clock()
+        if self._loaded_at is None or now - self._loaded_at >= self.refresh_s:
+            try:
+                self._policies = (self._load() if self._load is not None
+                                  else current_policies(self._require_store()))
+            except StoreError as exc:
+                _log.warning("retention policies unreadable (%s); keeping the last known ones",
+                             exc.code)
+            self._loaded_at = now
+        return self._policies
+
+    def _require_store(self) -> Store:
+        assert self.store is not None  # checked in __init__
+        return self.store

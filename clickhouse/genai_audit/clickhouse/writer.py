@@ -5,6 +5,8 @@ row's log position and leaf hash. ``insert`` may be called again with the same b
 token is fixed, so a retried or replayed batch is dropped by ClickHouse instead of
 duplicated (``non_replicated_deduplication_window`` on the table). Without a ledger the
 token is derived from the batch's record ids (which derive from trace and span ids).
+With ``holds`` (the store owner's writer, from the composition root), every inserted row an
+active legal hold covers is copied to ``held_interactions`` in the same ``insert``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from genai_audit.clickhouse.holds import ActiveHolds
 from genai_audit.clickhouse.ledger.log import Ledger, PreparedBatch
 from genai_audit.clickhouse.store import Store
 from genai_audit.processor.record import AuditRecord
@@ -64,9 +67,11 @@ def batch_token(records: Sequence[AuditRecord]) -> str:
 class InteractionWriter:
     """Writes finished records. Raises ``StoreError``/``StoreUnavailable`` on failure."""
 
-    def __init__(self, store: Store, ledger: Ledger | None = None) -> None:
+    def __init__(self, store: Store, ledger: Ledger | None = None,
+                 holds: ActiveHolds | None = None) -> None:
         self.store = store
         self.ledger = ledger
+        self.holds = holds
 
     def prepare(self, records: Sequence[AuditRecord]) -> PreparedBatch:
         rows = [record_row(r) for r in records]
@@ -79,6 +84,8 @@ class InteractionWriter:
         if not batch.rows:
             return
         batch.insert_into(self.store)
+        if self.holds is not None:
+            self.holds.protect(batch.columns, batch.rows)
 
     def committed(self, batch: PreparedBatch) -> None:
         if self.ledger is not None:

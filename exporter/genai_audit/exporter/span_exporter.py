@@ -10,6 +10,10 @@ When the store stays unreachable past the retries, the batch goes to the on-disk
 (``exporter/spool.py``) and counts as written; while the spool holds batches, new ones
 queue behind them (order kept) and each write first tries to drain it. ``write_records``
 is the one place a finished record is written, for the in-process path and the gateway.
+
+Its parts (pipeline, store policies, ledgered writer with the write-time hold copy,
+maintenance) come from the composition root, ``genai_audit.processor.compose``; when the
+exporter opened the store itself it owns it, and starts the store's maintenance.
 """
 
 from __future__ import annotations
@@ -28,15 +32,15 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from genai_audit.clickhouse.dedup import RecentIds
 from genai_audit.clickhouse.dsn import embedded_path, resolve_dsn
 from genai_audit.clickhouse.errors import StoreError, StoreUnavailable
-from genai_audit.clickhouse.ledger.log import Ledger, PreparedBatch
+from genai_audit.clickhouse.ledger.log import PreparedBatch
 from genai_audit.clickhouse.migrate import migrate
-from genai_audit.clickhouse.policies import StorePolicies
 from genai_audit.clickhouse.store import Store
-from genai_audit.clickhouse.writer import COLUMNS, InteractionWriter
+from genai_audit.clickhouse.writer import InteractionWriter
+from genai_audit.clock import SYSTEM_CLOCK, Clock
 from genai_audit.config import Settings
 from genai_audit.exporter.spool import Spool
 from genai_audit.keystore import KeyStore, open_keystore
-from genai_audit.processor.factory import default_pipeline, default_policy
+from genai_audit.processor.compose import Composition, compose
 from genai_audit.processor.pipeline import RecordPipeline
 from genai_audit.processor.record import AuditRecord
 
@@ -61,10 +65,13 @@ class ClickHouseSpanExporter(SpanExporter):
     def __init__(self, settings: Settings | None = None, *, store: Store | None = None,
                  pipeline: RecordPipeline | None = None, keys: KeyStore | None = None,
                  sleep: Callable[[float], None] = time.sleep, spool: Spool | None = None,
-                 skip_stored: bool = False, writer: InteractionWriter | None = None) -> None:
+                 skip_stored: bool = False, writer: InteractionWriter | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         """``store``, ``pipeline``, ``keys``, ``writer``: injected parts (tests, benches, the
-        gateway); each defaults to the one ``settings`` describe. ``writer`` replaces the
-        ledgered writer (a bench measures the pipeline without the ledger that way)."""
+        gateway); each defaults to the composition root's for ``settings``. ``writer``
+        replaces the ledgered writer (a bench measures the pipeline without the ledger that
+        way). ``clock``: application time for the composed parts (policies, holds, ledger
+        timers, maintenance)."""
         self.settings = settings or Settings.load()
         if writer is not None and store is not None and writer.store is not store:
             raise ValueError("writer and store must be the same store")
@@ -73,6 +80,8 @@ class ClickHouseSpanExporter(SpanExporter):
         self._pipeline = pipeline
         self._keys = keys
         self._writer = writer
+        self._clock = clock
+        self._composition: Composition | None = None
         self._sleep = sleep
         self._lock = threading.Lock()
         self._write_lock = threading.RLock()
@@ -184,6 +193,9 @@ class ClickHouseSpanExporter(SpanExporter):
         if self._shutdown:
             return
         self._shutdown = True
+        if self._composition is not None and self._composition.owner is not None \
+                and self._composition.owner.maintenance is not None:
+            self._composition.owner.maintenance.stop()
         if self._spool is not None:
             self.drain_spool(force=True)
         try:
@@ -199,6 +211,19 @@ class ClickHouseSpanExporter(SpanExporter):
     @property
     def pipeline(self) -> RecordPipeline:
         return self._get_pipeline()
+
+    @property
+    def composition(self) -> Composition:
+        """The composed parts (built on first use; opens the store)."""
+        return self._compose()
+
+    def counts(self) -> dict[str, int]:
+        """``stats`` and the owner's background counters (maintenance, checkpoints)."""
+        background = self._composition.stats() if self._composition is not None else {}
+        if self._writer is not None and self._writer.ledger is not None:
+            background["checkpoint_failures"] = self._writer.ledger.stats[
+                "checkpoint_failures"]
+        return {**self.stats, **background}
 
     @property
     def spool(self) -> Spool:
@@ -320,13 +345,19 @@ class ClickHouseSpanExporter(SpanExporter):
             migrate(self._store, self.settings.cluster)
         return self._store
 
+    def _compose(self) -> Composition:
+        if self._composition is None:
+            self._composition = compose(self.settings, store=self._get_store(),
+                                        keys=self._get_keys(), clock=self._clock)
+            if self._owns_store:  # this process owns the store: it runs the maintenance
+                self._composition.start()
+        return self._composition
+
     def _get_writer(self) -> InteractionWriter:
         if self._writer is None:
-            store = self._get_store()
-            ledger = Ledger(store, self._get_keys().signing_key(), row_columns=COLUMNS,
-                            checkpoint_records=self.settings.ledger_checkpoint_records,
-                            checkpoint_seconds=self.settings.ledger_checkpoint_seconds)
-            self._writer = InteractionWriter(store, ledger)
+            owner = self._compose().owner
+            assert owner is not None  # compose(store=...) always builds the owner's parts
+            self._writer = owner.writer
         return self._writer
 
     def _get_keys(self) -> KeyStore:
@@ -350,8 +381,7 @@ class ClickHouseSpanExporter(SpanExporter):
 
     def _get_pipeline(self) -> RecordPipeline:
         if self._pipeline is None:
-            policies = StorePolicies(self._get_store(), default_policy(self.settings))
-            self._pipeline = default_pipeline(self.settings, self._get_keys(), policies)
+            self._pipeline = self._compose().pipeline
         return self._pipeline
 
 

@@ -94,6 +94,16 @@ def test_mixed_good_and_bad_input(tmp_path, tokens_file, gateways, make_span):
     assert "content_truncated" in rows["big"]["flags"]
 
 
+def _wait(condition, failure: str, timeout: float = 30) -> None:
+    """Until ``condition()`` holds, re-checked every 0.1 s; fail with ``failure`` after
+    ``timeout`` (a deadline on a condition, not a margin on the wall clock)."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        pause.wait(0.1)
+
+
 class Load:
     """Steady load: numbered batches of spans posted one after another; records acks."""
 
@@ -102,6 +112,7 @@ class Load:
         self.sent: list[tuple[list[str], bytes]] = []  # (span ids, body), acked or not
         self.acked: list[str] = []
         self.failures = 0
+        self._progress = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -113,6 +124,13 @@ class Load:
         self._stop.set()
         self._thread.join(timeout=60)
 
+    def wait_for(self, acked: int, timeout: float = 60) -> None:
+        """Until at least ``acked`` spans were acknowledged (or a send failed)."""
+        with self._progress:
+            assert self._progress.wait_for(
+                lambda: len(self.acked) >= acked or self.failures > 0, timeout), \
+                f"only {len(self.acked)} spans acknowledged in {timeout} s"
+
     def send_one(self, spans=None) -> bool:
         spans = spans or [self.make_span() for _ in range(self.batch)]
         ids = [f"{s.context.span_id:016x}" for s in spans]
@@ -122,16 +140,17 @@ class Load:
             status, _, _ = post(self.gw, body)
         except OSError:
             status = 0
-        if status == 200:
-            self.acked += ids
-            return True
-        self.failures += 1
-        return False
+        with self._progress:
+            if status == 200:
+                self.acked += ids
+            else:
+                self.failures += 1
+            self._progress.notify_all()
+        return status == 200
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.wait(0.02):  # pace the load a little
             self.send_one()
-            time.sleep(0.02)
 
 
 def test_store_unavailable_under_load_then_back(tmp_path, tokens_file, gateways, make_span):
@@ -145,7 +164,7 @@ def test_store_unavailable_under_load_then_back(tmp_path, tokens_file, gateways,
                    tokens_file=tokens_file, spool_dir=spool).start()
     gateways.append(down)
     load = Load(down, make_span).start()
-    time.sleep(3)
+    load.wait_for(acked=25)
     load.stop()
     metrics = down.metrics()
     assert load.failures == 0 and len(load.acked) >= 25
@@ -160,8 +179,9 @@ def test_store_unavailable_under_load_then_back(tmp_path, tokens_file, gateways,
     load._stop.clear()
     load._thread = threading.Thread(target=load._run, daemon=True)
     load.start()
-    time.sleep(2)
+    load.wait_for(acked=len(load.acked) + 25)  # new load taken while (or after) draining
     load.stop()
+    _wait(lambda: up.metrics()["spool_batches"] == 0, "the spool never drained")
     metrics = up.metrics()
     assert load.failures == 0
     assert metrics["spool_batches"] == 0 and metrics["drained_records_total"] >= 25
@@ -176,9 +196,7 @@ def test_sigkill_mid_load_loses_no_acknowledged_span(tmp_path, tokens_file, gate
     first = Gateway(tmp_path, dsn, tokens_file=tokens_file).start()
     gateways.append(first)
     load = Load(first, make_span).start()
-    deadline = time.monotonic() + 30
-    while len(load.acked) < 60 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    load.wait_for(acked=60, timeout=30)
     first.kill()  # SIGKILL mid-load
     load.stop()
     acked_before = set(load.acked)
@@ -231,14 +249,10 @@ def test_spool_full_answers_retryable_on_both_protocols(tmp_path, tokens_file, g
         urllib.request.urlopen(gw.http + "/readyz", timeout=10)
     assert ready.value.code == 503
     from grpc_health.v1 import health_pb2, health_pb2_grpc
-    deadline = time.monotonic() + 10
     with grpc.insecure_channel(gw.grpc) as channel:
         checker = health_pb2_grpc.HealthStub(channel)
-        while True:  # the health status follows readiness within a couple of seconds
-            answer = checker.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
-            if answer.status == health_pb2.HealthCheckResponse.NOT_SERVING:
-                break
-            assert time.monotonic() < deadline, "gRPC health never reported NOT_SERVING"
-            time.sleep(0.5)
+        _wait(lambda: checker.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+              .status == health_pb2.HealthCheckResponse.NOT_SERVING,  # follows readiness
+              "gRPC health never reported NOT_SERVING")
     assert gw.metrics()['rejected_spans_total{reason="unavailable"}'] == 2
     assert gw.stop() == 0

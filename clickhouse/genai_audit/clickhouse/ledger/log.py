@@ -147,7 +147,11 @@ class Ledger:
                  schema: LeafSchema = INTERACTIONS, row_columns: Sequence[str],
                  checkpoint_records: int = 4096, checkpoint_seconds: float = 30.0,
                  writer_id: str | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_checkpoint_failure: Callable[[int, str], None] | None = None) -> None:
+        """``clock``: monotonic seconds for the checkpoint timer (the composition root passes
+        its ``Clock.monotonic``). ``on_checkpoint_failure(logs, error code)``: told of each
+        checkpoint that could not be stored (the owner records it as a control failure)."""
         self.store = store
         self.schema = schema
         self.writer_id = writer_id or new_writer_id()
@@ -155,6 +159,7 @@ class Ledger:
         self.checkpoint_seconds = checkpoint_seconds
         self._key = signing_key
         self._clock = clock
+        self._on_failure = on_checkpoint_failure
         self._columns = tuple(row_columns)
         self._value_idx, self._decimal_idx = self._layout(schema, self._columns)
         self._id_idx = self._columns.index(schema.id_column)
@@ -291,16 +296,21 @@ class Ledger:
             self._timer.start()
 
     def _tick(self) -> None:
-        while not self._stop.wait(self.checkpoint_seconds):
+        while not self._stop.wait(min(self.checkpoint_seconds, 1.0)):
             if _EXITING.is_set():  # owners sign their final checkpoints in close()
                 return
             try:
-                with self._commit_lock:
-                    now = self._clock()
-                    self._checkpoint([log for log in self._logs.values() if log.done and
-                                      now - log.last_checkpoint >= self.checkpoint_seconds])
+                self.tick()
             except Exception as exc:  # the timer must survive a bad moment
                 _log.warning("ledger checkpoint timer: %s", type(exc).__name__)
+
+    def tick(self) -> int:
+        """Checkpoint the logs whose ``checkpoint_seconds`` passed on the clock (the timer
+        thread calls this; a test driving a ``ManualClock`` may too)."""
+        with self._commit_lock:
+            now = self._clock()
+            return self._checkpoint([log for log in self._logs.values() if log.done and
+                                     now - log.last_checkpoint >= self.checkpoint_seconds])
 
     def _checkpoint(self, logs: Sequence[_Log]) -> int:
         """Sign the contiguous committed prefix of each log and store the checkpoints in one
@@ -328,7 +338,16 @@ class Ledger:
         except StoreError as exc:
             self.stats["checkpoint_failures"] += 1
             _log.warning("ledger checkpoint of %d log(s) failed (%s); retried later",
-                         len(signed), type(exc).__name__)
+                         len(signed), exc.code)
+            now = self._clock()
+            for log, _ in signed:  # the timer tries again one interval later, not at once
+                log.last_checkpoint = now
+            if self._on_failure is not None:
+                try:
+                    self._on_failure(len(signed), exc.code)
+                except Exception as report_exc:  # reporting must not break the ledger
+                    _log.warning("ledger checkpoint failure not recorded: %s",
+                                 type(report_exc).__name__)
             return 0
         now = self._clock()
         for log, cp in signed:

@@ -4,16 +4,21 @@ Each kind maps to a flag the pipeline writes (``processor/record.py::Flag``). Un
 spans (no tenant) land under tenant ``_unattributed``: they belong to no tenant, so the
 all-tenant report counts them; a tenant's report shows that tenant only (another tenant's
 unattributed spans must not turn an empty tenant's report to "Needs attention").
+
+The store owner's background work is a control too: a maintenance pass with a failed step
+(holds, retention, archive) or a ledger checkpoint that could not be stored is a row in
+``control_events`` (``clickhouse/control_events.py``); the all-tenant report lists them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from genai_audit.clickhouse import control_events
 from genai_audit.clickhouse.reports import numbers
 from genai_audit.clickhouse.reports.facts import CONTROL_FLAGS, QUALITY_FLAGS, Facts
 from genai_audit.clickhouse.reports.model import Figure, Section, Status, Table
-from genai_audit.clickhouse.reports.scope import UNATTRIBUTED_TENANT, Scope
+from genai_audit.clickhouse.reports.scope import UNATTRIBUTED_TENANT, Scope, has_table
 from genai_audit.clickhouse.store import Store
 
 # flag -> what it means for the auditor (facts.CONTROL_FLAGS are control failures, the rest
@@ -60,24 +65,36 @@ def build(store: Store, scope: Scope, facts: Facts) -> Section:
     for flag, n, first, last, examples in rows:
         table_rows.append((flag, MEANINGS[str(flag)], flag in CONTROL_FLAGS, n, first, last,
                            examples))
+    operations = (control_events.failures(store, scope.period.start, scope.period.end)
+                  if scope.tenant is None and has_table(store, control_events.TABLE) else [])
+    for kind, n, first, last, detail in operations:
+        table_rows.append((kind, control_events.KINDS[kind], True, n, first, last, detail))
+    failed_operations = sum(n for _, n, _, _, _ in operations)
     # Distinct records: one record can carry several flags (redaction_failed + withheld).
     # Unattributed records are counted once, whatever else they carry.
     controls = int(unattributed[0] or 0) + sum(r.control_failures for r in facts.cube
                                           if r.tenant_id != UNATTRIBUTED_TENANT)
     quality = facts.total("quality_notes")
+    parts = []
     if controls:
-        summary = (f"{numbers.things(controls, 'record')} with control failures in this period; "
-                   "each row below names the kind and example record ids to investigate.")
-    else:
-        summary = "No control failures in this period: every record was attributed, priced "\
-                  "and redacted as configured."
+        parts.append(f"{numbers.things(controls, 'record')} with control failures in this "
+                     "period; each row below names the kind and example record ids to "
+                     "investigate.")
+    if failed_operations:
+        parts.append(f"{numbers.things(failed_operations, 'background operation')} of the "
+                     "store's owner failed (maintenance or ledger checkpoints; the row shows "
+                     "the last error).")
+    summary = " ".join(parts) or ("No control failures in this period: every record was "
+                                  "attributed, priced and redacted as configured.")
     if quality:
         summary += (f" {numbers.count(quality)} data-quality notes (malformed or incomplete "
                     "span data; metadata stored, flagged).")
     return Section(
         key="control_failures", title="Control failures",
-        status=Status.ATTENTION if controls else Status.OK, summary=summary,
-        figures=[*([Figure.of_count("Unattributed spans", unattributed[0])]
+        status=Status.ATTENTION if controls or failed_operations else Status.OK,
+        summary=summary,
+        figures=[*([Figure.of_count("Unattributed spans", unattributed[0]),
+                    Figure.of_count("Failed background operations", failed_operations)]
                    if scope.tenant is None else []),
                  Figure.of_count("Records with control failures", controls),
                  Figure.of_count("Records with data-quality notes", quality)],

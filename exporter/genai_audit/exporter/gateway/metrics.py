@@ -24,6 +24,10 @@ COUNTERS: dict[str, str] = {
     "invalid_utf8_requests": "requests with strings that were not UTF-8 (repaired, flagged)",
     "unknown_field_requests": "protobuf requests with fields unknown to this OTLP version "
                               "(ignored)",
+    "maintenance_runs": "maintenance passes run by the store owner (holds, retention, archive)",
+    "maintenance_failures": "maintenance passes with a failed step (see control_events)",
+    "checkpoint_failures": "ledger checkpoints that could not be stored (retried; see "
+                           "control_events)",
 }
 REJECT_REASONS: tuple[str, ...] = (
     "unauthenticated", "tenant_mismatch", "invalid_trace_id", "invalid_span_id",

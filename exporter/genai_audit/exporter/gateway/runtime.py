@@ -41,8 +41,7 @@ from genai_audit.exporter.gateway.http_server import HttpListener, start_http
 from genai_audit.exporter.gateway.metrics import Metrics
 from genai_audit.exporter.gateway.sink import LocalSink, OwnerServer, RemoteSink, Sink
 from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
-from genai_audit.keystore import open_keystore
-from genai_audit.processor.factory import default_pipeline
+from genai_audit.processor.compose import compose
 
 _log = logging.getLogger("genai_audit.gateway")
 
@@ -111,8 +110,11 @@ def start_listeners(settings: Settings, core: GatewayCore, reuse_port: bool) -> 
 
 def build_core(settings: Settings, auth: Authenticator, sink: Sink, metrics: Metrics
                ) -> GatewayCore:
-    keys = open_keystore(settings)
-    return GatewayCore(auth=auth, pipeline=default_pipeline(settings, keys), sink=sink,
+    """The listeners' core: the composition root's pipeline, whose retention policies are
+    the store's (read through ``sink``: the owner's store, asked over its socket by a
+    worker)."""
+    pipeline = compose(settings, load_policies=sink.policies).pipeline
+    return GatewayCore(auth=auth, pipeline=pipeline, sink=sink,
                        metrics=metrics, tenant_mismatch=settings.gateway_tenant_mismatch,
                        max_attribute_chars=settings.gateway_max_attribute_kb * 1024)
 
@@ -121,6 +123,7 @@ def open_owner(settings: Settings, metrics: Metrics) -> LocalSink:
     exporter = ClickHouseSpanExporter(settings, skip_stored=True)
     try:
         exporter.open_store()
+        exporter.composition.start()  # the store owner runs its maintenance (not workers)
         exporter.drain_spool(force=True)
     except StoreUnavailable:
         _log.warning("store %s unreachable at start: records will be spooled to %s",

@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Client, Connection, Listener
 from typing import Any, Protocol
 
-from genai_audit.clickhouse.errors import StoreError
+from genai_audit.clickhouse.errors import StoreError, StoreUnavailable
 from genai_audit.exporter.gateway.metrics import Metrics
 from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
 from genai_audit.exporter.spool import SpoolFull
 from genai_audit.processor.record import AuditRecord
+from genai_audit.processor.retention import RetentionPolicy
 from genai_audit.safelog import log_failure
 
 _log = logging.getLogger(__name__)
@@ -35,7 +36,10 @@ RETRY_AFTER_S = 5
 _READY_FILL = 0.9  # not ready once the spool is this full
 _GROUP_MAX_RECORDS = 5000  # one group commit writes at most this many records
 _EXPORTER_COUNTS = {"exported": "stored_records", "spooled": "spooled_records",
-                    "drained": "drained_records", "duplicates": "duplicate_records"}
+                    "drained": "drained_records", "duplicates": "duplicate_records",
+                    "maintenance_runs": "maintenance_runs",
+                    "maintenance_failures": "maintenance_failures",
+                    "checkpoint_failures": "checkpoint_failures"}
 
 
 class Unavailable(Exception):
@@ -59,6 +63,11 @@ class Sink(Protocol):
     def submit(self, records: Sequence[AuditRecord]) -> str: ...
 
     def ready(self) -> bool: ...
+
+    def policies(self) -> dict[str, RetentionPolicy]:
+        """The store's retention policy table (the pipeline's policy source reads it);
+        raises ``StoreError`` when it cannot be read now."""
+        ...
 
 
 class LocalSink:
@@ -150,14 +159,18 @@ class LocalSink:
         spool = self.exporter.spool
         return not spool.refused and spool.stats().bytes < spool.max_bytes * _READY_FILL
 
+    def policies(self) -> dict[str, RetentionPolicy]:
+        return self.exporter.composition.policies.table()
+
     def update_gauges(self) -> None:
         stats = self.exporter.spool.stats()
         self.metrics.set_gauge("spool_batches", stats.batches)
         self.metrics.set_gauge("spool_records", stats.records)
         self.metrics.set_gauge("spool_bytes", stats.bytes)
+        counts = self.exporter.counts()
         with self._seen_lock:  # the exporter's own counts -> shared metrics, by difference
             for stat, metric in _EXPORTER_COUNTS.items():
-                now = self.exporter.stats[stat]
+                now = counts.get(stat, 0)
                 if now > self._seen.get(stat, 0):
                     self.metrics.inc(metric, now - self._seen.get(stat, 0))
                     self._seen[stat] = now
@@ -223,6 +236,12 @@ class OwnerServer:
         kind = message[0]
         if kind == "ready":
             return ("ok", self.sink.ready())
+        if kind == "policies":
+            try:
+                return ("ok", {t: (p.days, p.content_days)
+                               for t, p in self.sink.policies().items()})
+            except StoreError as exc:
+                return ("unavailable", exc.code, RETRY_AFTER_S)
         if kind == "submit":
             try:
                 return ("ok", self.sink.submit(message[1]))
@@ -253,6 +272,16 @@ class RemoteSink:
             return bool(self._call(("ready",))[1])
         except Unavailable:
             return False
+
+    def policies(self) -> dict[str, RetentionPolicy]:
+        """The owner's view of the store's policy table (the worker cannot open the store)."""
+        try:
+            answer = self._call(("policies",))
+        except Unavailable as exc:
+            raise StoreUnavailable(exc.reason) from None
+        if answer[0] != "ok":
+            raise StoreUnavailable(f"store owner: {answer[1]}")
+        return {str(t): RetentionPolicy(int(d), int(c)) for t, (d, c) in answer[1].items()}
 
     def _call(self, message: tuple[Any, ...]) -> tuple[Any, ...]:
         for attempt in (1, 2):  # one reconnect: the owner may have restarted a socket
