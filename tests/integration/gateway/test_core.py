@@ -117,6 +117,28 @@ def test_replayed_and_rebatched_spans_are_stored_once(store, keystore, tmp_path,
     assert core.metrics.value("duplicate_records") == 4
 
 
+def test_a_span_reusing_another_tenants_ids_is_stored_not_dropped(store, keystore, tmp_path,
+                                                                   make_span):
+    """Dedup is per tenant: globex sending acme's trace/span ids is not acme's replay."""
+    core, _ = _core(store, keystore, tmp_path)
+    span = make_span(tenant__id=None)
+    body = encode_spans([span]).SerializeToString()
+    globex = Principal(tenant="globex", name="globex")
+    core.export(ACME, body, as_json=False)
+    core.export(globex, body, as_json=False)  # another tenant, same ids, after acme's
+    core.export(globex, body, as_json=False)  # globex's own replay: dropped
+    assert sorted(r[1] for r in _rows(store)) == ["acme", "globex"]
+    assert core.metrics.value("duplicate_records") == 1
+    # and across a restart (the store is asked, not this process's memory)
+    again, _ = _core(store, keystore, tmp_path)
+    mixed = encode_spans([span, other := make_span(tenant__id=None)]).SerializeToString()
+    again.export(globex, mixed, as_json=False)
+    again.export(Principal(tenant="initech", name="initech"), mixed, as_json=False)
+    tenants = sorted(r[1] for r in _rows(store))
+    assert tenants == ["acme", "globex", "globex", "initech", "initech"], tenants
+    assert other is not None
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
