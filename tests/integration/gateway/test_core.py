@@ -182,6 +182,29 @@ def test_spool_full_is_a_retryable_unavailable(keystore, tmp_path, make_span):
     assert not core.ready()
 
 
+def test_a_disk_refusing_the_spool_write_answers_unavailable_and_not_ready(keystore, tmp_path,
+                                                                           make_span):
+    """Store down, spool disk full (ENOSPC from the spool's write seam): 503, not ready."""
+    import errno
+
+    def full_disk(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    down = Settings.load({"dsn": f"http://default:x@127.0.0.1:{_closed_port()}",
+                          "max_retries": 0}, env={})
+    spool = Spool(tmp_path / "s", 10**9, write=full_disk)
+    exporter = ClickHouseSpanExporter(down, spool=spool, skip_stored=True)
+    metrics = Metrics()
+    core = GatewayCore(auth=Authenticator({}, True), pipeline=default_pipeline(down, keystore),
+                       sink=LocalSink(exporter, metrics), metrics=metrics,
+                       tenant_mismatch="reject", max_attribute_chars=4096)
+    assert core.ready()
+    with pytest.raises(Unavailable, match="spool disk refused"):
+        core.export(ACME, encode_spans([make_span()]).SerializeToString(), as_json=False)
+    assert not core.ready()
+    assert list((tmp_path / "s").iterdir()) == []
+
+
 class _ToyRedact:
     """A real text rewrite under the redaction stage's name (issue 3 supplies the real one)."""
 
