@@ -24,6 +24,8 @@ COUNTERS: dict[str, str] = {
     "invalid_utf8_requests": "requests with strings that were not UTF-8 (repaired, flagged)",
     "unknown_field_requests": "protobuf requests with fields unknown to this OTLP version "
                               "(ignored)",
+    "http_connections_refused": "HTTP connections answered 503 and closed: every connection "
+                                "slot was taken",
 }
 REJECT_REASONS: tuple[str, ...] = (
     "unauthenticated", "tenant_mismatch", "invalid_trace_id", "invalid_span_id",
