@@ -18,9 +18,10 @@ mixed request are still stored.
   for one deep attribute: the protobuf schema used here reads an ``AnyValue``'s array and
   kvlist as opaque bytes (same wire format), so the parser's recursion limit (100 message
   levels, reached by a kvlist nested ~32 deep) never applies to the request, and each
-  nested level is parsed on its own, only as deep as it is used. OTLP/JSON bodies are cut
-  to the same depth before the protobuf JSON parser (also limited to 100 levels) sees
-  them. A JSON body nested beyond Python's own parser (~1,000 levels) is unreadable: 400.
+  nested level is parsed on its own, only as deep as it is used (``otlp_schema``).
+  OTLP/JSON bodies are cut to the same depth before the protobuf JSON parser (also
+  limited to 100 levels) sees them. A JSON body nested beyond Python's own parser
+  (~1,000 levels) is unreadable: 400.
 * Resource attributes that carry compliance context (``tenant.id``...) fill the span's own
   when it has none, so a service may set them once on its resource.
 """
@@ -29,42 +30,35 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf import (
-    descriptor_pb2,
-    descriptor_pool,
-    json_format,
-    message_factory,
-    unknown_fields,
-)
+from google.protobuf import json_format, unknown_fields
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from opentelemetry.proto.common.v1 import common_pb2
-from opentelemetry.proto.resource.v1 import resource_pb2
-from opentelemetry.proto.trace.v1 import trace_pb2
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from genai_audit.exporter.gateway.otlp_schema import (
+    ANY_VALUE,
+    LENIENT_PREFIX,
+    NESTED,
+    nested_classes,
+    request_class,
+)
 from genai_audit.instrumentation.keys import BAGGAGE_KEYS
 
 ExportRequest = trace_service_pb2.ExportTraceServiceRequest
-_SHALLOW_PREFIX = "genai_audit_shallow"  # AnyValue's array/kvlist read as bytes
-_LENIENT_PREFIX = "genai_audit_lenient"  # ...and every string as bytes too
 _KINDS = {1: SpanKind.INTERNAL, 2: SpanKind.SERVER, 3: SpanKind.CLIENT, 4: SpanKind.PRODUCER,
           5: SpanKind.CONSUMER}
 _STATUS = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
 MAX_DEPTH = 8  # nested arrays / kvlists beyond this are cut
 CUT = "[cut: nested deeper than 8 levels or unreadable]"
-_NESTED = ("array_value", "kvlist_value")
-_ANY_VALUE = "opentelemetry.proto.common.v1.AnyValue"
 
 
 class MalformedRequest(ValueError):
@@ -92,11 +86,11 @@ class DecodeResult:
 # -- entry points ----------------------------------------------------------------------------
 def decode_protobuf(body: bytes, max_attribute_chars: int) -> DecodeResult:
     try:
-        message: Message = _request_class(lenient=False).FromString(body)
+        message: Message = request_class(lenient=False).FromString(body)
         lenient = False
     except DecodeError:
         try:
-            message = _request_class(lenient=True).FromString(body)
+            message = request_class(lenient=True).FromString(body)
         except DecodeError as exc:
             raise MalformedRequest("body is not a valid OTLP ExportTraceServiceRequest "
                                    "protobuf") from exc
@@ -121,7 +115,7 @@ def decode_json(body: bytes, max_attribute_chars: int) -> DecodeResult:
     except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
         raise MalformedRequest("body does not follow the OTLP/JSON trace schema") from exc
     # one reader of nested values for both encodings: the shallow schema's
-    message = _request_class(lenient=False).FromString(parsed.SerializeToString())
+    message = request_class(lenient=False).FromString(parsed.SerializeToString())
     result = _convert(message, max_attribute_chars)
     result.rejected.update(rejected)
     return result
@@ -250,7 +244,7 @@ def _value(value: Any, max_chars: int, reading: _Reading) -> tuple[Any, bool]:
     if kind == "bytes_value":
         raw = base64.b64encode(value.bytes_value).decode()
         return (raw[:max_chars], True) if len(raw) > max_chars else (raw, False)
-    if kind in _NESTED:
+    if kind in NESTED:
         cut = [False]
         plain = _plain(value, 0, cut, reading)
         if kind == "array_value" and _homogeneous(plain):
@@ -263,7 +257,7 @@ def _value(value: Any, max_chars: int, reading: _Reading) -> tuple[Any, bool]:
 def _plain(value: Any, depth: int, cut: list[bool], reading: _Reading) -> Any:
     """An ``AnyValue`` as plain Python; ``cut[0]`` set when a level was cut."""
     kind = value.WhichOneof("value")
-    if kind in _NESTED:
+    if kind in NESTED:
         items = _nested(value, kind, reading) if depth < MAX_DEPTH else None
         if items is None:
             cut[0] = True
@@ -285,10 +279,10 @@ def _nested(value: Any, kind: str, reading: _Reading) -> Any:
     """The items of an array or kvlist held as bytes by the shallow schema (one level
     parsed; bad UTF-8 read leniently, as for the whole request); None when unreadable."""
     data = getattr(value, kind)
-    lenient = f"{_LENIENT_PREFIX}.{_ANY_VALUE}"
+    lenient = f"{LENIENT_PREFIX}.{ANY_VALUE}"
     for name in dict.fromkeys((value.DESCRIPTOR.full_name, lenient)):
         try:
-            items = _nested_classes(name)[kind].FromString(data).values
+            items = nested_classes(name)[kind].FromString(data).values
         except DecodeError:
             continue
         reading.invalid_utf8 |= name == lenient
@@ -392,56 +386,3 @@ def _get(obj: Any, *keys: str) -> Any:
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-# -- the lenient schema ------------------------------------------------------------------
-@functools.cache
-def _request_class(*, lenient: bool) -> type[Message]:
-    """``ExportTraceServiceRequest`` whose ``AnyValue`` holds arrays and kvlists as bytes
-    (parsed level by level, so nesting cannot exhaust the parser); ``lenient``: every
-    ``string`` field read as bytes too (for invalid UTF-8)."""
-    prefix = _LENIENT_PREFIX if lenient else _SHALLOW_PREFIX
-    pool = descriptor_pool.DescriptorPool()
-    for module in (common_pb2, resource_pb2, trace_pb2, trace_service_pb2):
-        proto = descriptor_pb2.FileDescriptorProto()
-        module.DESCRIPTOR.CopyToProto(proto)
-        proto.name = f"{prefix}/{proto.name}"
-        proto.package = f"{prefix}.{proto.package}"
-        deps = [f"{prefix}/{dep}" for dep in proto.dependency]
-        del proto.dependency[:]
-        proto.dependency.extend(deps)
-        proto.ClearField("service")
-        proto.ClearField("options")
-        for message in proto.message_type:
-            _rewrite(message, prefix, lenient)
-        pool.Add(proto)
-    descriptor = pool.FindMessageTypeByName(
-        f"{prefix}.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest")
-    cls: type[Message] = message_factory.GetMessageClass(descriptor)
-    return cls
-
-
-@functools.cache
-def _nested_classes(any_value_name: str) -> dict[str, type[Message]]:
-    """The ArrayValue and KeyValueList classes of the schema an ``AnyValue`` came from."""
-    prefix = any_value_name.split(".", 1)[0]
-    pool = _request_class(lenient=prefix == _LENIENT_PREFIX).DESCRIPTOR.file.pool
-    base = f"{prefix}.opentelemetry.proto.common.v1."
-    return {"array_value": message_factory.GetMessageClass(
-                pool.FindMessageTypeByName(base + "ArrayValue")),
-            "kvlist_value": message_factory.GetMessageClass(
-                pool.FindMessageTypeByName(base + "KeyValueList"))}
-
-
-def _rewrite(message: descriptor_pb2.DescriptorProto, prefix: str, lenient: bool) -> None:
-    for fld in message.field:
-        if message.name == "AnyValue" and fld.name in _NESTED:
-            fld.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
-            fld.ClearField("type_name")
-            continue
-        if lenient and fld.type == descriptor_pb2.FieldDescriptorProto.TYPE_STRING:
-            fld.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
-        if fld.type_name.startswith(".opentelemetry."):
-            fld.type_name = f".{prefix}{fld.type_name}"
-    for nested in message.nested_type:
-        _rewrite(nested, prefix, lenient)

@@ -20,7 +20,7 @@ The server is bounded (``HttpLimits``): a fixed pool of connection threads (a co
 beyond it is answered 503 and closed, never queued on a new thread), an idle timeout
 between requests, one deadline for the request line and headers and one for the body
 (slow senders cannot hold a thread), and the body limit for every transfer encoding,
-before and after gunzip.
+before and after gunzip (``http_body``).
 """
 
 from __future__ import annotations
@@ -28,14 +28,10 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
-import re
 import socket
 import socketserver
 import ssl
 import threading
-import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -53,16 +49,13 @@ from genai_audit.exporter.gateway.core import (
     timed,
 )
 from genai_audit.exporter.gateway.decode import encode_response
+from genai_audit.exporter.gateway.http_body import DeadlineReader, Refused, read_body
 
 _log = logging.getLogger(__name__)
 
 TRACES_PATH = "/v1/traces"
 _PROTOBUF = "application/x-protobuf"
 _JSON = "application/json"
-_DISCARD_FACTOR = 4  # an oversized body up to this many times the limit is read and dropped
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
-_GZIP_MAGIC = b"\x1f\x8b"
-_MAX_TRAILERS = 64
 
 
 @dataclass(frozen=True)
@@ -74,36 +67,6 @@ class HttpLimits:
     header_timeout_s: float = 10.0  # request line + headers, from their first byte
     body_timeout_s: float = 60.0  # the whole body, from the end of the headers
     write_timeout_s: float = 10.0  # sending one response
-
-
-class _Refused(Exception):
-    """A body that cannot be taken: answered with ``status`` and the connection closed."""
-
-    def __init__(self, status: HTTPStatus, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.status, self.message, self.reason = status, message, reason
-
-
-class _DeadlineReader(io.RawIOBase):
-    """Socket reads that fail once a deadline passes (however slowly the bytes drip)."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        super().__init__()
-        self._sock = sock
-        self.deadline = math.inf
-
-    def arm(self, seconds: float) -> None:
-        self.deadline = time.monotonic() + seconds
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("read deadline passed")
-        self._sock.settimeout(left)
-        return self._sock.recv_into(buffer)
 
 
 class GatewayHTTPServer(HTTPServer):
@@ -201,7 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         self.connection = self.request
-        self._reader = _DeadlineReader(self.connection)
+        self._reader = DeadlineReader(self.connection)
         self._buffered = io.BufferedReader(self._reader, 1 << 16)
         self.rfile = self._buffered
         self.wfile = socketserver._SocketWriter(self.connection)  # type: ignore[attr-defined]
@@ -245,9 +208,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._status(HTTPStatus.UNAUTHORIZED, code_pb2.UNAUTHENTICATED, str(exc),
                                     as_json, close=True,
                                     headers={"WWW-Authenticate": 'Bearer realm="genai-audit"'})
+            self._reader.arm(self.server.limits.body_timeout_s)
             try:
-                body = self._body()
-            except _Refused as refused:
+                body = read_body(self.rfile, self.headers, self.server.max_message_bytes)
+            except Refused as refused:
                 if refused.reason:
                     core.metrics.reject(refused.reason)
                 return self._status(refused.status, code_pb2.INVALID_ARGUMENT, refused.message,
@@ -293,80 +257,6 @@ class _Handler(BaseHTTPRequestHandler):
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other_method
 
     # -- the body: framing, limit, gzip ----------------------------------------------------
-    def _body(self) -> bytes:
-        limit = self.server.max_message_bytes
-        self._reader.arm(self.server.limits.body_timeout_s)
-        coding = (self.headers.get("Transfer-Encoding") or "").strip().lower()
-        if coding and self.headers.get("Content-Length") is not None:
-            raise _Refused(HTTPStatus.BAD_REQUEST, "Content-Length and Transfer-Encoding "
-                           "together are ambiguous: send one", "malformed")
-        if coding == "chunked":
-            body = self._read_chunked(limit)
-        elif coding:
-            raise _Refused(HTTPStatus.NOT_IMPLEMENTED, "Transfer-Encoding must be chunked", "")
-        else:
-            body = self._read_sized(limit)
-        encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
-        if encoding == "identity":
-            return body
-        if encoding != "gzip":
-            raise _Refused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                           "Content-Encoding must be gzip or identity", "unsupported_media_type")
-        return gunzip(body, limit)
-
-    def _read_sized(self, limit: int) -> bytes:
-        text = self.headers.get("Content-Length", "")
-        if not text.isdigit():
-            raise _Refused(HTTPStatus.LENGTH_REQUIRED,
-                           "Content-Length (or Transfer-Encoding: chunked) required", "")
-        length = int(text)
-        if length > limit:
-            self._discard(min(length, _DISCARD_FACTOR * limit))  # so the client reads the 413
-            raise _too_large(limit)
-        body = self.rfile.read(length)
-        if len(body) < length:
-            raise _Refused(HTTPStatus.BAD_REQUEST, "body shorter than its Content-Length",
-                           "malformed")
-        return body
-
-    def _read_chunked(self, limit: int) -> bytes:
-        """RFC 9112 chunked framing; data past ``limit`` is read (up to the discard bound)
-        and dropped, then refused."""
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            line = self.rfile.readline(1024)
-            size_text = line.split(b";", 1)[0].strip()
-            if not line.endswith(b"\n") or not _CHUNK_SIZE.fullmatch(size_text):
-                raise _Refused(HTTPStatus.BAD_REQUEST, "malformed chunked body", "malformed")
-            size = int(size_text, 16)
-            if size == 0:
-                break
-            total += size
-            if total > _DISCARD_FACTOR * limit:
-                raise _too_large(limit)
-            data = self.rfile.read(size)
-            if len(data) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
-                raise _Refused(HTTPStatus.BAD_REQUEST, "malformed chunked body", "malformed")
-            if total <= limit:
-                parts.append(data)
-        for _ in range(_MAX_TRAILERS + 1):  # trailer fields, ignored, up to the empty line
-            if self.rfile.readline(8192) in (b"\r\n", b"\n", b""):
-                break
-        else:
-            raise _Refused(HTTPStatus.BAD_REQUEST, "too many chunked trailer fields",
-                           "malformed")
-        if total > limit:
-            raise _too_large(limit)
-        return b"".join(parts)
-
-    def _discard(self, length: int) -> None:
-        while length > 0:
-            chunk = self.rfile.read(min(length, 1 << 16))
-            if not chunk:
-                return
-            length -= len(chunk)
-
     # -- responses ------------------------------------------------------------------------
     def _status(self, http: HTTPStatus, code: int, message: str, as_json: bool, *,
                 close: bool = False, headers: dict[str, str] | None = None) -> None:
@@ -400,39 +290,6 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         _log.debug("http %s", json.dumps({"client": self.client_address[0],
                                           "line": format % args}))
-
-
-def _too_large(limit: int) -> _Refused:
-    return _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body above the {limit}-byte limit",
-                    "too_large")
-
-
-def gunzip(body: bytes, limit: int) -> bytes:
-    """A complete gzip body (one or more members), at most ``limit`` bytes unpacked.
-
-    A body cut short, or followed by anything but another gzip member, is refused: a
-    truncated stream must not be taken for the whole request.
-    """
-    out = bytearray()
-    data = body
-    while True:
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            out += inflater.decompress(data, limit + 1 - len(out))
-        except zlib.error:
-            raise _Refused(HTTPStatus.BAD_REQUEST, "body is not valid gzip",
-                           "malformed") from None
-        if len(out) > limit or inflater.unconsumed_tail:
-            raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                           f"gunzipped body above the {limit}-byte limit", "too_large")
-        if not inflater.eof:
-            raise _Refused(HTTPStatus.BAD_REQUEST, "gzip body is cut short", "malformed")
-        data = inflater.unused_data
-        if not data:
-            return bytes(out)
-        if not data.startswith(_GZIP_MAGIC):
-            raise _Refused(HTTPStatus.BAD_REQUEST, "gzip body is followed by data that is "
-                           "not gzip", "malformed")
 
 
 class HttpListener:
