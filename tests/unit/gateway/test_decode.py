@@ -195,3 +195,9 @@ def test_a_deeply_nested_json_attribute_is_cut_and_flagged(make_span):
     data["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["attributes"] += [
         {"key": key, "value": _deep_json(kind, n)} for key, kind, n in DEEP]
     _check_deep(decode_json(json.dumps(data).encode(), 100_000), good, deep)
+
+
+def test_json_nested_beyond_pythons_parser_is_a_clear_malformed_request():
+    body = b'{"resourceSpans":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    with pytest.raises(MalformedRequest, match="not valid JSON"):
+        decode_json(body, 10_000)
