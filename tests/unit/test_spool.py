@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
+import subprocess
 from decimal import Decimal
 
 import pytest
 
-from genai_audit.exporter.spool import Spool, SpoolFull, decode_record, encode_record
+from genai_audit.exporter.spool import (
+    Spool,
+    SpoolFull,
+    SpoolWriteFailed,
+    decode_record,
+    encode_record,
+)
 from genai_audit.processor.normalize import normalize
 from genai_audit.processor.record import ContentState, Flag
 
@@ -113,3 +122,72 @@ def test_two_spools_on_one_directory_never_write_a_batch_twice(make_span, tmp_pa
     assert first.drain(write_while_the_other_drains) == 1
     assert len(written) == 2 and len(set(written)) == 2
     assert first.pending() == [] and second._scan().batches == 0
+
+
+class _Disk:
+    """The file-writing seam: short writes of at most ``chunk`` bytes, then ENOSPC once
+    ``room`` bytes were written (a nearly full disk)."""
+
+    def __init__(self, chunk: int, room: int | None = None) -> None:
+        self.chunk, self.room, self.written = chunk, room, 0
+
+    def __call__(self, fd: int, data) -> int:
+        if self.room is not None and self.written >= self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        part = bytes(data[:self.chunk])
+        if self.room is not None:
+            part = part[:self.room - self.written]
+        self.written += len(part)
+        return os.write(fd, part)
+
+
+def test_short_writes_are_continued_so_the_whole_batch_lands(make_span, tmp_path):
+    spool = Spool(tmp_path, 10**6, write=_Disk(chunk=97))
+    batch = _records(make_span, 3)
+    spool.append(batch)
+    seen: list[str] = []
+    assert spool.drain(lambda rs: seen.extend(r.id for r in rs)) == 3
+    assert seen == [r.id for r in batch] and not (tmp_path / "quarantine").exists()
+
+
+def test_a_disk_that_fills_mid_batch_refuses_it_and_keeps_nothing(make_span, tmp_path):
+    disk = _Disk(chunk=500, room=1200)
+    spool = Spool(tmp_path, 10**6, write=disk)
+    with pytest.raises(SpoolFull, match="ENOSPC") as caught:
+        spool.append(_records(make_span, 3))
+    assert isinstance(caught.value, SpoolWriteFailed) and disk.written == 1200
+    assert list(tmp_path.iterdir()) == [] and spool.refused
+    assert spool.stats().batches == 0
+    disk.room = None  # space freed: the next batch lands and the spool accepts again
+    spool.append(_records(make_span, 1))
+    assert not spool.refused and spool.stats().records == 1
+
+
+def _mount_tmpfs(path, size: str) -> bool:
+    """A real small tmpfs when this test may mount (root, a mount namespace allowing it)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    path.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
+                           str(path)], capture_output=True)
+    return done.returncode == 0
+
+
+def test_a_real_full_tmpfs_never_holds_a_cut_batch(make_span, tmp_path):
+    disk = tmp_path / "tmpfs"
+    if not _mount_tmpfs(disk, "64k"):
+        pytest.skip("mounting a tmpfs is not permitted here (needs root)")
+    try:
+        spool = Spool(disk / "spool", 10**9)  # the bound is far away: the disk fills first
+        acked = 0
+        with pytest.raises(SpoolWriteFailed):
+            for _ in range(1000):
+                spool.append(_records(make_span, 5))
+                acked += 5
+        assert acked > 0 and spool.refused
+        assert not list((disk / "spool").glob("*.tmp"))
+        landed: list[str] = []
+        assert spool.drain(lambda rs: landed.extend(r.id for r in rs)) == acked
+        assert len(landed) == acked and not (disk / "spool" / "quarantine").exists()
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

@@ -7,11 +7,15 @@ bound parameters; driver exceptions are mapped onto ``genai_audit.clickhouse.err
 from __future__ import annotations
 
 import fcntl
+import functools
+import logging
 import math
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import clickhouse_connect
@@ -29,7 +33,10 @@ from genai_audit.clickhouse.dsn import (
 )
 from genai_audit.clickhouse.errors import ConfigError, StoreError, StoreNotFound, StoreUnavailable
 
+_log = logging.getLogger(__name__)
+
 _OPENED_HERE: set[Path] = set()  # embedded data directories this process has opened
+INSERT_TMP = ".insert-tmp"  # inside an embedded store: the engine's insert files
 
 # The embedded engine runs inside the application's process: one thread per insert leaves
 # the other cores to the application. Two interleaved A/Bs of bench/request_overhead.py
@@ -178,7 +185,34 @@ def _connect(dsn: str, timeout_s: float | None = None) -> Client:
         raise StoreUnavailable(f"cannot open {redact_dsn(dsn)}: {message}") from exc
     if path is not None:
         _OPENED_HERE.add(path)
+        keep_insert_files_in(path)
     return client
+
+
+def keep_insert_files_in(path: Path) -> None:
+    """Keep the embedded engine's insert files inside the store directory, and remove what
+    a killed process left there.
+
+    clickhouse-connect's chDB backend writes each insert's rows (ciphertext, pseudonyms,
+    metadata) to a ``NamedTemporaryFile`` and runs ``INSERT ... FROM INFILE``; by default
+    in the system temporary directory, where a process killed mid-insert leaves the file
+    for good. Here they go to ``<store>/.insert-tmp`` (0700). Called once the engine holds
+    the directory (one process per data directory), so nothing found there is in use.
+    """
+    directory = path / INSERT_TMP
+    directory.mkdir(mode=0o700, exist_ok=True)
+    for leftover in directory.iterdir():
+        leftover.unlink(missing_ok=True)
+    try:
+        from clickhouse_connect.driver._backend import chdb_backend
+    except ImportError:  # a clickhouse-connect without the chDB backend: nothing to redirect
+        return
+    if not hasattr(chdb_backend, "tempfile"):
+        _log.warning("clickhouse-connect's chDB backend changed: its insert files are not "
+                     "redirected into the store directory")
+        return
+    chdb_backend.tempfile = SimpleNamespace(  # type: ignore[assignment]
+        NamedTemporaryFile=functools.partial(tempfile.NamedTemporaryFile, dir=directory))
 
 
 def _check_not_in_use(path: Path, dsn: str) -> None:

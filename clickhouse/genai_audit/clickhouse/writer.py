@@ -59,8 +59,8 @@ def record_row(r: AuditRecord) -> list[Any]:
 
 def batch_token(records: Sequence[AuditRecord]) -> str:
     digest = hashlib.sha256()
-    for record_id in sorted(r.id for r in records):
-        digest.update(record_id.encode())
+    for tenant, record_id in sorted((r.tenant_id, r.id) for r in records):
+        digest.update(f"{tenant}\0{record_id}\0".encode())
     return digest.hexdigest()
 
 

@@ -29,7 +29,7 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach,
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from genai_audit.clickhouse.dedup import RecentIds
+from genai_audit.clickhouse.dedup import RecentIds, key
 from genai_audit.clickhouse.dsn import embedded_path, resolve_dsn
 from genai_audit.clickhouse.errors import StoreError, StoreUnavailable
 from genai_audit.clickhouse.ledger.log import PreparedBatch
@@ -283,7 +283,7 @@ class ClickHouseSpanExporter(SpanExporter):
         elif replay:
             fresh = RecentIds(capacity=0).fresh(self._get_store(), records, replay=True)
         else:
-            fresh = list({r.id: r for r in records}.values())  # a span twice in a batch: once
+            fresh = list({key(r): r for r in records}.values())  # a span twice in a batch: once
         self.stats["duplicates"] += len(records) - len(fresh)
         return fresh
 

@@ -3,13 +3,17 @@
 Used by the in-process exporter and by the gateway alike, so a ClickHouse outage loses
 nothing either of them acknowledged. One file per batch:
 
-* ``append`` writes ``<seq>.tmp``, fsyncs it, renames it to ``<seq>.json`` and fsyncs the
-  directory: a batch is either wholly in the spool or not at all, even after ``kill -9``;
+* ``append`` writes ``<seq>.tmp`` (looping over short writes), fsyncs it, renames it to
+  ``<seq>.json`` and fsyncs the directory: a batch is either wholly in the spool or not at
+  all, even after ``kill -9``. A write the disk refuses (``ENOSPC``, ``EIO``...) removes the
+  temporary file and raises ``SpoolWriteFailed``, so the caller never acknowledges a cut
+  batch;
 * ``drain`` hands the oldest batches to a writer, deleting each file only after the writer
   returned; it *claims* a file by renaming it first, so several processes may share one
   spool directory (claims of dead processes are returned on open);
 * the spool is bounded (bytes): ``append`` raises ``SpoolFull`` instead of growing, and the
-  caller answers with a retryable status so the sender keeps the data.
+  caller answers with a retryable status so the sender keeps the data. ``refused`` stays
+  set after either refusal until a batch is appended or drained again (readiness reads it).
 
 A replayed batch never duplicates rows: record ids derive from trace and span ids, and the
 writer's deduplication token derives from the record ids. Files hold the record as the
@@ -20,6 +24,7 @@ None), with 0600 permissions in a 0700 directory.
 from __future__ import annotations
 
 import base64
+import errno
 import itertools
 import json
 import logging
@@ -31,7 +36,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from genai_audit.processor.record import NO_CONTENT, AuditRecord, ContentState, Flag
 
@@ -49,6 +54,10 @@ class SpoolFull(Exception):
     """The spool reached its size bound; the caller must answer with a retryable status."""
 
 
+class SpoolWriteFailed(SpoolFull):
+    """The disk refused a batch (no space, I/O error): nothing of it was kept."""
+
+
 class SpoolCorrupt(Exception):
     """A spool file that cannot be read back (moved aside to ``quarantine/``)."""
 
@@ -63,14 +72,17 @@ class SpoolStats:
 class Spool:
     """A bounded, fsync'd, multi-process-safe directory of record batches."""
 
-    def __init__(self, directory: str | Path, max_bytes: int) -> None:
+    def __init__(self, directory: str | Path, max_bytes: int, *,
+                 write: Callable[[int, memoryview], int] = os.write) -> None:
+        """``write``: the file-writing call (``os.write``); a seam for disk-full tests."""
         self.directory = Path(directory)
+        self._write = write
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._seq = itertools.count()
         self._cached: SpoolStats | None = None
         self._scanned_at = 0.0
-        self.refused = False  # a batch did not fit; cleared once a batch drains
+        self.refused = False  # a batch was refused; cleared once one is appended or drains
         if self.directory.is_dir():  # created on the first append, not before
             self._release_dead_claims()
 
@@ -83,21 +95,45 @@ class Spool:
                            "records": [encode_record(r) for r in records]},
                           separators=(",", ":")).encode()
         with self._lock:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            except OSError as exc:
+                self._refuse(exc)
             if self.stats().bytes + len(body) > self.max_bytes:
                 self.refused = True
                 raise SpoolFull(f"spool {self.directory} is full ({self.max_bytes} bytes)")
             name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._seq):08d}"
-            tmp = self.directory / (name + ".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            tmp, final = self.directory / (name + ".tmp"), self.directory / (name + _SUFFIX)
             try:
-                os.write(fd, body)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.directory / (name + _SUFFIX))
-            self._fsync_dir()
+                self._write_file(tmp, body)
+                os.replace(tmp, final)
+                self._fsync_dir()
+            except OSError as exc:  # not acknowledged: keep nothing of it
+                tmp.unlink(missing_ok=True)
+                final.unlink(missing_ok=True)
+                self._refuse(exc)
+            self.refused = False
             self._adjust(1, len(records), len(body))
+
+    def _refuse(self, exc: OSError) -> NoReturn:
+        self.refused = True
+        code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        raise SpoolWriteFailed(f"spool {self.directory} cannot write a batch ({code})") from exc
+
+    def _write_file(self, path: Path, body: bytes) -> None:
+        """All of ``body`` into a new file, fsync'd: a short write is continued, never
+        ignored; a write that makes no progress is an error."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(body)
+            while view:
+                written = self._write(fd, view)
+                if written <= 0:
+                    raise OSError(errno.ENOSPC, "no progress writing the spool file")
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     # -- reading ------------------------------------------------------------------------
     def pending(self) -> list[Path]:

@@ -117,6 +117,28 @@ def test_replayed_and_rebatched_spans_are_stored_once(store, keystore, tmp_path,
     assert core.metrics.value("duplicate_records") == 4
 
 
+def test_a_span_reusing_another_tenants_ids_is_stored_not_dropped(store, keystore, tmp_path,
+                                                                   make_span):
+    """Dedup is per tenant: globex sending acme's trace/span ids is not acme's replay."""
+    core, _ = _core(store, keystore, tmp_path)
+    span = make_span(tenant__id=None)
+    body = encode_spans([span]).SerializeToString()
+    globex = Principal(tenant="globex", name="globex")
+    core.export(ACME, body, as_json=False)
+    core.export(globex, body, as_json=False)  # another tenant, same ids, after acme's
+    core.export(globex, body, as_json=False)  # globex's own replay: dropped
+    assert sorted(r[1] for r in _rows(store)) == ["acme", "globex"]
+    assert core.metrics.value("duplicate_records") == 1
+    # and across a restart (the store is asked, not this process's memory)
+    again, _ = _core(store, keystore, tmp_path)
+    mixed = encode_spans([span, other := make_span(tenant__id=None)]).SerializeToString()
+    again.export(globex, mixed, as_json=False)
+    again.export(Principal(tenant="initech", name="initech"), mixed, as_json=False)
+    tenants = sorted(r[1] for r in _rows(store))
+    assert tenants == ["acme", "globex", "globex", "initech", "initech"], tenants
+    assert other is not None
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -158,6 +180,29 @@ def test_spool_full_is_a_retryable_unavailable(keystore, tmp_path, make_span):
     assert caught.value.retry_after > 0
     assert metrics.rejected("unavailable") == 1 and metrics.value("spooled_records") >= 1
     assert not core.ready()
+
+
+def test_a_disk_refusing_the_spool_write_answers_unavailable_and_not_ready(keystore, tmp_path,
+                                                                           make_span):
+    """Store down, spool disk full (ENOSPC from the spool's write seam): 503, not ready."""
+    import errno
+
+    def full_disk(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    down = Settings.load({"dsn": f"http://default:x@127.0.0.1:{_closed_port()}",
+                          "max_retries": 0}, env={})
+    spool = Spool(tmp_path / "s", 10**9, write=full_disk)
+    exporter = ClickHouseSpanExporter(down, spool=spool, skip_stored=True)
+    metrics = Metrics()
+    core = GatewayCore(auth=Authenticator({}, True), pipeline=default_pipeline(down, keystore),
+                       sink=LocalSink(exporter, metrics), metrics=metrics,
+                       tenant_mismatch="reject", max_attribute_chars=4096)
+    assert core.ready()
+    with pytest.raises(Unavailable, match="spool disk refused"):
+        core.export(ACME, encode_spans([make_span()]).SerializeToString(), as_json=False)
+    assert not core.ready()
+    assert list((tmp_path / "s").iterdir()) == []
 
 
 class _ToyRedact:

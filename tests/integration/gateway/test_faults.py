@@ -256,3 +256,54 @@ def test_spool_full_answers_retryable_on_both_protocols(tmp_path, tokens_file, g
               "gRPC health never reported NOT_SERVING")
     assert gw.metrics()['rejected_spans_total{reason="unavailable"}'] == 2
     assert gw.stop() == 0
+
+
+def _mount_tmpfs(path, size: str) -> bool:
+    """A real small tmpfs, when this test may mount one (root); else the test skips (the
+    spool's write seam covers the same refusals everywhere: tests/unit/test_spool.py)."""
+    import os
+    import shutil
+    import subprocess
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    path.mkdir()
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
+                           str(path)], capture_output=True).returncode == 0
+
+
+def test_a_full_spool_disk_acknowledges_only_what_landed(tmp_path, tokens_file, gateways,
+                                                         make_span):
+    """The probe: spool on a 1 MiB tmpfs, store down: 660 acknowledged, 640 landed (a cut
+    batch file was quarantined on drain) and /readyz said ready while every request got
+    503. Now: every acknowledged span lands, and readiness follows the refusals."""
+    import subprocess
+    disk = tmp_path / "tmpfs"
+    if not _mount_tmpfs(disk, "256k"):
+        pytest.skip("mounting a tmpfs is not permitted here (needs root)")
+    try:
+        spool = disk / "spool"
+        down = Gateway(tmp_path, f"http://writer:pw@127.0.0.1:{free_port()}",
+                       tokens_file=tokens_file, spool_dir=spool).start()
+        gateways.append(down)
+        load = Load(down, make_span, batch=10)
+        statuses = []
+        for _ in range(400):
+            statuses.append(200 if load.send_one() else 503)
+            if statuses[-1] != 200:
+                break
+        assert statuses[0] == 200 and statuses[-1] == 503, statuses[-3:]
+        with pytest.raises(urllib.error.HTTPError) as ready:
+            urllib.request.urlopen(down.http + "/readyz", timeout=10)
+        assert ready.value.code == 503
+        assert not list(spool.glob("*.tmp"))
+        assert down.stop() == 0
+        dsn = f"chdb://{tmp_path / 'store'}"
+        up = Gateway(tmp_path, dsn, tokens_file=tokens_file, spool_dir=spool).start()
+        gateways.append(up)
+        urllib.request.urlopen(up.http + "/readyz", timeout=10)  # drained: ready again
+        assert up.stop() == 0
+        assert not (spool / "quarantine").exists()
+        rows = query(dsn, "SELECT span_id FROM interactions")
+        assert sorted(r["span_id"] for r in rows) == sorted(load.acked)
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

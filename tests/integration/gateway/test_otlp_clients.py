@@ -107,7 +107,9 @@ def _node_ready() -> str | None:
     """None when the Node client can run; else why not (the skip reason)."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         return "node/npm not installed: the Node.js acceptance test needs node >= 18"
-    if not (NODE_DIR / "node_modules" / "@opentelemetry" / "exporter-trace-otlp-grpc").is_dir():
+    modules = NODE_DIR / "node_modules" / "@opentelemetry"
+    if not all((modules / name).is_dir() for name in ("exporter-trace-otlp-grpc",
+                                                       "exporter-trace-otlp-http")):
         done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR,
                               capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
@@ -135,6 +137,35 @@ def test_node_otlp_grpc_exporter_with_baggage(tmp_path, tokens_file, gateways):
         ("globex", "node_support_bot", "node-svc"), ("globex", "node_unattributed", "node-svc")]
     assert rows[0]["model"] == "gpt-4o-mini" and rows[0]["prompt_tokens"] == 12
     assert "unattributed" not in rows[1]["flags"]  # its token attributes it
+
+
+def test_node_otlp_http_exporter_sends_chunked_bodies_and_they_land(tmp_path, tokens_file,
+                                                                    gateways):
+    """The OTel JS OTLP/HTTP exporter streams its body (Transfer-Encoding: chunked); the
+    gateway answered 411 and the exporter dropped every span."""
+    reason = _node_ready()
+    if reason:
+        pytest.skip(reason)
+    dsn = f"chdb://{tmp_path / 'store'}"
+    gw = Gateway(tmp_path, dsn, tokens_file=tokens_file).start()
+    gateways.append(gw)
+    for compression in ("none", "gzip"):
+        env = {**os.environ, "GATEWAY_HTTP": f"127.0.0.1:{gw.http_port}",
+               "GATEWAY_TOKEN": TOKENS["globex"], "GATEWAY_COMPRESSION": compression,
+               "GATEWAY_TOOL_PREFIX": f"http_{compression}"}
+        done = subprocess.run(["node", str(NODE_DIR / "send_spans.js")], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        assert report["exported"] == "success", report
+        assert report["chunked"] and all(report["chunked"]), report  # really chunked
+    assert gw.stop() == 0
+    rows = query(dsn, "SELECT tenant_id, tool_name, model, prompt_tokens FROM interactions "
+                      "ORDER BY tool_name")
+    assert [(r["tenant_id"], r["tool_name"]) for r in rows] == [
+        ("globex", "http_gzip_support_bot"), ("globex", "http_gzip_unattributed"),
+        ("globex", "http_none_support_bot"), ("globex", "http_none_unattributed")]
+    assert all(r["model"] == "gpt-4o-mini" and r["prompt_tokens"] == 12 for r in rows)
 
 
 def _tls_files(tmp_path: Path) -> tuple[Path, Path, Path]:

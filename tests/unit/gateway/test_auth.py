@@ -46,6 +46,12 @@ def test_unauthenticated_only_when_explicitly_enabled():
     assert anonymous.tenant is None
 
 
+def test_tokens_and_unauthenticated_together_are_refused(tmp_path):
+    path = _tokens(tmp_path, f'[[token]]\ntenant = "acme"\nsha256 = "{hash_token("t")}"\n')
+    with pytest.raises(AuthConfigError, match="one or the other"):
+        Authenticator.from_settings(str(path), allow_unauthenticated=True)
+
+
 @pytest.mark.parametrize("body, message", [
     ("", "no \\[\\[token\\]\\]"),
     ('[[token]]\ntenant = "a"\nsha256 = "s3cret"', "64 hex"),

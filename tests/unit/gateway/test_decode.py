@@ -118,3 +118,86 @@ def test_nested_values_become_json_strings(make_span):
     kv.key, kv.value.int_value = "a", 1
     [decoded] = decode_protobuf(request.SerializeToString(), 10_000).spans
     assert json.loads(decoded.span.attributes["nested"]) == {"a": 1}
+
+
+def _ld(field: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (the generated classes refuse to build values
+    this deep: their own parser has the limit in question)."""
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+            n >>= 7
+            if not n:
+                return bytes(out)
+    return varint(field << 3 | 2) + varint(len(payload)) + payload
+
+
+def _deep_pb(kind: str, levels: int) -> bytes:
+    """An AnyValue nested ``levels`` deep (kvlist or array) around "bottom", as bytes."""
+    value = _ld(1, b"bottom")
+    for _ in range(levels):
+        value = (_ld(6, _ld(1, _ld(1, b"k") + _ld(2, value))) if kind == "kvlist"
+                 else _ld(5, _ld(1, value)))
+    return value
+
+
+def _deep_json(kind: str, levels: int) -> dict:
+    value: dict = {"stringValue": "bottom"}
+    for _ in range(levels):
+        value = ({"kvlistValue": {"values": [{"key": "k", "value": value}]}} if kind == "kvlist"
+                 else {"arrayValue": {"values": [value]}})
+    return value
+
+
+DEEP = (("deep.kv", "kvlist", 40), ("deep.arr", "array", 60), ("shallow", "kvlist", 2))
+
+
+def _protobuf_with_deep_attributes(make_span):
+    good, deep = make_span(genai_audit__tool="good"), make_span(genai_audit__tool="deep")
+    request = encode_spans([good, deep])
+    rs = request.resource_spans[0]
+    ss = rs.scope_spans[0]
+    span = ss.spans[1].SerializeToString() + b"".join(
+        _ld(9, _ld(1, key.encode()) + _ld(2, _deep_pb(kind, n))) for key, kind, n in DEEP)
+    scope = _ld(1, ss.scope.SerializeToString()) + _ld(2, span)
+    resource = _ld(1, rs.resource.SerializeToString()) + _ld(2, scope)
+    del ss.spans[1]
+    return request.SerializeToString() + _ld(1, resource), good, deep
+
+
+def _check_deep(result, good, deep):
+    from genai_audit.exporter.gateway.decode import CUT
+
+    by_id = {d.span.context.span_id: d for d in result.spans}
+    assert set(by_id) == {good.context.span_id, deep.context.span_id}
+    assert not by_id[good.context.span_id].truncated
+    cut = by_id[deep.context.span_id]
+    assert cut.truncated and cut.span.attributes["genai_audit.tool"] == "deep"
+    assert CUT in cut.span.attributes["deep.kv"] and CUT in cut.span.attributes["deep.arr"]
+    assert json.loads(cut.span.attributes["deep.kv"])["k"]["k"]["k"]  # the top levels kept
+    assert json.loads(cut.span.attributes["shallow"]) == {"k": {"k": "bottom"}}
+
+
+def test_a_deeply_nested_attribute_is_cut_and_flagged_not_the_request_refused(make_span):
+    """A kvlist 40 deep (array 60) made the whole request a 400: the good span was lost."""
+    body, good, deep = _protobuf_with_deep_attributes(make_span)
+    _check_deep(decode_protobuf(body, 100_000), good, deep)
+    bad_utf8 = body.replace(b"bottom", b"bott\xffm")  # deep, and not UTF-8 either
+    result = decode_protobuf(bad_utf8, 100_000)
+    assert result.invalid_utf8 and len(result.spans) == 2
+
+
+def test_a_deeply_nested_json_attribute_is_cut_and_flagged(make_span):
+    """json_format stops at 100 levels too: the same request as OTLP/JSON."""
+    good, deep = make_span(genai_audit__tool="good"), make_span(genai_audit__tool="deep")
+    data = _otlp_json([good, deep])
+    data["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["attributes"] += [
+        {"key": key, "value": _deep_json(kind, n)} for key, kind, n in DEEP]
+    _check_deep(decode_json(json.dumps(data).encode(), 100_000), good, deep)
+
+
+def test_json_nested_beyond_pythons_parser_is_a_clear_malformed_request():
+    body = b'{"resourceSpans":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    with pytest.raises(MalformedRequest, match="not valid JSON"):
+        decode_json(body, 10_000)

@@ -25,8 +25,10 @@ def _clean_env(monkeypatch, tmp_path):
     (["--allow-unauthenticated", "--tls-cert", "x.pem"], "both gateway_tls_cert"),
     (["--tokens-file", "missing.toml"], "cannot read"),
     (["--allow-unauthenticated", "--workers", "0"], "must be > 0"),
+    (["--allow-unauthenticated", "--tokens-file", "tokens.toml"], "one or the other"),
 ])
-def test_usage_errors_exit_2_with_one_line(capsys, args, message):
+def test_usage_errors_exit_2_with_one_line(capsys, args, message, tmp_path):
+    (tmp_path / "tokens.toml").write_text(f'[[token]]\ntenant = "a"\nsha256 = "{"a" * 64}"\n')
     assert main(["serve", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1

@@ -11,11 +11,11 @@ attempt; the caller retries (or spools and replays) that same ``PreparedBatch``,
 deduplication token is the hash of its leaves, so a retry is byte-identical and ClickHouse
 drops it if the first attempt had landed. ``committed`` records a batch that landed;
 ``failed`` one that was given up: its positions stay reserved (a spool may still replay
-it), and the tenant's next batch opens a fresh log, so checkpoints never wait on a hole.
-A record this session already committed (same id: the same span exported again) is left
-out of later batches, so an in-process replay adds nothing; a replay through another
-writer process lands as a second copy in that writer's log (verify stays clean; the
-duplicate id is visible to any query).
+it), and the tenant's next batch opens a fresh log, so checkpoints never wait on a hole. A
+record this session already committed (same tenant and id: the same span exported again;
+another tenant may send the same ids) is left out of later batches, so an in-process
+replay adds nothing; a replay through another writer process lands as a second copy in
+that writer's log (verify stays clean; the duplicate id is visible to any query).
 
 Checkpoints. After ``checkpoint_records`` committed records or ``checkpoint_seconds``
 (at the next commit, on the timer, and on ``flush``/``close``), each log's contiguous
@@ -174,7 +174,7 @@ class Ledger:
         self._open: dict[str, _Log] = {}  # by tenant: the log new rows go to
         self._assign_lock = threading.Lock()
         self._commit_lock = threading.Lock()
-        self._seen: OrderedDict[uuid.UUID, None] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, uuid.UUID], None] = OrderedDict()  # (tenant, id)
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
         self.stats = {"checkpoints": 0, "checkpoint_failures": 0}
@@ -200,7 +200,8 @@ class Ledger:
         placed: list[tuple[str, int]] = []
         with self._assign_lock:
             if self._seen:
-                rows = [r for r in rows if _as_uuid(r[self._id_idx]) not in self._seen]
+                rows = [r for r in rows if (str(r[self._tenant_idx]), _as_uuid(r[self._id_idx]))
+                        not in self._seen]
             for row in rows:
                 log = self._log_for(str(row[self._tenant_idx]))
                 placed.append((log.log_id, log.next_index))
@@ -253,7 +254,7 @@ class Ledger:
         """The batch landed: its leaves may now be covered by a checkpoint."""
         with self._assign_lock:
             for e in batch.entries:
-                self._seen[e.record_id] = None
+                self._seen[(self._logs[e.log_id].tenant_id, e.record_id)] = None
             while len(self._seen) > SEEN_IDS:
                 self._seen.popitem(last=False)
         with self._commit_lock:

@@ -12,7 +12,8 @@ attribute, usually stamped from baggage) is rejected, or with ``tenant_mismatch 
 "reattribute"`` stored under the token's tenant and flagged ``tenant_reattributed``; it is
 never silently accepted. Without a tokens file the gateway refuses to start unless
 unauthenticated mode is explicitly enabled (local development): then the span's own tenant
-is used, as in the in-process path.
+is used, as in the in-process path. Both at once is refused: a request without a token
+could then write into any tenant, including the ones the tokens protect.
 """
 
 from __future__ import annotations
@@ -64,7 +65,12 @@ class Authenticator:
                     "no gateway_tokens_file: set one (see docs/deploy.md) or, for local "
                     "development only, --allow-unauthenticated")
             return cls({}, True)
-        return cls(load_tokens(Path(tokens_file)), allow_unauthenticated)
+        if allow_unauthenticated:
+            raise AuthConfigError(
+                "gateway_tokens_file and --allow-unauthenticated together would let a request "
+                "without a token write into any tenant, including those the tokens protect: "
+                "use one or the other")
+        return cls(load_tokens(Path(tokens_file)), False)
 
     def authenticate(self, authorization: str | None) -> Principal:
         """The principal for an ``Authorization`` header value (or gRPC metadata)."""

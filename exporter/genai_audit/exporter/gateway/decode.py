@@ -13,6 +13,15 @@ mixed request are still stored.
   OTLP specification asks of receivers.
 * OTLP/JSON ids are hex strings (not base64 as in the canonical protobuf JSON mapping).
 * An attribute longer than the limit is truncated and the span marked ``truncated``.
+* Nested values (arrays, kvlists) are read to ``MAX_DEPTH`` levels; deeper levels become
+  the string ``CUT`` and the span is marked ``truncated``. The request is never refused
+  for one deep attribute: the protobuf schema used here reads an ``AnyValue``'s array and
+  kvlist as opaque bytes (same wire format), so the parser's recursion limit (100 message
+  levels, reached by a kvlist nested ~32 deep) never applies to the request, and each
+  nested level is parsed on its own, only as deep as it is used (``otlp_schema``).
+  OTLP/JSON bodies are cut to the same depth before the protobuf JSON parser (also
+  limited to 100 levels) sees them. A JSON body nested beyond Python's own parser
+  (~1,000 levels) is unreadable: 400.
 * Resource attributes that carry compliance context (``tenant.id``...) fill the span's own
   when it has none, so a service may set them once on its resource.
 """
@@ -21,38 +30,35 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf import (
-    descriptor_pb2,
-    descriptor_pool,
-    json_format,
-    message_factory,
-    unknown_fields,
-)
+from google.protobuf import json_format, unknown_fields
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from opentelemetry.proto.common.v1 import common_pb2
-from opentelemetry.proto.resource.v1 import resource_pb2
-from opentelemetry.proto.trace.v1 import trace_pb2
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from genai_audit.exporter.gateway.otlp_schema import (
+    ANY_VALUE,
+    LENIENT_PREFIX,
+    NESTED,
+    nested_classes,
+    request_class,
+)
 from genai_audit.instrumentation.keys import BAGGAGE_KEYS
 
 ExportRequest = trace_service_pb2.ExportTraceServiceRequest
-_LENIENT_PREFIX = "genai_audit_lenient"
 _KINDS = {1: SpanKind.INTERNAL, 2: SpanKind.SERVER, 3: SpanKind.CLIENT, 4: SpanKind.PRODUCER,
           5: SpanKind.CONSUMER}
 _STATUS = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
-_MAX_DEPTH = 8  # nested arrays / kvlists beyond this are cut
+MAX_DEPTH = 8  # nested arrays / kvlists beyond this are cut
+CUT = "[cut: nested deeper than 8 levels or unreadable]"
 
 
 class MalformedRequest(ValueError):
@@ -80,17 +86,17 @@ class DecodeResult:
 # -- entry points ----------------------------------------------------------------------------
 def decode_protobuf(body: bytes, max_attribute_chars: int) -> DecodeResult:
     try:
-        message: Message = ExportRequest.FromString(body)
+        message: Message = request_class(lenient=False).FromString(body)
         lenient = False
     except DecodeError:
         try:
-            message = _lenient_request_class().FromString(body)
+            message = request_class(lenient=True).FromString(body)
         except DecodeError as exc:
             raise MalformedRequest("body is not a valid OTLP ExportTraceServiceRequest "
                                    "protobuf") from exc
         lenient = True
     result = _convert(message, max_attribute_chars)
-    result.invalid_utf8 = lenient
+    result.invalid_utf8 |= lenient
     return result
 
 
@@ -103,10 +109,13 @@ def decode_json(body: bytes, max_attribute_chars: int) -> DecodeResult:
         raise MalformedRequest("body must be a JSON object with resourceSpans")
     rejected: Counter[str] = Counter()
     _hex_ids_to_base64(data, rejected)
+    _cut_json_depth(data)
     try:
-        message = json_format.ParseDict(data, ExportRequest(), ignore_unknown_fields=True)
+        parsed = json_format.ParseDict(data, ExportRequest(), ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
         raise MalformedRequest("body does not follow the OTLP/JSON trace schema") from exc
+    # one reader of nested values for both encodings: the shallow schema's
+    message = request_class(lenient=False).FromString(parsed.SerializeToString())
     result = _convert(message, max_attribute_chars)
     result.rejected.update(rejected)
     return result
@@ -124,11 +133,18 @@ def encode_response(rejected: int, message: str, *, as_json: bool) -> bytes:
 
 
 # -- message -> spans ----------------------------------------------------------------------
+class _Reading:
+    """What reading one request's nested values found (shared by its spans)."""
+
+    invalid_utf8 = False
+
+
 def _convert(message: Any, max_chars: int) -> DecodeResult:
     result = DecodeResult(unknown_fields=_has_unknown(message))
+    reading = _Reading()
     for resource_spans in message.resource_spans:
         result.unknown_fields |= _has_unknown(resource_spans)
-        resource_attrs, _ = _attributes(resource_spans.resource.attributes, max_chars)
+        resource_attrs, _ = _attributes(resource_spans.resource.attributes, max_chars, reading)
         resource = Resource(resource_attrs, _text(resource_spans.schema_url) or None)
         context = {k: resource_attrs[k] for k in BAGGAGE_KEYS if k in resource_attrs}
         for scope_spans in resource_spans.scope_spans:
@@ -142,7 +158,9 @@ def _convert(message: Any, max_chars: int) -> DecodeResult:
                 if reason:
                     result.rejected[reason] += 1
                     continue
-                result.spans.append(_span(span, resource, scope, context, max_chars))
+                result.spans.append(_span(span, resource, scope, context, max_chars,
+                                          reading))
+    result.invalid_utf8 = reading.invalid_utf8
     return result
 
 
@@ -162,8 +180,8 @@ def _invalid(span: Any) -> str:
 
 
 def _span(span: Any, resource: Resource, scope: InstrumentationScope,
-          context: Mapping[str, Any], max_chars: int) -> DecodedSpan:
-    attrs, truncated = _attributes(span.attributes, max_chars)
+          context: Mapping[str, Any], max_chars: int, reading: _Reading) -> DecodedSpan:
+    attrs, truncated = _attributes(span.attributes, max_chars, reading)
     for key, value in context.items():
         attrs.setdefault(key, value)
     flags = TraceFlags(span.flags & 0xFF)
@@ -174,13 +192,13 @@ def _span(span: Any, resource: Resource, scope: InstrumentationScope,
               if span.parent_span_id and any(span.parent_span_id) else None)
     events = []
     for event in span.events:
-        event_attrs, cut = _attributes(event.attributes, max_chars)
+        event_attrs, cut = _attributes(event.attributes, max_chars, reading)
         truncated |= cut
         events.append(Event(_text(event.name), event_attrs, event.time_unix_nano or None))
     links = []
     for link in span.links:
         if len(link.trace_id) == 16 and len(link.span_id) == 8:
-            link_attrs, cut = _attributes(link.attributes, max_chars)
+            link_attrs, cut = _attributes(link.attributes, max_chars, reading)
             truncated |= cut
             links.append(Link(SpanContext(int.from_bytes(link.trace_id, "big"),
                                           int.from_bytes(link.span_id, "big"), True),
@@ -197,53 +215,79 @@ def _span(span: Any, resource: Resource, scope: InstrumentationScope,
     return DecodedSpan(readable, truncated)
 
 
-def _attributes(pairs: Iterable[Any], max_chars: int) -> tuple[dict[str, Any], bool]:
+def _attributes(pairs: Iterable[Any], max_chars: int, reading: _Reading
+                ) -> tuple[dict[str, Any], bool]:
     out: dict[str, Any] = {}
     truncated = False
     for pair in pairs:
         key = _text(pair.key)
         if not key:
             continue
-        value, cut = _value(pair.value, max_chars, 0)
+        value, cut = _value(pair.value, max_chars, reading)
         truncated |= cut
         if value is not None:
             out[key[:256]] = value
     return out, truncated
 
 
-def _value(value: Any, max_chars: int, depth: int) -> tuple[Any, bool]:
-    """An OTLP ``AnyValue`` as an SDK attribute value (strings, numbers, bools, tuples)."""
+def _value(value: Any, max_chars: int, reading: _Reading) -> tuple[Any, bool]:
+    """An OTLP ``AnyValue`` as an SDK attribute value (strings, numbers, bools, tuples);
+    the flag says something was cut (length, depth or an unreadable nested value)."""
     kind = value.WhichOneof("value")
     if kind == "string_value":
         text = _text(value.string_value)
+        if text == CUT:
+            return text, True  # cut before parsing (OTLP/JSON)
         return (text[:max_chars], True) if len(text) > max_chars else (text, False)
     if kind in ("bool_value", "int_value", "double_value"):
         return getattr(value, kind), False
     if kind == "bytes_value":
         raw = base64.b64encode(value.bytes_value).decode()
         return (raw[:max_chars], True) if len(raw) > max_chars else (raw, False)
-    if kind in ("array_value", "kvlist_value") and depth < _MAX_DEPTH:
-        plain = _plain(value, depth)
+    if kind in NESTED:
+        cut = [False]
+        plain = _plain(value, 0, cut, reading)
         if kind == "array_value" and _homogeneous(plain):
-            return tuple(plain), False
+            return tuple(plain), cut[0]
         text = json.dumps(plain, ensure_ascii=False, default=str)
-        return (text[:max_chars], True) if len(text) > max_chars else (text, False)
+        return (text[:max_chars], True) if len(text) > max_chars else (text, cut[0])
     return None, False
 
 
-def _plain(value: Any, depth: int) -> Any:
+def _plain(value: Any, depth: int, cut: list[bool], reading: _Reading) -> Any:
+    """An ``AnyValue`` as plain Python; ``cut[0]`` set when a level was cut."""
     kind = value.WhichOneof("value")
-    if kind == "array_value":
-        return [_plain(v, depth + 1) for v in value.array_value.values] if depth < _MAX_DEPTH \
-            else []
-    if kind == "kvlist_value":
-        return {_text(kv.key): _plain(kv.value, depth + 1) for kv in value.kvlist_value.values} \
-            if depth < _MAX_DEPTH else {}
+    if kind in NESTED:
+        items = _nested(value, kind, reading) if depth < MAX_DEPTH else None
+        if items is None:
+            cut[0] = True
+            return CUT
+        if kind == "array_value":
+            return [_plain(v, depth + 1, cut, reading) for v in items]
+        return {_text(kv.key): _plain(kv.value, depth + 1, cut, reading) for kv in items}
     if kind == "string_value":
-        return _text(value.string_value)
+        text = _text(value.string_value)
+        if text == CUT:
+            cut[0] = True
+        return text
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
     return getattr(value, kind) if kind else None
+
+
+def _nested(value: Any, kind: str, reading: _Reading) -> Any:
+    """The items of an array or kvlist held as bytes by the shallow schema (one level
+    parsed; bad UTF-8 read leniently, as for the whole request); None when unreadable."""
+    data = getattr(value, kind)
+    lenient = f"{LENIENT_PREFIX}.{ANY_VALUE}"
+    for name in dict.fromkeys((value.DESCRIPTOR.full_name, lenient)):
+        try:
+            items = nested_classes(name)[kind].FromString(data).values
+        except DecodeError:
+            continue
+        reading.invalid_utf8 |= name == lenient
+        return items
+    return None
 
 
 def _homogeneous(values: list[Any]) -> bool:
@@ -256,6 +300,43 @@ def _text(value: str | bytes) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "surrogateescape")
     return value
+
+
+# -- OTLP/JSON depth ------------------------------------------------------------------------
+def _cut_json_depth(data: dict[str, Any]) -> None:
+    """Replace nested AnyValues deeper than ``MAX_DEPTH`` with the ``CUT`` string, in place,
+    wherever OTLP carries attributes (resource, span, event, link)."""
+    for resource_spans in _list(data.get("resourceSpans", data.get("resource_spans"))):
+        resource = _get(resource_spans, "resource")
+        _cut_attributes(_get(resource, "attributes"))
+        for scope_spans in _list(_get(resource_spans, "scopeSpans", "scope_spans")):
+            for span in _list(_get(scope_spans, "spans")):
+                _cut_attributes(_get(span, "attributes"))
+                for item in (*_list(_get(span, "events")), *_list(_get(span, "links"))):
+                    _cut_attributes(_get(item, "attributes"))
+
+
+def _cut_attributes(pairs: Any) -> None:
+    for pair in _list(pairs):
+        if isinstance(pair, dict) and isinstance(pair.get("value"), dict):
+            _cut_any(pair["value"], 0)
+
+
+def _cut_any(value: dict[str, Any], depth: int) -> None:
+    """Iterative over siblings, recursive only to ``MAX_DEPTH``: bounded stack."""
+    for camel, snake in (("arrayValue", "array_value"), ("kvlistValue", "kvlist_value")):
+        key = camel if camel in value else snake if snake in value else None
+        if key is None:
+            continue
+        if depth >= MAX_DEPTH:
+            value.clear()
+            value["stringValue"] = CUT
+            return
+        for item in _list(_get(value[key], "values")):
+            inner = item.get("value") if camel == "kvlistValue" and isinstance(item, dict) \
+                else item
+            if isinstance(inner, dict):
+                _cut_any(inner, depth + 1)
 
 
 # -- OTLP/JSON ids -------------------------------------------------------------------------
@@ -305,37 +386,3 @@ def _get(obj: Any, *keys: str) -> Any:
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-# -- the lenient schema ------------------------------------------------------------------
-@functools.cache
-def _lenient_request_class() -> type[Message]:
-    """``ExportTraceServiceRequest`` with every string field read as bytes."""
-    pool = descriptor_pool.DescriptorPool()
-    for module in (common_pb2, resource_pb2, trace_pb2, trace_service_pb2):
-        proto = descriptor_pb2.FileDescriptorProto()
-        module.DESCRIPTOR.CopyToProto(proto)
-        proto.name = f"{_LENIENT_PREFIX}/{proto.name}"
-        proto.package = f"{_LENIENT_PREFIX}.{proto.package}"
-        deps = [f"{_LENIENT_PREFIX}/{dep}" for dep in proto.dependency]
-        del proto.dependency[:]
-        proto.dependency.extend(deps)
-        proto.ClearField("service")
-        proto.ClearField("options")
-        for message in proto.message_type:
-            _bytes_for_strings(message)
-        pool.Add(proto)
-    descriptor = pool.FindMessageTypeByName(
-        f"{_LENIENT_PREFIX}.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest")
-    cls: type[Message] = message_factory.GetMessageClass(descriptor)
-    return cls
-
-
-def _bytes_for_strings(message: descriptor_pb2.DescriptorProto) -> None:
-    for fld in message.field:
-        if fld.type == descriptor_pb2.FieldDescriptorProto.TYPE_STRING:
-            fld.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
-        if fld.type_name.startswith(".opentelemetry."):
-            fld.type_name = f".{_LENIENT_PREFIX}{fld.type_name}"
-    for nested in message.nested_type:
-        _bytes_for_strings(nested)

@@ -4,25 +4,38 @@ Status codes follow the OTLP/HTTP specification; error bodies are a ``google.rpc
 in the request's encoding:
 
 * 200 with ``partial_success`` when some spans were rejected;
-* 400 malformed body, 401 missing/unknown bearer token, 404 other paths, 405 wrong method,
-  411 no Content-Length, 413 body (or its gunzipped form) above the limit, 415 other types;
+* 400 malformed body (including gzip cut short or followed by other data, bad chunked
+  framing), 401 missing/unknown bearer token, 404 other paths (any method), 405 another
+  method on ``/v1/traces``, 411 neither Content-Length nor chunked, 413 body (or its
+  gunzipped form) above the limit, 415 other content types or encodings, 501 a transfer
+  coding other than chunked;
 * 503 + ``Retry-After`` when neither the store nor the spool can take the batch (retryable:
-  OTLP clients and the collector retry 429/502/503/504).
+  OTLP clients and the collector retry 429/502/503/504), or when every connection slot is
+  taken.
 
 ``GET /healthz``: the process is up. ``GET /readyz``: it can accept data (the store owner
 answers and the spool has room). ``GET /metrics``: Prometheus text.
+
+The server is bounded (``HttpLimits``): a fixed pool of connection threads (a connection
+beyond it is answered 503 and closed, never queued on a new thread), an idle timeout
+between requests, one deadline for the request line and headers and one for the body
+(slow senders cannot hold a thread), and the body limit for every transfer encoding,
+before and after gunzip (``http_body``).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import socket
+import socketserver
 import ssl
 import threading
-import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 from google.protobuf import json_format
@@ -36,34 +49,111 @@ from genai_audit.exporter.gateway.core import (
     timed,
 )
 from genai_audit.exporter.gateway.decode import encode_response
+from genai_audit.exporter.gateway.http_body import DeadlineReader, Refused, read_body
 
 _log = logging.getLogger(__name__)
 
 TRACES_PATH = "/v1/traces"
 _PROTOBUF = "application/x-protobuf"
 _JSON = "application/json"
-_DISCARD_FACTOR = 4  # an oversized body up to this many times the limit is read and dropped
 
 
-class GatewayHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
+@dataclass(frozen=True)
+class HttpLimits:
+    """What one HTTP listener (per process) bounds. See docs/deploy.md."""
+
+    max_connections: int = 64  # connection threads; one more is answered 503 and closed
+    idle_timeout_s: float = 15.0  # a kept-alive connection waits this long for a request
+    header_timeout_s: float = 10.0  # request line + headers, from their first byte
+    body_timeout_s: float = 60.0  # the whole body, from the end of the headers
+    write_timeout_s: float = 10.0  # sending one response
+
+
+class GatewayHTTPServer(HTTPServer):
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], core: GatewayCore, *,
-                 max_message_bytes: int, tls: ssl.SSLContext | None, reuse_port: bool) -> None:
+                 max_message_bytes: int, tls: ssl.SSLContext | None, reuse_port: bool,
+                 limits: HttpLimits | None = None) -> None:
         self.core = core
         self.max_message_bytes = max_message_bytes
         self.reuse_port = reuse_port
         self.tls = tls
+        self.limits = limits or HttpLimits()
+        self.closing = False
+        self._slots = threading.BoundedSemaphore(self.limits.max_connections)
+        self._pool = ThreadPoolExecutor(max_workers=self.limits.max_connections,
+                                        thread_name_prefix="genai-audit-http")
+        self._idle: set[socket.socket] = set()  # connections waiting for their next request
+        self._idle_lock = threading.Lock()
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
         if self.reuse_port:
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        super().server_bind()
+        socketserver.TCPServer.server_bind(self)  # not HTTPServer's: no reverse DNS lookup
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
         if self.tls is not None:
             self.socket = self.tls.wrap_socket(self.socket, server_side=True,
                                                do_handshake_on_connect=False)
+
+    # -- a bounded pool instead of a thread per connection ------------------------------
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if self.closing or not self._slots.acquire(blocking=False):
+            self.core.metrics.inc("http_connections_refused")
+            _refuse_connection(request, self.tls is not None)
+            self.shutdown_request(request)
+            return
+        try:
+            self._pool.submit(self._serve, request, client_address)
+        except RuntimeError:  # the pool is shutting down
+            self._slots.release()
+            self.shutdown_request(request)
+
+    def _serve(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception as exc:
+            self.handle_error(request, client_address, exc)
+        finally:
+            self.idle(request, False)
+            self.shutdown_request(request)
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any,  # type: ignore[override]
+                     exc: BaseException | None = None) -> None:
+        _log.debug("http connection ended: %s", type(exc).__name__ if exc else "error")
+
+    def idle(self, sock: socket.socket, waiting: bool) -> None:
+        with self._idle_lock:
+            (self._idle.add if waiting else self._idle.discard)(sock)
+
+    def stop(self) -> None:
+        """Stop accepting, close connections waiting between requests, let the requests
+        in flight finish (each is bounded by the body deadline and its export)."""
+        self.closing = True
+        self.shutdown()
+        self.server_close()
+        with self._idle_lock:
+            for sock in self._idle:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self._pool.shutdown(wait=True)
+
+
+def _refuse_connection(sock: Any, tls: bool) -> None:
+    """Every slot is taken: say so (plaintext) and close; never start a thread."""
+    if tls:
+        return  # answering would need a TLS handshake on the accepting thread
+    try:
+        sock.settimeout(1.0)
+        sock.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                     b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+    except OSError:
+        pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -71,6 +161,32 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "genai-audit-gateway"
     sys_version = ""
+
+    def setup(self) -> None:
+        self.connection = self.request
+        self._reader = DeadlineReader(self.connection)
+        self._buffered = io.BufferedReader(self._reader, 1 << 16)
+        self.rfile = self._buffered
+        self.wfile = socketserver._SocketWriter(self.connection)  # type: ignore[attr-defined]
+
+    def handle(self) -> None:
+        """Requests on one connection, each read against the idle and header deadlines."""
+        limits = self.server.limits
+        self.close_connection = True
+        while not self.server.closing:
+            self._reader.arm(limits.idle_timeout_s)
+            self.server.idle(self.connection, True)
+            try:
+                if not self._buffered.peek(1):
+                    return  # the client closed the connection
+            except OSError:  # idle timeout, reset, or closed by stop()
+                return
+            finally:
+                self.server.idle(self.connection, False)
+            self._reader.arm(limits.header_timeout_s)
+            self.handle_one_request()
+            if self.close_connection:
+                return
 
     # -- OTLP -----------------------------------------------------------------------------
     def do_POST(self) -> None:
@@ -92,9 +208,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._status(HTTPStatus.UNAUTHORIZED, code_pb2.UNAUTHENTICATED, str(exc),
                                     as_json, close=True,
                                     headers={"WWW-Authenticate": 'Bearer realm="genai-audit"'})
-            body = self._body(as_json)
-            if body is None:
-                return None
+            self._reader.arm(self.server.limits.body_timeout_s)
+            try:
+                body = read_body(self.rfile, self.headers, self.server.max_message_bytes)
+            except Refused as refused:
+                if refused.reason:
+                    core.metrics.reject(refused.reason)
+                return self._status(refused.status, code_pb2.INVALID_ARGUMENT, refused.message,
+                                    as_json, close=True)
             try:
                 outcome = core.export(principal, body, as_json=as_json)
             except MalformedRequest as exc:
@@ -110,58 +231,6 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             done()
 
-    def _body(self, as_json: bool) -> bytes | None:
-        limit = self.server.max_message_bytes
-        metrics = self.server.core.metrics
-        if self.headers.get("Transfer-Encoding"):
-            self._status(HTTPStatus.LENGTH_REQUIRED, code_pb2.INVALID_ARGUMENT,
-                         "chunked bodies are not accepted: send Content-Length", as_json,
-                         close=True)
-            return None
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
-            self._status(HTTPStatus.LENGTH_REQUIRED, code_pb2.INVALID_ARGUMENT,
-                         "Content-Length required", as_json, close=True)
-            return None
-        if length < 0 or length > limit:
-            metrics.reject("too_large")
-            self._discard(min(length, _DISCARD_FACTOR * limit))  # so the client reads the 413
-            self._status(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, code_pb2.INVALID_ARGUMENT,
-                         f"body above the {limit}-byte limit", as_json, close=True)
-            return None
-        body = self.rfile.read(length)
-        encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
-        if encoding == "identity":
-            return body
-        if encoding != "gzip":
-            metrics.reject("unsupported_media_type")
-            self._status(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, code_pb2.INVALID_ARGUMENT,
-                         "Content-Encoding must be gzip or identity", as_json)
-            return None
-        try:
-            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            plain = inflater.decompress(body, limit + 1)
-        except zlib.error:
-            metrics.reject("malformed")
-            self._status(HTTPStatus.BAD_REQUEST, code_pb2.INVALID_ARGUMENT,
-                         "body is not valid gzip", as_json)
-            return None
-        if len(plain) > limit or inflater.unconsumed_tail:
-            metrics.reject("too_large")
-            self._status(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, code_pb2.INVALID_ARGUMENT,
-                         f"gunzipped body above the {limit}-byte limit", as_json)
-            return None
-        return plain
-
-    def _discard(self, length: int) -> None:
-        while length > 0:
-            chunk = self.rfile.read(min(length, 1 << 16))
-            if not chunk:
-                return
-            length -= len(chunk)
-
-    # -- operations -----------------------------------------------------------------------
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         core = self.server.core
@@ -174,11 +243,20 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/metrics":
             return self._send(HTTPStatus.OK, core.metrics.render().encode(),
                               "text/plain; version=0.0.4; charset=utf-8")
-        if path == TRACES_PATH:
-            return self._plain(HTTPStatus.METHOD_NOT_ALLOWED, "POST only",
-                               headers={"Allow": "POST"})
-        return self._plain(HTTPStatus.NOT_FOUND, "not found")
+        return self._other_method()
 
+    def _other_method(self) -> None:
+        """404 for a path this server does not serve, 405 for another method on traces;
+        the body, if any, is not read, so the connection closes."""
+        if self.path.split("?", 1)[0] == TRACES_PATH:
+            return self._plain(HTTPStatus.METHOD_NOT_ALLOWED, "POST only", close=True,
+                               headers={"Allow": "POST"})
+        return self._plain(HTTPStatus.NOT_FOUND, "not found", close=True)
+
+    do_HEAD = do_GET
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other_method
+
+    # -- the body: framing, limit, gzip ----------------------------------------------------
     # -- responses ------------------------------------------------------------------------
     def _status(self, http: HTTPStatus, code: int, message: str, as_json: bool, *,
                 close: bool = False, headers: dict[str, str] | None = None) -> None:
@@ -196,6 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, http: HTTPStatus, body: bytes, ctype: str, *, close: bool = False,
               headers: dict[str, str] | None = None) -> None:
+        self.connection.settimeout(self.server.limits.write_timeout_s)
         self.send_response(http)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -205,7 +284,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         _log.debug("http %s", json.dumps({"client": self.client_address[0],
@@ -224,12 +304,12 @@ class HttpListener:
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
 
 def start_http(core: GatewayCore, endpoint: str, *, max_message_bytes: int,
-               tls_files: tuple[str, str] | None, reuse_port: bool) -> HttpListener:
+               tls_files: tuple[str, str] | None, reuse_port: bool,
+               limits: HttpLimits | None = None) -> HttpListener:
     """Bind and serve in a thread; ``tls_files`` is (certificate path, key path)."""
     host, _, port = endpoint.rpartition(":")
     context = None
@@ -239,5 +319,5 @@ def start_http(core: GatewayCore, endpoint: str, *, max_message_bytes: int,
         context.load_cert_chain(*tls_files)
     server = GatewayHTTPServer((host.strip("[]"), int(port)), core,
                                max_message_bytes=max_message_bytes, tls=context,
-                               reuse_port=reuse_port)
+                               reuse_port=reuse_port, limits=limits)
     return HttpListener(server).start()

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from genai_audit.clickhouse.errors import StoreError, StoreUnavailable
 from genai_audit.exporter.gateway.metrics import Metrics
 from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
-from genai_audit.exporter.spool import SpoolFull
+from genai_audit.exporter.spool import SpoolFull, SpoolWriteFailed
 from genai_audit.processor.record import AuditRecord
 from genai_audit.processor.retention import RetentionPolicy
 from genai_audit.safelog import log_failure
@@ -127,6 +127,12 @@ class LocalSink:
         outcome, error = "stored", None
         try:
             outcome = self.exporter.write_records(records)
+            if outcome == "stored":
+                self.exporter.spool.refused = False  # the store takes data again
+        except SpoolWriteFailed as exc:
+            self.metrics.reject("unavailable", len(records))
+            _log.error("spool refused a batch of %d record(s): %s", len(records), exc)
+            error = Unavailable("store unreachable and the spool disk refused the write")
         except SpoolFull:
             self.metrics.reject("unavailable", len(records))
             error = Unavailable("store unreachable and spool full")
@@ -155,7 +161,8 @@ class LocalSink:
         self.stop_drainer()
 
     def ready(self) -> bool:
-        """Not ready once the spool refused a batch (until one drains) or is 90% full."""
+        """Not ready while the spool refuses batches (full, or its disk refused a write:
+        until a batch is appended, drained or stored again) or is 90% full."""
         spool = self.exporter.spool
         return not spool.refused and spool.stats().bytes < spool.max_bytes * _READY_FILL
 
