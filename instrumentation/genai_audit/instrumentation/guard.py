@@ -18,8 +18,12 @@ For each ``chat.completions.create`` call the guard
    chunk boundaries) with the original values for the caller.
 
 The value <-> placeholder map lives only in memory for that one call. The model loads when
-the guard is built (application start), never on a request. Other client attributes pass
-through unguarded.
+the guard is built (application start), never on a request.
+
+Nothing that sends content goes around the guard: ``with_options``/``copy`` return a
+guarded client, settings and ``models`` (no content) pass through, and every other resource
+(``responses``, ``completions``, ``embeddings``, ``beta``, ``with_raw_response``,
+``chat.completions.parse``...) raises ``NotGuarded`` instead of sending unredacted text.
 """
 
 from __future__ import annotations
@@ -52,9 +56,24 @@ from genai_audit.processor.redaction.placeholders import Placeholders, StreamRef
 from genai_audit.processor.redaction.policy import PolicySet, RedactionPolicy, load_policy
 from genai_audit.processor.redaction.redact import apply_findings
 
-__all__ = ["Guard", "RouteRefused", "guard", "guard_callable"]
+__all__ = ["Guard", "NotGuarded", "RouteRefused", "guard", "guard_callable"]
 
 DEFAULT_TOOL = "unspecified"
+
+#: client attributes that send no content: they pass through to the wrapped client
+_PASS_THROUGH = frozenset({
+    "base_url", "api_key", "organization", "project", "webhook_secret", "websocket_base_url",
+    "timeout", "max_retries", "default_headers", "default_query", "auth_headers",
+    "custom_auth", "user_agent", "platform_headers", "models", "close", "is_closed",
+})
+
+
+class NotGuarded(AttributeError):
+    """A client path the guard does not redact; refused so no content leaves unredacted."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"guard: {path!r} is not guarded (it could send content unredacted); "
+                         "use chat.completions.create, or call the unguarded client on purpose")
 
 
 class _Call:
@@ -93,7 +112,7 @@ class Guard:
         """Redacted copy of ``messages`` and the call's state (raises ``RouteRefused``
         only after the refusal has been recorded)."""
         policy, ctx = self._policy()
-        route = decide(self.policies, ctx.get(ATTR_REGION, ""), endpoint)
+        route = decide(self.policies, ctx.get(ATTR_REGION, ""), endpoint, policy.baa_endpoints)
         redacted = copy.deepcopy(messages)  # the caller's messages stay as they were
         slots = list(_message_slots(redacted))
         findings = self.engine.analyze_batch([c[k] for c, k in slots]) if slots else []
@@ -250,9 +269,16 @@ class _Completions:
         return _refill_response(result, call.placeholders)
 
 
+    def __getattr__(self, name: str) -> Any:
+        raise NotGuarded(f"chat.completions.{name}")
+
+
 class _Chat:
     def __init__(self, owner: GuardedClient) -> None:
         self.completions = _Completions(owner)
+
+    def __getattr__(self, name: str) -> Any:
+        raise NotGuarded(f"chat.{name}")
 
 
 class GuardedClient:
@@ -288,8 +314,28 @@ class GuardedClient:
             client = self._rerouted[key] = self._client.with_options(**options)
         return client
 
+    def with_options(self, **options: Any) -> GuardedClient:
+        """A guarded copy of the client with other options (``openai`` semantics)."""
+        return GuardedClient(self._client.with_options(**options), self._guard)
+
+    copy = with_options
+
+    def __enter__(self) -> GuardedClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._client.close()
+
+    async def __aenter__(self) -> GuardedClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.close()
+
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
+        if name in _PASS_THROUGH:
+            return getattr(self._client, name)
+        raise NotGuarded(name)
 
 
 def guard(client: Any, *, policies: PolicySet | None = None,
