@@ -262,7 +262,7 @@ def _read_file(path: Path, required: bool) -> dict[str, Any]:
     if not isinstance(gateway, dict):
         raise SettingsError(f"config file {path}: [gateway] must be a table")
     table = {**table, **{f"gateway_{key}": value for key, value in gateway.items()}}
-    unknown = sorted(set(table) - set(_PARSERS) - {"redaction", "gateway", "retention",
+    unknown = sorted(set(table) - set(_PARSERS) - {"redaction", "limits", "gateway", "retention",
                                                    "ledger", "regions"})
     if unknown:
         raise SettingsError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
