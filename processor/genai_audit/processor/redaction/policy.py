@@ -140,7 +140,8 @@ def _resolve(layers: tuple[Mapping[str, Any], ...]) -> RedactionPolicy:
         for key in _UNION_KEYS:
             unions[key].update(layer.get(key, ()))
         merged.update({k: v for k, v in layer.items() if k not in _UNION_KEYS})
-    return RedactionPolicy(**merged, **{k: frozenset(v) for k, v in unions.items()})
+    return RedactionPolicy(**merged, allow=frozenset(unions["allow"]),
+                           baa_endpoints=frozenset(unions["baa_endpoints"]))
 
 
 # -- loading ---------------------------------------------------------------------------
