@@ -8,6 +8,7 @@ import click
 
 from genai_audit.cli import (
     archive_cmd,
+    budget_cmd,
     checkpoint_cmd,
     demo_cmd,
     disclosures_cmd,
@@ -36,7 +37,7 @@ from genai_audit.keystore import KeyStoreError
 COMMANDS = [init_cmd, demo_cmd, query_cmd, report_cmd, pseudonym_cmd, serve_cmd, settings_cmd,
             retention_cmd, hold_cmd, archive_cmd, maintain_cmd, erase_cmd, show_cmd,
             disclosures_cmd, rbac_cmd, keys_cmd, verify_cmd, prove_cmd, verify_proof_cmd,
-            checkpoint_cmd]
+            checkpoint_cmd, budget_cmd]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

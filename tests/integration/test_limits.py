@@ -213,3 +213,36 @@ def test_a_redis_that_never_answers_costs_the_deadline_not_a_hang(mode: str) -> 
         elapsed = time.monotonic() - start
     assert 0.1 <= elapsed < 1.0, elapsed  # the 150 ms deadline, then the configured choice
     assert isinstance(verdict, Admission if mode == "open" else Refusal)
+
+
+def test_budget_raised_on_the_record_lifts_the_hard_stop_on_every_replica(
+        store: Store, redis_server: RedisServer, tmp_path: Path, monkeypatch: Any,
+        capsys: Any) -> None:
+    from genai_audit.cli.main import main
+    from genai_audit.clickhouse.budgets import budget_history
+    config = tmp_path / "genai-audit.toml"
+    config.write_text(f'[limits]\nredis_url = "{redis_server.url}"\nredis_timeout_ms = 5000\n'
+                      '[limits.tenants.acme]\nbudget_usd = 1\nbudget_hard_stop = true\n')
+    monkeypatch.setenv("GENAI_AUDIT_DSN", store.dsn)
+    monkeypatch.setenv("GENAI_AUDIT_DATABASE", store.database)
+    clock = ManualClock(datetime.now(UTC))
+    replicas = [Limiter(load_limits(config, env={}), clock=clock) for _ in range(2)]
+    first = replicas[0].admit("acme", "t", None, 0)
+    assert isinstance(first, Admission)
+    replicas[0].settle(first, "gpt-4o", prompt_tokens=1_000_000, completion_tokens=0)  # 2.50
+    assert all(isinstance(r.admit("acme", "t", None, 0), Refusal) for r in replicas)
+    assert main(["budget", "set", "--config", str(config), "--tenant", "acme", "--usd", "5",
+                 "--actor", "cfo", "--reason", "launch week"]) == 0
+    assert "acme *: 1 USD -> 5 USD (by cfo" in capsys.readouterr().out
+    assert all(isinstance(r.admit("acme", "t", None, 0), Admission) for r in replicas)
+    [change] = budget_history(store, "acme")
+    assert (change.tool_name, change.budget_usd, change.previous_usd, change.changed_by,
+            change.reason) == ("*", Decimal(5), Decimal(1), "cfo", "launch week")
+    # without a shared store the command refuses: an in-process limiter would not see it
+    assert main(["budget", "set", "--tenant", "acme", "--usd", "9", "--actor", "cfo",
+                 "--reason", "x", "--config", str(tmp_path / "none.toml")]) == 2
+    config.write_text("[limits]\nrequests = 5\n")
+    assert main(["budget", "set", "--tenant", "acme", "--usd", "9", "--actor", "cfo",
+                 "--reason", "x", "--config", str(config)]) == 2
+    assert "needs the limiter's Redis" in capsys.readouterr().err
+    assert len(budget_history(store, "acme")) == 1

@@ -17,4 +17,19 @@ ARRAY JOIN arrayDistinct(arrayConcat(
                            'limiter_unavailable'),
                 flags),
     if(tenant_id = '_unattributed' AND NOT has(flags, 'unattributed'),
-       ['unattributed'], []))) AS failure
+       ['unattributed'], []))) AS failure;
+
+-- Budget changes (issue 21): every raise (or cut) of a tenant's or tool's monthly budget,
+-- with who made it, why and the budget it replaced; append-only, like retention_policies.
+-- `genai-audit budget set` writes it and applies the change to the shared limiter store.
+CREATE TABLE IF NOT EXISTS budget_changes (
+    tenant_id String,
+    tool_name String,  -- '*': the tenant's whole budget
+    budget_usd Decimal(18, 6),
+    previous_usd Nullable(Decimal(18, 6)),
+    changed_by String,
+    reason String,
+    changed_at DateTime64(6, 'UTC')
+)
+ENGINE = MergeTree
+ORDER BY (tenant_id, tool_name, changed_at)

@@ -43,7 +43,10 @@ class Backend(Protocol):
     def add_spend(self, key: str, usd: float, ttl_s: int) -> float:
         """Add to a spend counter; its new total."""
 
-    def spend(self, key: str) -> float: ...
+    def values(self, keys: Sequence[str]) -> list[float | None]:
+        """Numbers stored under ``keys`` (spend counters, budget overrides); None if unset."""
+
+    def set_value(self, key: str, value: float) -> None: ...
 
     def first(self, key: str, ttl_s: int) -> bool:
         """True exactly once per key (until it expires): an alarm raised once."""
@@ -63,7 +66,7 @@ class MemoryBackend:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (level, at)
-        self._spend: dict[str, float] = {}
+        self._numbers: dict[str, float] = {}
         self._seen: set[str] = set()
 
     def take(self, takes: Sequence[Take], now: float, force: bool = False) -> float:
@@ -85,12 +88,16 @@ class MemoryBackend:
 
     def add_spend(self, key: str, usd: float, ttl_s: int) -> float:
         with self._lock:
-            total = self._spend[key] = self._spend.get(key, 0.0) + usd
+            total = self._numbers[key] = self._numbers.get(key, 0.0) + usd
             return total
 
-    def spend(self, key: str) -> float:
+    def values(self, keys: Sequence[str]) -> list[float | None]:
         with self._lock:
-            return self._spend.get(key, 0.0)
+            return [self._numbers.get(key) for key in keys]
+
+    def set_value(self, key: str, value: float) -> None:
+        with self._lock:
+            self._numbers[key] = value
 
     def first(self, key: str, ttl_s: int) -> bool:
         with self._lock:
@@ -174,9 +181,12 @@ class RedisBackend:
         total, _ = self._call(pipe.execute)
         return float(total)
 
-    def spend(self, key: str) -> float:
-        value = self._call(self._client.get, self._prefix + key)
-        return float(value) if value is not None else 0.0
+    def values(self, keys: Sequence[str]) -> list[float | None]:
+        found = self._call(self._client.mget, [self._prefix + key for key in keys])
+        return [None if value is None else float(value) for value in found]
+
+    def set_value(self, key: str, value: float) -> None:
+        self._call(self._client.set, self._prefix + key, repr(value))
 
     def first(self, key: str, ttl_s: int) -> bool:
         return bool(self._call(self._client.set, self._prefix + key, b"1", nx=True, ex=ttl_s))

@@ -11,7 +11,8 @@ Budgets are per calendar month (UTC, from the injected clock). A soft threshold 
 the budget) raises an alarm once per month: the first call admitted after the spend crossed
 it logs ``ALARM`` and its record carries the ``budget_alarm`` flag. With
 ``budget_hard_stop`` a spent budget refuses every call until the month rolls over or the
-budget is raised in the settings.
+budget is raised (``genai-audit budget set``, recorded with who and why). A raised budget
+re-arms the thresholds: each alarm is once per month and budget.
 
 When the shared store (Redis) fails or misses its deadline, ``on_redis_failure`` decides:
 ``open`` admits the call, logs ``ALARM`` (at most every 10 s) and flags its record
@@ -149,22 +150,40 @@ class Limiter:
         for tool, scope in (("*", tenant_scope), (admission.tool, tool_scope)):
             if scope is None or scope.budget_usd is None:
                 continue
-            key = f"{_part(admission.tenant)}:{_part(tool)}:{month}"
-            admission.budget_keys.append(f"spend:{key}")
-            spent = Decimal(str(self.backend.spend(f"spend:{key}")))
+            owner = f"{_part(admission.tenant)}:{_part(tool)}"
+            spend_key = f"spend:{owner}:{month}"
+            admission.budget_keys.append(spend_key)
+            spent_f, override = self.backend.values([spend_key, f"budget:{owner}"])
+            spent = Decimal(str(spent_f or 0.0))
+            budget = scope.budget_usd if override is None else Decimal(str(override))
             where = "the tenant" if tool == "*" else f"its tool {tool!r}"
             for pct in scope.budget_thresholds:
-                if spent >= scope.budget_usd * pct / 100 and self.backend.first(
-                        f"alarm:{key}:{pct}", MONTH_TTL_S):
+                if spent >= budget * pct / 100 and self.backend.first(
+                        f"alarm:{owner}:{month}:{budget}:{pct}", MONTH_TTL_S):
                     admission.budget_alarms.append(pct)
                     _log.error("ALARM budget: tenant %r, %s, reached %d%% of %s USD in %s",
-                               admission.tenant, where, pct, scope.budget_usd, month)
-            if scope.budget_hard_stop and spent >= scope.budget_usd:
+                               admission.tenant, where, pct, budget, month)
+            if scope.budget_hard_stop and spent >= budget:
                 return Refusal(BUDGET_EXCEEDED, f"{where} has spent {spent:.2f} of its "
-                               f"{scope.budget_usd} USD budget for {month}",
+                               f"{budget} USD budget for {month}",
                                self._seconds_to_next_month(),
                                tuple(admission.budget_alarms))
         return None
+
+    def budget(self, tenant: str, tool: str = "*") -> Decimal | None:
+        """The budget in force for ``tenant`` (``tool`` '*': the whole tenant): a recorded
+        override, else the settings' (None: no budget)."""
+        tenant_scope, tool_scope, _ = self.settings.for_call(tenant, tool)
+        scope = tenant_scope if tool == "*" else tool_scope
+        override = self.backend.values([f"budget:{_part(tenant)}:{_part(tool)}"])[0]
+        if override is not None:
+            return Decimal(str(override))
+        return None if scope is None else scope.budget_usd
+
+    def set_budget(self, tenant: str, tool: str, usd: Decimal) -> None:
+        """Override a budget in the limiter's store (every replica sharing it, at once).
+        Record the change with who and why: ``genai-audit budget set`` does both."""
+        self.backend.set_value(f"budget:{_part(tenant)}:{_part(tool)}", float(usd))
 
     def _unavailable(self, admission: Admission, exc: BackendUnavailable) -> Admission | Refusal:
         now = self.clock.monotonic()
