@@ -297,7 +297,8 @@ def test_with_options_stays_guarded(stub_llm: StubLLM, engine: RedactionEngine) 
 
 
 @pytest.mark.parametrize("path", ["responses", "completions", "embeddings", "beta",
-                                  "with_raw_response", "with_streaming_response", "batches"])
+                                  "with_raw_response", "with_streaming_response", "batches",
+                                  "post", "files", "audio", "images"])
 def test_unguarded_resources_are_refused(stub_llm: StubLLM, engine: RedactionEngine,
                                          path: str) -> None:
     from genai_audit.instrumentation.guard import NotGuarded

@@ -20,6 +20,8 @@ from typing import Any
 import openai
 import pytest
 from limit_worker import hammer
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis_server import RedisServer
 
 from genai_audit.clickhouse.reports import build_report
@@ -29,12 +31,15 @@ from genai_audit.config import Settings
 from genai_audit.demo.stub_llm import StubLLM
 from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
 from genai_audit.instrumentation.context import audit_context
+from genai_audit.instrumentation.distro import BaggageStampingProcessor
 from genai_audit.instrumentation.guard import LimitExceeded, guard
 from genai_audit.instrumentation.limits import Limiter, load_limits
 from genai_audit.instrumentation.limits.limiter import Admission, Refusal
 from genai_audit.keystore import LocalKeyStore
 from genai_audit.processor.factory import default_pipeline
+from genai_audit.processor.normalize import normalize
 from genai_audit.processor.pricing import Price, PriceTable
+from genai_audit.processor.record import Flag
 from genai_audit.processor.redaction.engine import shared_engine
 from genai_audit.processor.redaction.policy import PolicySet
 from genai_audit.processor.span_processor import ComplianceSpanProcessor
@@ -289,3 +294,28 @@ def test_async_client_is_limited_too(stub_llm: StubLLM) -> None:
         return out
 
     assert asyncio.run(main()) == ["Noted: hi", "429"]
+
+
+def test_fail_open_call_is_recorded_as_a_control_failure(stub_llm: StubLLM,
+                                                         openai_tracing: Any) -> None:
+    exporter = InMemorySpanExporter()
+    openai_tracing.forwarder.targets[:] = [BaggageStampingProcessor(),
+                                           SimpleSpanProcessor(exporter)]
+    try:
+        with socket.socket() as closed:  # a port nothing listens on: Redis is down
+            closed.bind(("127.0.0.1", 0))
+            url = f"redis://127.0.0.1:{closed.getsockname()[1]}/0"
+        client = openai.OpenAI(base_url=stub_llm.base_url, api_key="test", max_retries=0)
+        guarded = guard(client, policies=PolicySet(), limits=load_limits(env={}, overrides={
+            "redis_url": url, "requests": 1, "on_redis_failure": "open"}))
+        with audit_context(tenant_id="acme", tool_name="triage"):
+            for _ in range(2):  # the limit of 1 cannot be enforced: both go, both flagged
+                reply = guarded.chat.completions.create(
+                    model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+                assert reply.choices[0].message.content == "Noted: hi"
+        records = [normalize(span) for span in exporter.get_finished_spans()]
+        assert len(records) == 2
+        assert all(Flag.LIMITER_UNAVAILABLE in r.flags and r.status_code == 200
+                   for r in records)
+    finally:
+        openai_tracing.forwarder.targets.clear()

@@ -11,10 +11,12 @@ For each ``chat.completions.create`` call the guard
    sees placeholders;
 2. decides the route for the user's region (``routing.py``): allowed, rerouted to the
    region's endpoint, or refused (``RouteRefused``; an audit record of the refusal lands);
-3. makes the call with a context value that the span processor stamps onto the call's span
+3. applies the tenant's rate limits and budgets (``limits/``: a refused call raises
+   ``LimitExceeded``, an ``openai.RateLimitError``, and is recorded with status 429);
+4. makes the call with a context value that the span processor stamps onto the call's span
    (``genai_audit.pii_redacted_before_llm``, route decision, entity counts), so the record
    says ``pii_redacted_before_llm = true``;
-4. re-fills the answer (message text and tool-call arguments; streamed chunks too, across
+5. re-fills the answer (message text and tool-call arguments; streamed chunks too, across
    chunk boundaries) with the original values for the caller.
 
 The value <-> placeholder map lives only in memory for that one call. The model loads when
