@@ -31,6 +31,7 @@ from decimal import Decimal
 from urllib.parse import quote
 
 from genai_audit.clock import SYSTEM_CLOCK, Clock
+from genai_audit.config import Settings
 from genai_audit.instrumentation.limits.backends import (
     Backend,
     BackendUnavailable,
@@ -89,8 +90,9 @@ class Limiter:
             backend = (RedisBackend(settings.redis_url, settings.redis_timeout_ms)
                        if settings.redis_url else MemoryBackend())
         self.backend = backend
+        # the records' price table: the pricing_file setting (flag > env > file > built-in)
         self.prices = prices if prices is not None else load_price_table(
-            os.environ.get("GENAI_AUDIT_PRICING_FILE") or None)
+            Settings.load().pricing_file)
         self.clock = clock
         self._user_key = settings.user_key or os.urandom(32)
         self._last_alarm = -math.inf
@@ -109,12 +111,13 @@ class Limiter:
         for key, scope, _ in owners:
             if scope is not None:
                 takes += self._takes(key, scope, admission)
-        try:
-            if takes:
+        try:  # budgets first: a call refused for its budget takes nothing from the buckets
+            refusal = self._check_budgets(admission, tenant_scope, tool_scope)
+            if refusal is None and takes:
                 wait = self.backend.take(takes, self._now())
                 if wait > 0:
-                    return Refusal(RATE_LIMITED, self._which(owners, takes, wait), wait)
-            refusal = self._check_budgets(admission, tenant_scope, tool_scope)
+                    refusal = Refusal(RATE_LIMITED, self._which(owners, wait), wait,
+                                      tuple(admission.budget_alarms))
         except BackendUnavailable as exc:
             return self._unavailable(admission, exc)
         return refusal or admission
@@ -131,8 +134,7 @@ class Limiter:
             admission.token_buckets.append(take)
         return out
 
-    def _which(self, owners: list[tuple[str, Scope | None, str]], takes: list[Take],
-               wait: float) -> str:
+    def _which(self, owners: list[tuple[str, Scope | None, str]], wait: float) -> str:
         limits = []
         for _, scope, name in owners:
             if scope is not None and scope.limited:
