@@ -32,7 +32,7 @@ import redaction_corpus as corpus
 
 from genai_audit.demo.stub_llm import StubLLM
 from genai_audit.instrumentation.guard import guard
-from genai_audit.instrumentation.limits import Limiter, load_limits
+from genai_audit.instrumentation.limits import Limiter, LimitSettings, load_limits
 from genai_audit.instrumentation.limits.limiter import Admission
 from genai_audit.processor.redaction.engine import shared_engine
 from genai_audit.processor.redaction.policy import PolicySet
@@ -64,7 +64,7 @@ def main() -> None:
     with StubLLM() as stub:
         plain = openai.OpenAI(base_url=stub.base_url, api_key="bench", max_retries=0)
         guarded = guard(openai.OpenAI(base_url=stub.base_url, api_key="bench", max_retries=0),
-                        policies=PolicySet())
+                        policies=PolicySet(), limits=LimitSettings())  # no limiter: baseline
 
         def ask(client: object, stream: bool) -> Callable[[str], object]:
             def call(prompt: str) -> object:
