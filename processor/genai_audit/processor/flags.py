@@ -30,4 +30,8 @@ class Flag(enum.StrEnum):
     ROUTE_REROUTED = "route_rerouted"  # the guard sent the call to the region's endpoint
     ROUTE_REFUSED = "route_refused"  # the guard refused a call its region may not make
     MERGED_SPANS = "merged_spans"  # several instrumentations' spans of one call, one record
+    RATE_LIMITED = "rate_limited"  # the guard refused the call: a rate limit (status 429)
+    BUDGET_EXCEEDED = "budget_exceeded"  # the guard refused the call: budget spent (429)
+    LIMITER_UNAVAILABLE = "limiter_unavailable"  # the limits' store failed: a control failure
+    BUDGET_ALARM = "budget_alarm"  # first call after the month's spend crossed a threshold
     TENANT_REATTRIBUTED = "tenant_reattributed"  # gateway: span claimed another tenant

@@ -26,6 +26,8 @@ from genai_audit.instrumentation.keys import (
     ATTR_FEATURE,
     ATTR_GUARD_ENTITY_COUNTS,
     ATTR_HIPAA_COMPLIANT_ROUTE,
+    ATTR_LIMIT_FLAGS,
+    ATTR_LIMIT_REFUSED,
     ATTR_PII_REDACTED_BEFORE_LLM,
     ATTR_REGION,
     ATTR_ROUTE_DECISION,
@@ -111,6 +113,9 @@ def normalize(span: ReadableSpan) -> AuditRecord:
     decision = text.ident(ATTR_ROUTE_DECISION)
     if decision in _ROUTE_FLAGS:
         flags.add(_ROUTE_FLAGS[decision])
+    for name in (text.ident(ATTR_LIMIT_REFUSED), *text.ident(ATTR_LIMIT_FLAGS).split(",")):
+        if name in _LIMIT_FLAGS:
+            flags.add(_LIMIT_FLAGS[name])
     return AuditRecord(
         id=record_id(trace_id, span_id),
         trace_id=f"{trace_id:032x}",
@@ -153,6 +158,8 @@ def normalize(span: ReadableSpan) -> AuditRecord:
 
 
 _ROUTE_FLAGS = {"rerouted": Flag.ROUTE_REROUTED, "refused": Flag.ROUTE_REFUSED}
+_LIMIT_FLAGS = {flag.value: flag for flag in (Flag.RATE_LIMITED, Flag.BUDGET_EXCEEDED,
+                                              Flag.LIMITER_UNAVAILABLE, Flag.BUDGET_ALARM)}
 
 
 def _guard_counts(attrs: Mapping[str, Any]) -> dict[str, int]:

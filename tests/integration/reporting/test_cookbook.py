@@ -38,7 +38,7 @@ def test_every_question_has_a_recipe():
     assert set(RECIPES) == {"pii_prompts_of_user", "cost_of_tool_last_month",
                             "seed_cost_query", "soc2_activity", "control_failures",
                             "phi_routes", "phi_readers_of_patient", "erasures",
-                            "records_without_commitments"}
+                            "records_without_commitments", "throttled_last_month"}
 
 
 def test_pii_prompts_of_user(audit_store, keystore):

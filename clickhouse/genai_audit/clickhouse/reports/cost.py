@@ -1,4 +1,5 @@
-"""Cost attribution: by tenant, tool, feature and model, top users, and month over month.
+"""Cost attribution: by tenant, tool, feature and model, top users, month over month, and
+the calls the guard's rate limits and budgets refused or alarmed on, by tenant and tool.
 
 Costs come from the versioned pricing table at write time (``total_cost``,
 ``pricing_version``). Calls to models without a price cost 0 and carry the
@@ -52,7 +53,26 @@ def build(facts: Facts) -> Section:
         "cost_top_users", f"Top {TOP_USERS} users by cost (pseudonymous keys)",
         ["user_key", "tenant_id", "cost", "interactions", "tokens"], facts.top_users))
     section.tables.append(_monthly(facts))
+    section.tables.append(limits_table(facts, ("budget_alarm", "budget_exceeded", "rate_limited"),
+                                       "limits_hit", "Rate limits and budgets hit"))
+    refused = sum(int(r[3]) for r in facts.limits
+                  if r[2] in ("rate_limited", "budget_exceeded"))
+    section.figures.append(Figure("Calls refused by rate limits or budgets",
+                                  numbers.count(refused)))
+    if refused:
+        section.summary += (f" {numbers.things(refused, 'call')} refused by rate limits or "
+                            "budgets (see the limits table).")
     return section
+
+
+def limits_table(facts: Facts, kinds: tuple[str, ...], key: str, title: str) -> Table:
+    """The guard's limit events of ``kinds`` by tenant and tool (facts.LIMITS_SQL)."""
+    return Table(key, title, ["tenant_id", "tool_name", "kind", "calls", "users",
+                              "first_seen", "last_seen"],
+                 [r for r in facts.limits if r[2] in kinds],
+                 note="rate_limited / budget_exceeded: refused before reaching the provider "
+                      "(status 429); budget_alarm: the first call after the month's spend "
+                      "crossed a threshold; users are distinct pseudonymous keys.")
 
 
 def _by_dimension(facts: Facts, key: str, title: str, column: str, total: Decimal) -> Table:

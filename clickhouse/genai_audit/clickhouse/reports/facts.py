@@ -9,14 +9,16 @@ aggregate the (small) results in Python:
   most, however many records there are;
 * the *daily* series: records and cost per day, from the start of
   the month before the period (for month-over-month) to its end;
-* the *users*: the top users by cost, and how many distinct users there are.
+* the *users*: the top users by cost, and how many distinct users there are;
+* the *limits*: calls the guard's rate limits and budgets refused or flagged, by tenant, tool
+  and kind (only the rows that carry one of those flags).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -24,7 +26,10 @@ from typing import Any
 from genai_audit.clickhouse.reports.scope import Scope
 from genai_audit.clickhouse.store import Store
 
-CONTROL_FLAGS = ["unknown_model", "redaction_failed", "encryption_failed", "content_withheld"]
+CONTROL_FLAGS = ["unknown_model", "redaction_failed", "encryption_failed", "content_withheld",
+                 "limiter_unavailable"]
+# the guard's rate limits and budgets (instrumentation/limits): refusals and alarms
+LIMIT_FLAGS = ["rate_limited", "budget_exceeded", "budget_alarm", "limiter_unavailable"]
 QUALITY_FLAGS = ["malformed_input_messages", "malformed_output_messages", "missing_usage",
                  "missing_start_time", "invalid_utf8", "content_truncated"]
 PHI_CLASSES = ["phi", "hipaa"]  # data_class values (baggage genai_audit.data_class) meaning PHI
@@ -67,6 +72,15 @@ FROM (
     GROUP BY user_key, tenant_id
 )
 ORDER BY cost DESC, user_key LIMIT {limit:UInt32}
+"""
+
+
+LIMITS_SQL = """
+SELECT tenant_id, tool_name, flag, count(), uniqExact(gdpr_pseudonymized_user_key),
+       min(event_timestamp), max(event_timestamp)
+FROM interactions ARRAY JOIN flags AS flag
+WHERE {where} AND hasAny(flags, {kinds:Array(String)}) AND flag IN {kinds:Array(String)}
+GROUP BY tenant_id, tool_name, flag ORDER BY tenant_id, tool_name, flag
 """
 
 
@@ -120,6 +134,8 @@ class Facts:
     before: dict[date, Decimal]  # month -> cost of the rows before the period (for the change)
     top_users: list[tuple[Any, ...]]  # (user_key, tenant_id, cost, interactions, tokens)
     users: int  # distinct (user key, tenant)
+    #: (tenant, tool, kind, calls, distinct users, first, last) per LIMIT_FLAGS kind
+    limits: list[tuple[Any, ...]] = field(default_factory=list)
 
     def total(self, name: str) -> Any:
         return sum((getattr(r, name) for r in self.cube), Decimal(0) if name == "cost" else 0)
@@ -164,6 +180,8 @@ def load(store: Store, scope: Scope) -> Facts:
         else:
             before[month] += Decimal(cost)
     users = store.rows(scope.sql(USERS_SQL), scope.with_params(limit=TOP_USERS))
+    limits = [tuple(r) for r in store.rows(scope.sql(LIMITS_SQL),
+                                           scope.with_params(kinds=LIMIT_FLAGS))]
     return Facts(cube=cube, days=days, months=months, before=dict(before),
                  top_users=[tuple(r[:5]) for r in users],
-                 users=int(users[0][5]) if users else 0)
+                 users=int(users[0][5]) if users else 0, limits=limits)

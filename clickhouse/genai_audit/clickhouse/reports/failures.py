@@ -16,6 +16,7 @@ from typing import Any
 
 from genai_audit.clickhouse import control_events
 from genai_audit.clickhouse.reports import numbers
+from genai_audit.clickhouse.reports.cost import limits_table
 from genai_audit.clickhouse.reports.facts import CONTROL_FLAGS, QUALITY_FLAGS, Facts
 from genai_audit.clickhouse.reports.model import Figure, Section, Status, Table
 from genai_audit.clickhouse.reports.scope import UNATTRIBUTED_TENANT, Scope, has_table
@@ -34,6 +35,7 @@ MEANINGS: dict[str, str] = {
     "missing_start_time": "span without a start time: its end or arrival time recorded",
     "invalid_utf8": "text was not valid UTF-8 (replaced)",
     "content_truncated": "content truncated by the instrumentation",
+    "limiter_unavailable": "rate limiter's store unavailable: the call was not limited",
 }
 
 BY_FLAG_SQL = """
@@ -100,4 +102,7 @@ def build(store: Store, scope: Scope, facts: Facts) -> Section:
                  Figure.of_count("Records with data-quality notes", quality)],
         tables=[Table("control_failures", "Control failures and data-quality notes",
                       ["kind", "meaning", "control_failure", "records", "first_seen",
-                       "last_seen", "example_ids"], table_rows)])
+                       "last_seen", "example_ids"], table_rows),
+                limits_table(facts, ("rate_limited", "budget_exceeded", "limiter_unavailable"),
+                             "limits_refused", "Calls refused or unlimited by the guard's "
+                             "limits, by tenant and tool")])

@@ -29,12 +29,14 @@ Then ``GENAI_AUDIT_REDACTION_<KEY>`` environment values override the base layer
     allow = ["Acme"]
     [redaction.tenants.acme.tools.hr_helpdesk] # this tenant and tool
     capture_content = false                    # metadata only
+    [redaction.tenants.acme]
+    baa_endpoints = ["https://phi.example.com/v1"]  # covered by a BAA (HIPAA route check)
     [redaction.regions.EU]                     # pre-LLM guard routing (see guard docs)
     allowed_endpoints = ["http://127.0.0.1:11434/v1"]
     reroute_to = "http://127.0.0.1:11434/v1"
 
-Layers apply base < tool < tenant < tenant+tool; ``allow`` lists add up, every other key
-overrides. Every value is validated with an error naming its place and source.
+Layers apply base < tool < tenant < tenant+tool; ``allow`` and ``baa_endpoints`` lists add
+up, every other key overrides. Every value is validated with an error naming its place and source.
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ DEFAULT_THRESHOLD = 0.5
 DEFAULT_TIMEOUT_MS = 10_000
 
 _LAYER_KEYS = frozenset({"enabled", "operator", "operators", "threshold", "thresholds",
-                         "entities", "allow", "capture_content", "timeout_ms"})
+                         "entities", "allow", "capture_content", "timeout_ms",
+                         "baa_endpoints"})
+_UNION_KEYS = ("allow", "baa_endpoints")  # lists that add up across layers
 _TOP_KEYS = _LAYER_KEYS | {"model", "languages", "tools", "tenants", "regions"}
 _REGION_KEYS = frozenset({"allowed_endpoints", "reroute_to", "model", "api_key_env"})
 
@@ -80,6 +84,8 @@ class RedactionPolicy:
     allow: frozenset[str] = frozenset()  # casefolded values
     capture_content: bool = True
     timeout_ms: int = DEFAULT_TIMEOUT_MS
+    #: endpoints (normalized base URLs) covered by a business associate agreement for PHI
+    baa_endpoints: frozenset[str] = frozenset()
 
     def wants(self, entity: str, score: float) -> bool:
         if self.entities is not None and entity not in self.entities:
@@ -134,11 +140,13 @@ class PolicySet:
 
 def _resolve(layers: tuple[Mapping[str, Any], ...]) -> RedactionPolicy:
     merged: dict[str, Any] = {}
-    allow: set[str] = set()
+    unions: dict[str, set[str]] = {key: set() for key in _UNION_KEYS}
     for layer in layers:
-        allow.update(layer.get("allow", ()))
-        merged.update({k: v for k, v in layer.items() if k != "allow"})
-    return RedactionPolicy(**merged, allow=frozenset(allow))
+        for key in _UNION_KEYS:
+            unions[key].update(layer.get(key, ()))
+        merged.update({k: v for k, v in layer.items() if k not in _UNION_KEYS})
+    return RedactionPolicy(**merged, allow=frozenset(unions["allow"]),
+                           baa_endpoints=frozenset(unions["baa_endpoints"]))
 
 
 # -- loading ---------------------------------------------------------------------------
@@ -273,6 +281,14 @@ def _region(name: str, raw: Any, source: str) -> RegionRule:
                           table.get("api_key_env")))
 
 
+def _endpoints(value: Any) -> frozenset[str]:
+    urls = _str_items(value)
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"{url!r} is not an http(s) URL")
+    return frozenset(url.rstrip("/") for url in urls)
+
+
 def _same_endpoint(a: str, b: str) -> bool:
     return a.rstrip("/") == b.rstrip("/")
 
@@ -351,4 +367,5 @@ _PARSE: dict[str, Any] = {
     "entities": _entities,
     "allow": lambda v: frozenset(" ".join(s.split()).casefold() for s in _str_items(v)),
     "timeout_ms": _timeout,
+    "baa_endpoints": _endpoints,
 }
