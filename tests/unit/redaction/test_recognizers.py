@@ -127,7 +127,11 @@ def test_secrets() -> None:
 
 
 def test_dates_keep_bare_years() -> None:
-    assert not [f for f in find_patterns("It happened in 1998.") if f.entity == "DATE_TIME"]
+    text = "It happened in 1998, on a Monday."
+    assert select(text, find_patterns(text), RedactionPolicy()) == []
+    wanting = RedactionPolicy(thresholds={"DATE_TIME": 0.3})
+    assert [text[f.start:f.end] for f in select(text, find_patterns(text), wanting)] == [
+        "1998", "Monday"]
     assert not v.numeric_date("13/13/2020")
 
 
