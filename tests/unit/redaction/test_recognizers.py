@@ -139,3 +139,10 @@ def test_ner_sees_only_sentences_that_may_hold_a_name() -> None:
     text = "Please summarize this. the rest is lowercase. Then Maria Novak called."
     segments = [text[a:b] for a, b in ner_segments(text)]
     assert segments == ["Then Maria Novak called."]
+
+
+def test_ner_reads_a_window_around_each_candidate_name() -> None:
+    text = ("please read the whole report about the budget and then forward it to Maria "
+            "Novak before the meeting that starts at noon on the second floor.")
+    segments = [text[a:b] for a, b in ner_segments(text)]
+    assert segments == ["forward it to Maria Novak before the meeting"]
