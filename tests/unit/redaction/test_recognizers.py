@@ -127,7 +127,11 @@ def test_secrets() -> None:
 
 
 def test_dates_keep_bare_years() -> None:
-    assert not [f for f in find_patterns("It happened in 1998.") if f.entity == "DATE_TIME"]
+    text = "It happened in 1998, on a Monday."
+    assert select(text, find_patterns(text), RedactionPolicy()) == []
+    wanting = RedactionPolicy(thresholds={"DATE_TIME": 0.3})
+    assert [text[f.start:f.end] for f in select(text, find_patterns(text), wanting)] == [
+        "1998", "Monday"]
     assert not v.numeric_date("13/13/2020")
 
 
@@ -135,3 +139,10 @@ def test_ner_sees_only_sentences_that_may_hold_a_name() -> None:
     text = "Please summarize this. the rest is lowercase. Then Maria Novak called."
     segments = [text[a:b] for a, b in ner_segments(text)]
     assert segments == ["Then Maria Novak called."]
+
+
+def test_ner_reads_a_window_around_each_candidate_name() -> None:
+    text = ("please read the whole report about the budget and then forward it to Maria "
+            "Novak before the meeting that starts at noon on the second floor.")
+    segments = [text[a:b] for a, b in ner_segments(text)]
+    assert segments == ["forward it to Maria Novak before the meeting"]

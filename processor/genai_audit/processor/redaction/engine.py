@@ -1,4 +1,5 @@
-"""The detection engine: one spaCy NER pass plus one pass of compiled patterns.
+"""The detection engine: one spaCy NER pass, one pass of compiled patterns and
+libphonenumber over digit runs (``phones.py``).
 
 Built lazily and once per process (``shared_engine``), on whichever thread first needs it
 (the pipeline's worker, or the guard's constructor at application start), never at import.
@@ -8,9 +9,10 @@ recognizer calls, is pinned to its bundled public-suffix snapshot with no fetch 
 warning (``force_offline_tldextract``).
 
 Why it is fast (see ``bench/redaction.py``): the model runs only its ``ner`` component
-(no tagger, parser, lemmatizer), over ``nlp.pipe`` batches, and only over the sentences
-that can hold a name or a place (a capitalized word other than a common sentence opener);
-every other identifier is a compiled regex behind a cheap prefilter. Presidio's default
+(no tagger, parser, lemmatizer), over ``nlp.pipe`` batches, and only over windows of
+``WINDOW_TOKENS`` tokens around the capitalized words that may begin a name or a place (not
+a common sentence opener, not an identifier's label, not inside a pattern finding); every
+other identifier is a compiled regex behind a cheap prefilter. Presidio's default
 engine runs the whole pipeline and ~25 recognizers per text.
 
 ``presidio_default_engines`` builds Presidio's stock AnalyzerEngine + AnonymizerEngine with
@@ -143,10 +145,6 @@ def _candidate_segments(text: str, skip: Sequence[Finding]) -> list[tuple[int, i
 
 WINDOW_TOKENS = 3
 _TOKEN = re.compile(r"\S+")
-
-
-def _may_name(text: str, start: int, end: int, skip: Sequence[Finding]) -> bool:
-    return next(_name_candidates(text, start, end, skip), None) is not None
 
 
 def _name_candidates(text: str, start: int, end: int, skip: Sequence[Finding]

@@ -87,7 +87,7 @@ _MONTHS = (r"(?:jan(?:uary|uar|vier)?|feb(?:ruary|ruar)?|f[ée]v(?:rier)?|mar(?:
            r"aug(?:ust)?|ao[uû]t|sep(?:t(?:ember|embre)?)?|oct(?:ober|obre)?|okt(?:ober)?|"
            r"nov(?:ember|embre)?|d[ée]c(?:ember|embre)?|dez(?:ember)?|enero|febrero|marzo|"
            r"abril|mayo|junio|julio|agosto|septiembre|octubre|noviembre|diciembre)")
-_WEEKDAY = (r"(?:mon|tues?|wed(?:nes)?|thu(?:rs)?|fri|sat(?:ur)?|sun)(?:day)?\.?|"
+_WEEKDAY = (r"(?:mon|tues?|wed(?:nes)?|thu(?:rs)?|fri|sat(?:ur)?|sun)(?:day|\.)?|"
             r"montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag|lundi|mardi|"
             r"mercredi|jeudi|vendredi|samedi|dimanche|lunes|martes|mi[ée]rcoles|jueves|"
             r"viernes|s[áa]bado|domingo")
@@ -99,6 +99,7 @@ _TIME = r"(?:(?:[T ]|,? (?:at |um |à |a las )?)\d{1,2}[:h]\d{2}(?::\d{2})?(?:\s
 _ID = r"((?=[A-Z0-9\-/]*\d)[A-Z0-9][A-Z0-9\-/]{3,24}[A-Z0-9])"
 _LABEL_GAP = r"(?:\s*(?:number|no\.?|num|#|id|identifier)?)?\s*(?:is|:|#|=|-)?\s*"
 
+YEAR_SCORE = 0.3
 _EXT = r"(?:\s?(?:x|ext\.?|extension)\s?\d{1,6})?"  # a phone's extension
 _CARD_CTX = ("card", "visa", "mastercard", "amex", "credit", "debit", "cc", "jcb", "diners",
              "discover", "maestro", "karte", "carte", "tarjeta")
@@ -245,6 +246,14 @@ SPECS: tuple[PatternSpec, ...] = (
         rf"\b(?:(?:{_WEEKDAY}),?\s+)?{_DAY}(?:\s+(?:of|de))?\s+{_MONTHS}\.?"
         rf"(?:,?\s+(?:de\s+)?{_YEAR})?\b{_TIME}", _I), 0.75,
         ("born", "birth", "dob", "admitted", "discharged", "died")),
+    # a year or a weekday alone: kept at the default threshold (Safe Harbor keeps the year);
+    # a policy that wants them sets thresholds.DATE_TIME at or below YEAR_SCORE
+    PatternSpec("year_or_weekday", "DATE_TIME", _c(
+        rf"(?<![\d/.\-]){_YEAR}(?![\d/\-]|\.\d)|\b(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day|"
+        r"montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag|lundi|mardi|mercredi|"
+        r"jeudi|vendredi|samedi|dimanche|lunes|martes|mi[ée]rcoles|jueves|viernes|s[áa]bado|"
+        r"domingo)\b", _I), YEAR_SCORE,
+        needs=""),
     PatternSpec("date_month_year", "DATE_TIME", _c(
         rf"\b{_MONTHS}\.?,?\s+(?:de\s+)?{_YEAR}\b", _I), 0.7, needs=""),
     # -- ages: a number with its unit, or after "aged", "turned", "age of" -------------------
