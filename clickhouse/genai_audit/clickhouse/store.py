@@ -200,9 +200,13 @@ def keep_insert_files_in(path: Path) -> None:
     the directory (one process per data directory), so nothing found there is in use.
     """
     directory = path / INSERT_TMP
-    directory.mkdir(mode=0o700, exist_ok=True)
-    for leftover in directory.iterdir():
-        leftover.unlink(missing_ok=True)
+    try:
+        directory.mkdir(mode=0o700, exist_ok=True)
+        for leftover in directory.iterdir():
+            leftover.unlink(missing_ok=True)
+    except OSError as exc:  # a store opened read-only: it inserts nothing
+        _log.warning("cannot prepare %s for insert files (%s)", directory, type(exc).__name__)
+        return
     try:
         from clickhouse_connect.driver._backend import chdb_backend
     except ImportError:  # a clickhouse-connect without the chDB backend: nothing to redirect
