@@ -477,7 +477,12 @@ class LocalKeyStore:
         if row is None:  # never recreated: that would bless whatever rows are there now
             raise KeyStoreIntegrityError(f"keystore {self.path}: the row MAC key is missing "
                                          "(deleted from the file)")
-        return wrapper.unwrap(bytes(row[0]), secret_aad(MAC_SECRET))
+        try:
+            return wrapper.unwrap(bytes(row[0]), secret_aad(MAC_SECRET))
+        except MasterKeyError:  # the wrapper just opened the check value: the row was changed
+            raise KeyStoreIntegrityError(f"keystore {self.path}: the row MAC key does not open "
+                                         "under this keystore's master key: it was moved from "
+                                         "another row or edited") from None
 
     def _follow_rotation(self, conn: sqlite3.Connection) -> None:
         """Inside a transaction: if another process rotated the master key, load the new one."""
@@ -549,9 +554,22 @@ class LocalKeyStore:
         return self._kek().wrap(plaintext, aad)
 
     def _unwrap(self, blob: bytes, aad: bytes, what: str) -> bytes:
+        """``blob`` unwrapped. If it does not open although the master key opens this
+        keystore's check value, the row was moved or edited: an integrity error."""
+        wrapper = self._kek()
         try:
-            return self._kek().unwrap(bytes(blob), aad)
+            return wrapper.unwrap(bytes(blob), aad)
         except MasterKeyError as exc:
+            row = self._connection().execute(
+                "SELECT value FROM meta WHERE name = 'kek_check'").fetchone()
+            try:
+                fits = row is not None and check_format(wrapper, bytes(row[0])) == FORMAT
+            except MasterKeyError:
+                fits = False
+            if fits:
+                raise KeyStoreIntegrityError(
+                    f"keystore {self.path}: {what} does not open under the master key that "
+                    "opens this keystore: it was moved from another row or edited") from None
             raise KeyStoreError(f"keystore {self.path}: {what} does not unwrap: {exc}") from None
 
     def _connection(self) -> sqlite3.Connection:

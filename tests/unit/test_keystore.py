@@ -281,6 +281,12 @@ def test_swapped_lookups_are_an_integrity_error_never_a_wrong_key(keystore):
     ("UPDATE subjects SET (wrapped, key_id) = (SELECT wrapped, key_id FROM subjects"
      " WHERE pseudonym = :q) WHERE pseudonym = :p", "does not belong to its pseudonym"),
     ("DELETE FROM secrets WHERE name = 'integrity:rows'", "MAC key is missing"),
+    # secrets are bound to their name: another secret's wrapped value does not fit
+    ("UPDATE secrets SET wrapped = (SELECT wrapped FROM secrets WHERE name ="
+     " 'subject-index:acme') WHERE name = 'integrity:rows'", "MAC key does not open"),
+    ("UPDATE secrets SET wrapped = (SELECT wrapped FROM secrets WHERE name ="
+     " 'integrity:rows') WHERE name = 'subject-index:acme'",
+     "secret 'subject-index:acme' does not open .* moved from another row"),
     ("DELETE FROM secrets WHERE name = 'subject-index:acme'", "index secret is missing"),
     ("DELETE FROM meta WHERE name = 'kek_check'", "no master key check value"),
     ("UPDATE erasure_times SET erased_at = '2020-01-01T00:00:00+00:00'", "erasure time of"),
