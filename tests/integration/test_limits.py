@@ -291,6 +291,7 @@ def test_async_client_is_limited_too(stub_llm: StubLLM) -> None:
                 out.append(str(reply.choices[0].message.content))
             except openai.RateLimitError as exc:
                 out.append(f"{exc.status_code}")
+        await client.close()
         return out
 
     assert asyncio.run(main()) == ["Noted: hi", "429"]
