@@ -173,6 +173,13 @@ def test_budget_through_the_guard_across_a_month_boundary(
     # spend before each call: 0, 0.50 (50%: alarm), 1.00 (100%: alarm, stop), 1.00, new month
     assert [sorted(set(r[1]) & {"budget_alarm", "budget_exceeded"}) for r in rows] == [
         [], ["budget_alarm"], ["budget_alarm", "budget_exceeded"], ["budget_exceeded"], []]
+    # the thresholds and the hard stop appear in the report's cost section
+    now = datetime.now(UTC)
+    cost = build_report(store, tenant="acme", start=now - timedelta(days=1),
+                        end=_next_month(now) + timedelta(days=1)).section("cost_attribution")
+    hit = next(t for t in cost.tables if t.key == "limits_hit")
+    assert [r[:4] for r in hit.rows] == [("acme", "triage", "budget_alarm", 2),
+                                         ("acme", "triage", "budget_exceeded", 2)]
 
 
 def _next_month(moment: datetime) -> datetime:
@@ -291,6 +298,7 @@ def test_async_client_is_limited_too(stub_llm: StubLLM) -> None:
                 out.append(str(reply.choices[0].message.content))
             except openai.RateLimitError as exc:
                 out.append(f"{exc.status_code}")
+        await client.close()
         return out
 
     assert asyncio.run(main()) == ["Noted: hi", "429"]
