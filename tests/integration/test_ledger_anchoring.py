@@ -223,3 +223,29 @@ def test_expiry_claimed_for_a_future_dated_row_is_tampering(store, keystore):
                                              for f in result.findings}
     assert ("checkpoint", 4) in {(f.kind, f.position) for f in result.findings}
     assert not result.warnings
+
+
+def test_cli_exit_codes_for_expiry_and_for_a_forged_expiry(store, store_dsn):
+    """Through `genai-audit verify` (system clock): records already past their retention
+    and gone exit 0 with an EXPIRED note; the same with a forged expiry exits 1."""
+    from click.testing import CliRunner
+
+    from genai_audit.cli.main import cli
+    db = ["--dsn", store_dsn, "--database", store.database]
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init", *db], catch_exceptions=False).exit_code == 0
+    keys = LocalKeyStore(store_dsn.removeprefix("chdb://") + "-keys")
+    stale = datetime.now(UTC) - timedelta(days=3)
+    _write(store, keys, [make_record(i, event_timestamp=stale, retention_days=1)
+                         for i in range(2)] + [make_record(i) for i in range(2, 4)])
+    store.command("ALTER TABLE interactions DELETE WHERE retention_days = 1", settings=SYNC)
+    ok = runner.invoke(cli, ["verify", *db], catch_exceptions=False)
+    assert ok.exit_code == 0, ok.stdout
+    assert ok.stdout.startswith("INTACT") and "warning: EXPIRED" in ok.stdout
+    store.command("ALTER TABLE interactions DELETE WHERE log_index = 3", settings=SYNC)
+    store.command("ALTER TABLE ledger_checkpoints UPDATE record_expires = concat("
+                  "substring(record_expires, 1, 24), unhex('0000000000000001')) "
+                  "WHERE source_table = 'interactions'", settings=SYNC)
+    bad = runner.invoke(cli, ["verify", *db], catch_exceptions=False)
+    assert bad.exit_code == 1 and bad.stdout.startswith("TAMPERED")
+    assert "DELETED" in bad.stdout and "position 3" in bad.stdout

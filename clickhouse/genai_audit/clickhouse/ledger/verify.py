@@ -407,7 +407,7 @@ class Verifier:
             size = 0
             for cp in cps.get(head, []):
                 if cp.prev_size != size or not cp.meta:
-                    self.findings_gap(head, size, cp, result)
+                    self._gap(head, size, cp, result)
                 size = cp.size
                 if not cp.meta:
                     continue
@@ -417,7 +417,7 @@ class Verifier:
         return out
 
     @staticmethod
-    def findings_gap(head: str, size: int, cp: _Cp, result: VerifyResult) -> None:
+    def _gap(head: str, size: int, cp: _Cp, result: VerifyResult) -> None:
         if cp.prev_size != size:
             result.findings.append(Finding(
                 CHECKPOINT, head, size, None,
