@@ -86,6 +86,21 @@ def test_all_checkpoints_truncated_fails_once_records_outlive_the_interval(store
     assert "were deleted, or its writer stopped" in result.findings[0].detail
 
 
+def test_a_gap_in_the_log_of_logs_is_a_finding(store, keystore):
+    """Deleting the log of logs' middle checkpoints (to hide which logs it signed then)
+    breaks its signed chain of previous sizes."""
+    populate(store, keystore, n=60)  # rounds at 20, 40, 60: log of logs sizes 1, 2, 3
+    assert store.rows("SELECT tree_size, prev_size FROM ledger_checkpoints "
+                      "WHERE source_table = 'ledger' ORDER BY tree_size") == [(1, 0), (2, 1),
+                                                                             (3, 2)]
+    store.command("ALTER TABLE ledger_checkpoints DELETE WHERE source_table = 'ledger' "
+                  "AND tree_size = 2", settings=SYNC)
+    result = run(store, keystore)
+    assert [(f.kind, f.position) for f in result.findings] == [("checkpoint", 1)]
+    assert result.findings[0].log_id.startswith("ledger/interactions/")
+    assert "positions 1..1 were deleted" in result.findings[0].detail
+
+
 def test_printed_id_of_a_deleted_record_is_never_an_unsigned_decoy(store, keystore):
     """Repro: delete a record and put a decoy id in its place in the checkpoint's record
     list. The list is signed now: the edit is a finding and the decoy is never printed."""
