@@ -83,7 +83,8 @@ def format_json(result: VerifyResult, seconds: float) -> str:
               help="Public key (PEM or signed-note verifier key) to check signatures with "
               "[default: the store's own keystore].")
 @click.option("--strict", is_flag=True, help="Fail on records not yet covered by a signed "
-              "checkpoint (use when writers are stopped).")
+              "checkpoint even when they are younger than twice ledger_checkpoint_seconds "
+              "(+30 s) (use when writers are stopped).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.option("--archive", "archive_url", metavar="URL",
@@ -103,8 +104,11 @@ def command(ctx: click.Context, tenant: str | None, tables: tuple[str, ...],
     columns (in ClickHouse) and each log's Merkle root, and checks them against the
     Ed25519-signed checkpoints. Exit 0 when intact; exit 1 listing each bad record
     (table, log, position, id) and what happened to it:
-    modified, deleted, inserted, reordered, truncated, or a checkpoint altered; exit 2 on
-    errors. See docs/ledger.md for what this does and does not prove.
+    modified, deleted, inserted, reordered, truncated, a checkpoint altered or deleted, or
+    records still unsigned twice the checkpoint interval (+30 s) after they arrived; exit 2
+    on errors. Records gone after the expiry their checkpoint signed are an EXPIRED note
+    (exit 0), unless a legal hold still covers them. See docs/ledger.md for what this does
+    and does not prove.
 
     \b
     Examples:

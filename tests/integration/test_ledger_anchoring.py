@@ -86,6 +86,21 @@ def test_all_checkpoints_truncated_fails_once_records_outlive_the_interval(store
     assert "were deleted, or its writer stopped" in result.findings[0].detail
 
 
+def test_a_gap_in_the_log_of_logs_is_a_finding(store, keystore):
+    """Deleting the log of logs' middle checkpoints (to hide which logs it signed then)
+    breaks its signed chain of previous sizes."""
+    populate(store, keystore, n=60)  # rounds at 20, 40, 60: log of logs sizes 1, 2, 3
+    assert store.rows("SELECT tree_size, prev_size FROM ledger_checkpoints "
+                      "WHERE source_table = 'ledger' ORDER BY tree_size") == [(1, 0), (2, 1),
+                                                                             (3, 2)]
+    store.command("ALTER TABLE ledger_checkpoints DELETE WHERE source_table = 'ledger' "
+                  "AND tree_size = 2", settings=SYNC)
+    result = run(store, keystore)
+    assert [(f.kind, f.position) for f in result.findings] == [("checkpoint", 1)]
+    assert result.findings[0].log_id.startswith("ledger/interactions/")
+    assert "positions 1..1 were deleted" in result.findings[0].detail
+
+
 def test_printed_id_of_a_deleted_record_is_never_an_unsigned_decoy(store, keystore):
     """Repro: delete a record and put a decoy id in its place in the checkpoint's record
     list. The list is signed now: the edit is a finding and the decoy is never printed."""
@@ -223,3 +238,29 @@ def test_expiry_claimed_for_a_future_dated_row_is_tampering(store, keystore):
                                              for f in result.findings}
     assert ("checkpoint", 4) in {(f.kind, f.position) for f in result.findings}
     assert not result.warnings
+
+
+def test_cli_exit_codes_for_expiry_and_for_a_forged_expiry(store, store_dsn):
+    """Through `genai-audit verify` (system clock): records already past their retention
+    and gone exit 0 with an EXPIRED note; the same with a forged expiry exits 1."""
+    from click.testing import CliRunner
+
+    from genai_audit.cli.main import cli
+    db = ["--dsn", store_dsn, "--database", store.database]
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init", *db], catch_exceptions=False).exit_code == 0
+    keys = LocalKeyStore(store_dsn.removeprefix("chdb://") + "-keys")
+    stale = datetime.now(UTC) - timedelta(days=3)
+    _write(store, keys, [make_record(i, event_timestamp=stale, retention_days=1)
+                         for i in range(2)] + [make_record(i) for i in range(2, 4)])
+    store.command("ALTER TABLE interactions DELETE WHERE retention_days = 1", settings=SYNC)
+    ok = runner.invoke(cli, ["verify", *db], catch_exceptions=False)
+    assert ok.exit_code == 0, ok.stdout
+    assert ok.stdout.startswith("INTACT") and "warning: EXPIRED" in ok.stdout
+    store.command("ALTER TABLE interactions DELETE WHERE log_index = 3", settings=SYNC)
+    store.command("ALTER TABLE ledger_checkpoints UPDATE record_expires = concat("
+                  "substring(record_expires, 1, 24), unhex('0000000000000001')) "
+                  "WHERE source_table = 'interactions'", settings=SYNC)
+    bad = runner.invoke(cli, ["verify", *db], catch_exceptions=False)
+    assert bad.exit_code == 1 and bad.stdout.startswith("TAMPERED")
+    assert "DELETED" in bad.stdout and "position 3" in bad.stdout

@@ -231,10 +231,12 @@ class Ledger:
             values += (*extra, log_id, index, version, leaf)
             out.append(values)
             record_id = values[id_idx]
+            event = (values[time_idx] - _EPOCH) // _MICRO
             expires = 0 if ts_idx is None else (
-                int(values[ts_idx[0]].timestamp()) + int(values[ts_idx[1]]) * 86_400)
-            entries.append(Entry(log_id, index, leaf, _as_uuid(record_id), expires,
-                                 (values[time_idx] - _EPOCH) // _MICRO))
+                (event if ts_idx[0] == time_idx else
+                 (values[ts_idx[0]] - _EPOCH) // _MICRO) // 1_000_000
+                + int(values[ts_idx[1]]) * 86_400)
+            entries.append(Entry(log_id, index, leaf, _as_uuid(record_id), expires, event))
         token = sha256(b"".join(e.leaf for e in entries)).hexdigest()
         return PreparedBatch(self.schema.table, (*self._columns, *schema.ledger_columns), out,
                              token, tuple(entries))
@@ -356,8 +358,8 @@ class Ledger:
                 log.done.pop(i, None)
             log.size, log.compact, log.root = cp.size, cp.compact, cp.root
             log.last_checkpoint = now
-        self.stats["checkpoints"] += len(signed)
-        return len(signed)
+        self.stats["checkpoints"] += len(signed) - 1  # not counting the log of logs
+        return len(signed) - 1
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -407,7 +408,7 @@ class Verifier:
             size = 0
             for cp in cps.get(head, []):
                 if cp.prev_size != size or not cp.meta:
-                    self.findings_gap(head, size, cp, result)
+                    self._gap(head, size, cp, result)
                 size = cp.size
                 if not cp.meta:
                     continue
@@ -417,7 +418,7 @@ class Verifier:
         return out
 
     @staticmethod
-    def findings_gap(head: str, size: int, cp: _Cp, result: VerifyResult) -> None:
+    def _gap(head: str, size: int, cp: _Cp, result: VerifyResult) -> None:
         if cp.prev_size != size:
             result.findings.append(Finding(
                 CHECKPOINT, head, size, None,
@@ -551,6 +552,38 @@ def _is_head(cp: notes.Checkpoint) -> bool:
 RecordId = str | bytes  # text from a row, or the 16 raw bytes a checkpoint recorded
 
 
+class _Times:
+    """Expiry and event times by position, read from checkpoint rows only when asked (a
+    diagnosis needs them for missing rows only, not for every record of the log)."""
+
+    def __init__(self) -> None:
+        self._ranges: dict[int, tuple[bytes, bytes]] = {}  # first position -> blobs
+        self._starts: list[int] = []
+
+    def add(self, first: int, expires: bytes, events: bytes) -> None:
+        self._ranges[first] = (expires, events)
+        bisect.insort(self._starts, first)
+
+    def get(self, position: int, default: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+        k = bisect.bisect_right(self._starts, position) - 1
+        if k < 0:
+            return default
+        first = self._starts[k]
+        expires, events = self._ranges[first]
+        at = (position - first) * 8
+        if at + 8 > len(expires):
+            return default
+        event = (int.from_bytes(events[at:at + 8], "big", signed=True)
+                 if at + 8 <= len(events) else 0)
+        return int.from_bytes(expires[at:at + 8], "big"), event
+
+    def __contains__(self, position: object) -> bool:
+        return isinstance(position, int) and self.get(position, (-1, 0))[0] >= 0
+
+    def __getitem__(self, position: int) -> tuple[int, int]:
+        return self.get(position)
+
+
 def _netstrings(blob: bytes) -> list[bytes]:
     out, at = [], 0
     while at < len(blob):
@@ -593,8 +626,8 @@ class _Diagnosis:
         self.anchored = anchored
         self.oldest_unsigned = oldest_unsigned
         # position -> (when retention may drop it, event time in us), signed data only
-        self.expires: dict[int, tuple[int, int]] = {}
-        self.legacy_expires: dict[int, tuple[int, int]] = {}  # unsigned (old checkpoints)
+        self.expires = _Times()
+        self.legacy_expires = _Times()  # unsigned (checkpoints from before migration 010)
         self.unverifiable_to = 0  # positions before it were named by _name_unverifiable
         self.held: set[int] = set()  # expired positions a legal hold accounts for
         self.accounted = False  # signed rows are missing, and retention explains them
@@ -648,11 +681,9 @@ class _Diagnosis:
             start = len(auth) + len(pending)
             exp_blob, ev_blob = bytes.fromhex(exp_hex), bytes.fromhex(ev_hex)
             target = self.expires if signed_times else (
-                self.legacy_expires if signed_times is None and size in valid else {})
-            for i in range(0, len(exp_blob) - 7, 8):
-                target[prev + i // 8] = (int.from_bytes(exp_blob[i:i + 8], "big"),
-                                         int.from_bytes(ev_blob[i:i + 8], "big", signed=True)
-                                         if len(ev_blob) >= i + 8 else 0)
+                self.legacy_expires if signed_times is None and size in valid else None)
+            if target is not None:
+                target.add(prev, exp_blob, ev_blob)
             if prev != start or len(leaves) != size - prev:
                 self.find(CHECKPOINT, size, None, f"checkpoint at size {size}: its list of "
                           "appended leaves was altered (does not chain)")
