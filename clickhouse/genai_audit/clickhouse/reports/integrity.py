@@ -34,10 +34,11 @@ Verifier = Callable[[Store, Scope], VerifyOutcome]
 CHECKPOINTS = "ledger_checkpoints"
 CHECKPOINT_COLUMNS = {"created_at": "signed at", "origin": "log", "tree_size": "records",
                       "root_hash": "Merkle root"}
-# A tenant's report names a checkpoint of that tenant's own logs, never another tenant's.
+# A tenant's report names a checkpoint of that tenant's own logs, never another tenant's;
+# never one of a writer's log of logs (source_table 'ledger', no tenant: docs/ledger.md).
 LATEST_CHECKPOINT_SQL = """
 SELECT origin, tree_size, root_hash, created_at FROM ledger_checkpoints
-WHERE created_at < {end:DateTime64(6, 'UTC')} AND {tenant_where}
+WHERE created_at < {end:DateTime64(6, 'UTC')} AND source_table != 'ledger' AND {tenant_where}
 ORDER BY created_at DESC LIMIT 1
 """
 
