@@ -28,8 +28,9 @@ def command() -> None:
     """Legal holds: held records survive their retention until the hold is released.
 
     A hold covers a tenant, optionally one user and a time range. Records it covers are
-    copied at once into held_interactions (no TTL), and `genai-audit maintain` copies later
-    ones for open-ended holds; releasing a hold drops its copies. See docs/retention.md.
+    copied at once into held_interactions (no TTL); later ones are copied as the store's
+    owner writes them (and by the maintenance sweep); releasing a hold drops its copies.
+    See docs/retention.md.
     """
 
 

@@ -64,14 +64,15 @@ class MaintenanceReport:
 
 
 def run_maintenance(store: Store, keys: KeyStore, settings: Settings, *,
-                    archive_url: str | None = None, now: datetime | None = None,
-                    verify: bool = True, settle_seconds: int = 60,
-                    clock: Clock = SYSTEM_CLOCK) -> MaintenanceReport:
+                    archive_url: str | None = None, verify: bool = True,
+                    settle_seconds: int = 60, clock: Clock = SYSTEM_CLOCK) -> MaintenanceReport:
     """Sweep holds, enforce retention, archive (if a URL is configured) and verify, once.
 
-    A failing step is recorded in ``errors`` and the later steps still run, except that the
-    archive is skipped when retention could not be enforced."""
-    now = now or clock.now()
+    ``clock`` gives the pass its time (the archive's hot-window cut-off); the TTLs it applies
+    run on the engine's own clock. A failing step is recorded in ``errors`` and the later
+    steps still run, except that the archive is skipped when retention could not be
+    enforced."""
+    now = clock.now()
     report = MaintenanceReport(started_at=now)
     try:
         report.held_rows_copied = sweep_holds(store)

@@ -82,6 +82,7 @@ class ClickHouseSpanExporter(SpanExporter):
         self._writer = writer
         self._clock = clock
         self._composition: Composition | None = None
+        self._compose_lock = threading.Lock()  # writer thread and owner socket both ask
         self._sleep = sleep
         self._lock = threading.Lock()
         self._write_lock = threading.RLock()
@@ -346,12 +347,13 @@ class ClickHouseSpanExporter(SpanExporter):
         return self._store
 
     def _compose(self) -> Composition:
-        if self._composition is None:
-            self._composition = compose(self.settings, store=self._get_store(),
-                                        keys=self._get_keys(), clock=self._clock)
-            if self._owns_store:  # this process owns the store: it runs the maintenance
-                self._composition.start()
-        return self._composition
+        with self._compose_lock:
+            if self._composition is None:
+                self._composition = compose(self.settings, store=self._get_store(),
+                                            keys=self._get_keys(), clock=self._clock)
+                if self._owns_store:  # this process owns the store: it runs maintenance
+                    self._composition.start()
+            return self._composition
 
     def _get_writer(self) -> InteractionWriter:
         if self._writer is None:

@@ -12,7 +12,8 @@ decides
 * for the store's owner only: the ledgered writer (positions, checkpoints on the clock,
   checkpoint failures recorded as control failures), the write-time legal-hold copy
   (``ActiveHolds``), and the maintenance schedule (holds, retention, archive), which the
-  owner starts with ``Composition.start`` and stops with ``close``.
+  owner starts with ``Composition.start`` (``ClickHouseSpanExporter.shutdown`` stops it and
+  signs the final checkpoints).
 
 A worker gets no writer and no maintenance, so a store has exactly one maintenance runner
 whatever the number of gateway workers.
@@ -20,7 +21,6 @@ whatever the number of gateway workers.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,8 +37,6 @@ from genai_audit.keystore import KeyStore, open_keystore
 from genai_audit.processor.factory import default_pipeline, default_policy
 from genai_audit.processor.pipeline import RecordPipeline
 from genai_audit.processor.retention import RetentionPolicy
-
-_log = logging.getLogger(__name__)
 
 POLICY_REFRESH_S = 30.0  # a policy change reaches new records within this long
 HOLD_REFRESH_S = 5.0  # a hold placed by another process reaches the writer within this long
@@ -71,15 +69,6 @@ class Composition:
         if self.owner is not None and self.owner.maintenance is not None:
             self.owner.maintenance.start()
 
-    def close(self) -> None:
-        """Stop maintenance and sign the final checkpoints (bounded; idempotent)."""
-        if self.owner is None:
-            return
-        if self.owner.maintenance is not None:
-            self.owner.maintenance.stop()
-        if self.owner.writer.ledger is not None:
-            self.owner.writer.ledger.close()
-
     def stats(self) -> dict[str, int]:
         """Background counters for ``/metrics``: maintenance runs and failures, checkpoint
         failures (zeros for a worker)."""
@@ -98,8 +87,9 @@ def compose(settings: Settings, *, store: Store | None = None,
             clock: Clock = SYSTEM_CLOCK) -> Composition:
     """Build the parts for an owner of ``store``, or for a worker of that store's owner.
 
-    Exactly one of ``store`` (this process owns the store) and ``load_policies`` (a worker:
-    reads the owner's policy table) is given. Nothing starts here: an owner calls
+    Exactly one of ``store`` (the owner's writing side) and ``load_policies`` (the gateway's
+    listeners, in a worker or the owner's own process: they read the owner's policy table
+    through their sink) is given. Nothing starts here: an owner calls
     ``Composition.start`` once it is ready to write.
     """
     if (store is None) == (load_policies is None):
