@@ -39,7 +39,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from genai_audit.clock import SYSTEM_CLOCK, Clock
 from genai_audit.processor.record import UNATTRIBUTED_TENANT, AuditRecord, Flag
@@ -61,9 +61,12 @@ class _Seen:
     seen_at: float
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _end(record: AuditRecord) -> datetime:
-    if record.ended_at is not None:
-        return record.ended_at
+    if record.end_ns:
+        return _EPOCH + timedelta(microseconds=record.end_ns // 1000)
     return record.event_timestamp + timedelta(milliseconds=record.latency_ms)
 
 
@@ -159,7 +162,8 @@ def merge_group(records: Sequence[AuditRecord]) -> AuditRecord:
             lead.flags.add(Flag.NO_USER)
     start = min(r.event_timestamp for r in ordered)
     end = max(_end(r) for r in ordered)
-    lead.event_timestamp, lead.ended_at = start, end
+    lead.event_timestamp = start
+    lead.end_ns = (end - _EPOCH) // timedelta(microseconds=1) * 1000
     lead.latency_ms = round((end - start) / timedelta(milliseconds=1))
     lead.producers = tuple(sorted({p for r in ordered for p in r.producers}))
     lead.merged_span_ids = tuple(sorted(
