@@ -20,16 +20,18 @@ A merged record keeps the richest content (the most messages, then the most text
 usage once (each token count is the smallest non-zero one reported: the spans read the
 same response, and the way instrumentations get a count wrong is by inflating it, e.g.
 Traceloop anthropic adding ``message_start``'s output count to the final one on a stream),
-takes every field
-the others fill and it lacks (user, session, finish reasons...), and is flagged
+takes every field the others fill and it lacks (user, session, finish reasons...), and is
+flagged
 ``merged_spans`` with ``producers`` naming the instrumentation scopes and
 ``merged_span_ids`` the spans folded in.
 
 ``CallMerger`` merges inside each batch and remembers the calls it let through (a window
 bounded in entries and in time, ``window_s`` on the injected clock); a late span of a call
 already let through (its partner was in an earlier batch and may already be written) is
-dropped, not written as a second row with a second cost, and counted in ``stats``. Pure
-memory: no query to the store.
+dropped, not written as a second row with a second cost, logged by its ids and counted in
+``stats``. Across batches the parent/child rule has no sibling count: a GenAI parent of the
+same model and operation whose one child went out earlier is taken as that call. Pure
+memory, per process: no query to the store (two gateway workers do not share it).
 """
 
 from __future__ import annotations
