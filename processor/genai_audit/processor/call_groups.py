@@ -10,8 +10,9 @@ A GenAI span's *group* is complete when it has ended and none of its GenAI child
 open; a complete group joins its parent's group while the parent is open or waiting for
 other children, else it is handed on. Spans that nest under no open GenAI span (the usual
 case) are handed on at once. Bounded: at most ``max_held`` spans wait and ``4 * max_held``
-open spans are tracked; past that a group is handed on at once (the merge stage's memory still catches its partner). ``release`` hands
-everything waiting on (a flush writes all ended spans).
+open spans are tracked; past that a group is handed on at once (the merge stage's memory
+still catches its partner). ``release`` hands everything waiting on (a flush writes all
+ended spans).
 """
 
 from __future__ import annotations
