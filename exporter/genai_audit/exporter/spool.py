@@ -44,7 +44,7 @@ _log = logging.getLogger(__name__)
 
 SPOOL_FORMAT = 1
 # never written to disk (the last two: in-memory identity for the merge stage, done by then)
-_NOT_SPOOLED = frozenset({"content", "extra", "user_id", "parent_span_id", "ended_at"})
+_NOT_SPOOLED = frozenset({"content", "extra", "user_id", "parent_span_id", "end_ns"})
 _SUFFIX = ".json"
 _CLAIM = ".claim-"
 _RESCAN_S = 5.0

@@ -9,9 +9,10 @@ them together until the whole nesting has ended, so they are.
 A GenAI span's *group* is complete when it has ended and none of its GenAI children is still
 open; a complete group joins its parent's group while the parent is open or waiting for
 other children, else it is handed on. Spans that nest under no open GenAI span (the usual
-case) are handed on at once. Bounded: at most ``max_held`` spans wait; past that a group is
-handed on at once (the merge stage's memory still catches its partner). ``release`` hands
-everything waiting on (a flush writes all ended spans).
+case) are handed on at once. Bounded: at most ``max_held`` spans wait and ``4 * max_held``
+open spans are tracked; past that a group is handed on at once (the merge stage's memory
+still catches its partner). ``release`` hands everything waiting on (a flush writes all
+ended spans).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class CallGroups:
 
     def started(self, span_id: int, parent_id: int) -> None:
         with self._lock:
+            if len(self._open) >= 4 * self.max_held:  # spans never ended (a leak): untracked
+                return
             self._open[span_id] = parent_id
             if parent_id and (parent_id in self._open or parent_id in self._waiting):
                 self._kids[parent_id] = self._kids.get(parent_id, 0) + 1

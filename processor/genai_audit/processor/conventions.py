@@ -76,7 +76,11 @@ def load_mapping(text: str | None = None) -> MappingTable:
             raise MappingError(f"field {name!r}: unknown type {kind!r}")
         if name in fields:
             raise MappingError(f"field {name!r} listed twice")
-        fields[name] = FieldMapping(name, kind, tuple((str(k), str(c)) for k, c in entry["keys"]))
+        keys = tuple((str(k), str(c)) for k, c in entry["keys"])
+        plain = ["#" not in k for k, _ in keys]
+        if plain != sorted(plain, reverse=True):
+            raise MappingError(f"field {name!r}: attr#field keys must follow the plain keys")
+        fields[name] = FieldMapping(name, kind, keys)
     indexed = []
     for entry in data["indexed_messages"]:
         pattern = str(entry["pattern"])
@@ -90,26 +94,25 @@ def load_mapping(text: str | None = None) -> MappingTable:
 
 
 TABLE = load_mapping()
-#: the ``attr#field`` keys: looked up in the attribute's JSON object (``value_of``)
+#: the ``attr#field`` keys: looked up in the attribute's JSON object (``json_field``)
 JSON_KEYS = frozenset(k for f in TABLE.fields.values() for k, _ in f.keys if "#" in k)
 _MAX_JSON_CHARS = 1_000_000
 
 
-def value_of(attrs: Mapping[str, Any], key: str) -> Any:
-    """The attribute ``key``, or for an ``attr#field`` key that field of its JSON object."""
-    value = attrs.get(key)
-    if value is None and key in JSON_KEYS:
-        attr, name = key.split("#", 1)
-        raw = attrs.get(attr)
-        if isinstance(raw, str) and raw.startswith("{") and len(raw) <= _MAX_JSON_CHARS:
-            try:
-                parsed = json.loads(raw)
-            except (json.JSONDecodeError, RecursionError):
-                return None
-            if isinstance(parsed, dict):
-                field = parsed.get(name)
-                return field if isinstance(field, str | int | float | bool) else None
-    return value
+def json_field(attrs: Mapping[str, Any], key: str) -> Any:
+    """For an ``attr#field`` key, that field of the JSON object in ``attr`` (None if absent,
+    malformed or not a scalar). The table puts these keys after a field's plain ones, so
+    readers try them only once every plain key was absent."""
+    attr, _, name = key.partition("#")
+    raw = attrs.get(attr)
+    if not (isinstance(raw, str) and raw.startswith("{") and len(raw) <= _MAX_JSON_CHARS):
+        return None
+    try:
+        parsed = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    field = parsed.get(name) if isinstance(parsed, dict) else None
+    return field if isinstance(field, str | int | float | bool) else None
 
 
 def _field_keys(name: str) -> tuple[str, ...]:
@@ -173,12 +176,34 @@ def match_indexed(key: str) -> tuple[str, int, str] | None:
 
 
 # -- typed readers ----------------------------------------------------------------------------
+# Each loops over the plain keys with ``attrs.get`` (an ``attr#field`` key is never an
+# attribute's name, so it reads as absent there) and then, only if nothing was found and the
+# field has such keys (always last), reads them as JSON fields.
+def _values(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    """Each present value among ``keys``, in order: the plain ones, then the JSON ones."""
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None:
+            yield value
+    if keys and keys[-1] in JSON_KEYS:
+        for key in keys:
+            if key in JSON_KEYS and (value := json_field(attrs, key)) is not None:
+                yield value
+
+
 def read_int(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
     """The first readable non-negative integer among ``keys`` (capped at UInt32)."""
-    for key in keys:
-        value = value_of(attrs, key)
-        if value is None:
-            continue
+    get = attrs.get
+    for key in keys:  # the hot path: plain keys, present ints
+        value = get(key)
+        if value.__class__ is int and value >= 0:
+            return value if value <= _UINT32_MAX else _UINT32_MAX
+        if value is not None:
+            break  # anything else: the general loop below decides
+    else:
+        if not (keys and keys[-1] in JSON_KEYS):
+            return None
+    for value in _values(attrs, keys):
         if value.__class__ is int:  # the usual case (bool is a subclass: not this)
             if value >= 0:
                 return value if value <= _UINT32_MAX else _UINT32_MAX
@@ -202,19 +227,15 @@ def as_bool(value: Any) -> bool | None:
 
 def read_bool(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> bool | None:
     """The first readable boolean among ``keys``."""
-    for key in keys:
-        value = value_of(attrs, key)
-        if value is not None and (parsed := as_bool(value)) is not None:
+    for value in _values(attrs, keys):
+        if (parsed := as_bool(value)) is not None:
             return parsed
     return None
 
 
 def read_string_list(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> list[str] | None:
     """The first present list of text among ``keys``; a JSON array string is that array."""
-    for key in keys:
-        value = value_of(attrs, key)
-        if value is None:
-            continue
+    for value in _values(attrs, keys):
         if isinstance(value, str):
             return _string_list_from_text(value)
         if isinstance(value, bytes):

@@ -20,16 +20,18 @@ A merged record keeps the richest content (the most messages, then the most text
 usage once (each token count is the smallest non-zero one reported: the spans read the
 same response, and the way instrumentations get a count wrong is by inflating it, e.g.
 Traceloop anthropic adding ``message_start``'s output count to the final one on a stream),
-takes every field
-the others fill and it lacks (user, session, finish reasons...), and is flagged
+takes every field the others fill and it lacks (user, session, finish reasons...), and is
+flagged
 ``merged_spans`` with ``producers`` naming the instrumentation scopes and
 ``merged_span_ids`` the spans folded in.
 
 ``CallMerger`` merges inside each batch and remembers the calls it let through (a window
 bounded in entries and in time, ``window_s`` on the injected clock); a late span of a call
 already let through (its partner was in an earlier batch and may already be written) is
-dropped, not written as a second row with a second cost, and counted in ``stats``. Pure
-memory: no query to the store.
+dropped, not written as a second row with a second cost, logged by its ids and counted in
+``stats``. Across batches the parent/child rule has no sibling count: a GenAI parent of the
+same model and operation whose one child went out earlier is taken as that call. Pure
+memory, per process: no query to the store (two gateway workers do not share it).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from genai_audit.clock import SYSTEM_CLOCK, Clock
 from genai_audit.processor.record import UNATTRIBUTED_TENANT, AuditRecord, Flag
@@ -61,9 +63,12 @@ class _Seen:
     seen_at: float
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _end(record: AuditRecord) -> datetime:
-    if record.ended_at is not None:
-        return record.ended_at
+    if record.end_ns:
+        return _EPOCH + timedelta(microseconds=record.end_ns // 1000)
     return record.event_timestamp + timedelta(milliseconds=record.latency_ms)
 
 
@@ -159,7 +164,8 @@ def merge_group(records: Sequence[AuditRecord]) -> AuditRecord:
             lead.flags.add(Flag.NO_USER)
     start = min(r.event_timestamp for r in ordered)
     end = max(_end(r) for r in ordered)
-    lead.event_timestamp, lead.ended_at = start, end
+    lead.event_timestamp = start
+    lead.end_ns = (end - _EPOCH) // timedelta(microseconds=1) * 1000
     lead.latency_ms = round((end - start) / timedelta(milliseconds=1))
     lead.producers = tuple(sorted({p for r in ordered for p in r.producers}))
     lead.merged_span_ids = tuple(sorted(

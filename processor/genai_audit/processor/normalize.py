@@ -148,7 +148,7 @@ def normalize(span: ReadableSpan) -> AuditRecord:
         content=_content(attrs, text, flags),
         producers=(scope.name[:MAX_ID_CHARS],) if scope is not None and scope.name else (),
         parent_span_id=f"{parent.span_id:016x}" if parent is not None else "",
-        ended_at=datetime.fromtimestamp(end_ns // 1000 / 1e6, tz=UTC),
+        end_ns=end_ns,
         flags=flags,
         pii_redacted_before_llm=guarded,
         has_pii_detected=bool(guard_counts),
@@ -181,10 +181,16 @@ class _TextReader:
         self.attrs, self.flags = attrs, flags
 
     def first(self, keys: tuple[str, ...]) -> str:
-        """The first non-blank text among ``keys`` (the mapping table's order)."""
+        """The first non-blank text among ``keys`` (the mapping table's order; its
+        ``attr#field`` keys, always last, only when no plain key gave one)."""
+        get = self.attrs.get
         for key in keys:
-            if (value := self.ident(key)):
+            if (raw := get(key)) is not None and (value := self._text(raw)):
                 return value
+        if keys and keys[-1] in cv.JSON_KEYS:
+            for key in keys:
+                if key in cv.JSON_KEYS and (value := self._text(cv.json_field(self.attrs, key))):
+                    return value
         return ""
 
     def first_content(self, keys: tuple[str, ...]) -> str | None:
@@ -194,7 +200,9 @@ class _TextReader:
         return None
 
     def ident(self, key: str) -> str:
-        value = cv.value_of(self.attrs, key)
+        return self._text(self.attrs.get(key))
+
+    def _text(self, value: Any) -> str:
         if value is None:
             return ""
         if type(value) is str and value.isascii() and "\x00" not in value:

@@ -76,7 +76,7 @@ class AuditRecord:
     producers: tuple[str, ...] = ()
     merged_span_ids: tuple[str, ...] = ()  # the other spans of the same call folded in here
     parent_span_id: str = ""  # in memory only: the merge stage's parent/child identity
-    ended_at: datetime | None = None  # in memory only: the span's end, to the microsecond
+    end_ns: int = 0  # in memory only: the span's end (ns since the epoch; 0: unknown)
     user_key: str = ""  # gdpr_pseudonymized_user_key (keyed HMAC)
     total_cost: Decimal = Decimal(0)
     pricing_version: str = ""
