@@ -98,7 +98,7 @@ def compose(settings: Settings, *, store: Store | None = None,
     keys = keys if keys is not None else open_keystore(settings)
     policies = StorePolicies(store, default_policy(settings), refresh_s=POLICY_REFRESH_S,
                              clock=clock.monotonic, load=load_policies)
-    pipeline = default_pipeline(settings, keys, policies)
+    pipeline = default_pipeline(settings, keys, policies, clock)
     owner = None if store is None else _owner_parts(settings, store, keys, clock)
     return Composition(settings, clock, keys, policies, pipeline, owner)
 
