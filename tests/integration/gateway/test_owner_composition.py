@@ -29,7 +29,7 @@ def _cli(*args: str) -> None:
 def test_serve_stamps_the_stores_per_tenant_retention(tmp_path, tokens_file, gateways,
                                                       make_span, workers):
     dsn = f"chdb://{tmp_path / 'store'}"
-    _cli("retention", "set", "--dsn", dsn, "--tenant", "globex", "--days", "1",
+    _cli("retention", "set", "--dsn", dsn, "--tenant", "globex", "--new-tenant", "--days", "1",
          "--reason", "test: short", "--actor", "tester")
     _cli("retention", "set", "--dsn", dsn, "--tenant", "*", "--days", "400",
          "--content-days", "30", "--reason", "test: store default", "--actor", "tester")
