@@ -42,8 +42,9 @@ def test_files_a_killed_insert_left_are_removed_when_the_store_opens(tmp_path):
     leftover = home / INSERT_TMP / "tmpab12cd.native"
     leftover.write_bytes(b"ciphertext and metadata of a batch")
     env = {**os.environ, "GENAI_AUDIT_CONFIG": ""}
-    done = subprocess.run([sys.executable, "-m", "genai_audit.cli.main", "query", "--dsn",
-                           f"chdb://{home}", "SELECT 1"], env=env, capture_output=True,
+    # init opens the store like any owner (a read command refuses a store with no schema)
+    done = subprocess.run([sys.executable, "-m", "genai_audit.cli.main", "init", "--dsn",
+                           f"chdb://{home}"], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert not leftover.exists()

@@ -340,14 +340,15 @@ class Ledger:
                               CHECKPOINT_COLUMNS)
         except StoreError as exc:
             self.stats["checkpoint_failures"] += 1
+            data_logs = len(signed) - 1  # the writer's log of logs is not one of them
             _log.warning("ledger checkpoint of %d log(s) failed (%s); retried later",
-                         len(signed), exc.code)
+                         data_logs, exc.code)
             now = self._clock()
             for log, _ in signed:  # the timer tries again one interval later, not at once
                 log.last_checkpoint = now
             if self._on_failure is not None:
                 try:
-                    self._on_failure(len(signed), exc.code)
+                    self._on_failure(data_logs, exc.code)
                 except Exception as report_exc:  # reporting must not break the ledger
                     _log.warning("ledger checkpoint failure not recorded: %s",
                                  type(report_exc).__name__)
