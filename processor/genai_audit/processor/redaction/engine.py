@@ -22,6 +22,7 @@ wants Presidio's recognizers too.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -167,11 +168,9 @@ class RedactionEngine:
     """Finds identifiers in texts. Thread-safe for concurrent ``analyze`` calls once warm."""
 
     def __init__(self, model: str = DEFAULT_MODEL, *, specs: tuple[PatternSpec, ...] = ALL_SPECS,
-                 nlp: Any = None, languages: Sequence[str] = DEFAULT_LANGUAGES) -> None:
+                 nlp: Any = None) -> None:
         self.model = model
         self.specs = specs
-        self.languages = tuple(languages)
-        self.regions = regions_for(self.languages)
         self._nlp = nlp
         self._lock = threading.Lock()
         self._pipe_lock = threading.Lock()
@@ -190,17 +189,23 @@ class RedactionEngine:
         self.nlp  # noqa: B018 - property loads
         return self
 
-    def analyze(self, text: str) -> list[Finding]:
-        return self.analyze_batch([text])[0]
+    def analyze(self, text: str, languages: Sequence[str] = DEFAULT_LANGUAGES) -> list[Finding]:
+        return self.analyze_batch([text], languages=[languages])[0]
 
-    def analyze_batch(self, texts: Sequence[str], deadline: float | None = None
-                      ) -> list[list[Finding]]:
+    def analyze_batch(self, texts: Sequence[str], deadline: float | None = None,
+                      languages: Sequence[Sequence[str]] | None = None) -> list[list[Finding]]:
         """Findings per text (overlapping, unfiltered: policy and merge come after).
+        ``languages``: one entry per text, the languages of the policy that text falls
+        under (its (tenant, tool)); ``None``: ``DEFAULT_LANGUAGES`` for every text.
         Raises ``RedactionTimeout`` once ``time.monotonic()`` passes ``deadline`` (checked
         after each text's patterns and each NER segment)."""
+        if languages is not None and len(languages) != len(texts):
+            raise ValueError(f"{len(languages)} language entries for {len(texts)} texts")
         results: list[list[Finding]] = []
-        for text in texts:
-            results.append(find_patterns(text, self.specs) + find_phones(text, self.regions))
+        for index, text in enumerate(texts):
+            regions = _regions(tuple(languages[index]) if languages is not None
+                               else DEFAULT_LANGUAGES)
+            results.append(find_patterns(text, self.specs) + find_phones(text, regions))
             _check(deadline)
         jobs: list[tuple[int, int]] = []  # (text index, segment offset)
         pieces: list[str] = []
@@ -216,6 +221,9 @@ class RedactionEngine:
                     results[index].extend(_ner_findings(doc.ents, offset, texts[index]))
                     _check(deadline)
         return results
+
+
+_regions = functools.lru_cache(maxsize=64)(regions_for)
 
 
 class RedactionTimeout(TimeoutError):
@@ -248,20 +256,18 @@ _NAME_TAIL = re.compile(
     r"(?:[ \t]+[A-ZÀ-ÖØ-Þ][\w'\u2019]+(?:-[A-ZÀ-ÖØ-Þ][\w'\u2019]+)*\.?){0,2}")
 
 
-_shared: dict[tuple[str, tuple[str, ...]], RedactionEngine] = {}
+_shared: dict[str, RedactionEngine] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_engine(model: str = DEFAULT_MODEL, languages: Sequence[str] = DEFAULT_LANGUAGES
-                  ) -> RedactionEngine:
-    """The process's engine for ``model`` and ``languages`` (created on first use; the model
-    loads on first ``analyze`` or ``warm``). The pipeline's stage and the pre-LLM guard both
-    call this with the policy's model and languages, so they share one engine."""
-    key = (model, tuple(languages))
+def shared_engine(model: str = DEFAULT_MODEL) -> RedactionEngine:
+    """The process's engine for ``model`` (created on first use; the model loads on first
+    ``analyze`` or ``warm``). The pipeline's stage and the pre-LLM guard both call this with
+    the policy's model, so they share one engine; languages come with each call."""
     with _shared_lock:
-        engine = _shared.get(key)
+        engine = _shared.get(model)
         if engine is None:
-            engine = _shared[key] = RedactionEngine(model, languages=key[1])
+            engine = _shared[model] = RedactionEngine(model)
         return engine
 
 
