@@ -15,6 +15,9 @@ a common sentence opener, not an identifier's label, not inside a pattern findin
 other identifier is a compiled regex behind a cheap prefilter. Presidio's default
 engine runs the whole pipeline and ~25 recognizers per text.
 
+After the model, ``names.widen_names`` widens each name over its titles and degrees and
+adds the names written alongside it (``Novak, Hope and Summer``).
+
 ``presidio_default_engines`` builds Presidio's stock AnalyzerEngine + AnonymizerEngine with
 the same model, offline: the benchmark's baseline, and a second opinion for a caller that
 wants Presidio's recognizers too.
@@ -29,6 +32,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from genai_audit.processor.redaction.names import widen_names
 from genai_audit.processor.redaction.phones import DEFAULT_LANGUAGES, find_phones, regions_for
 from genai_audit.processor.redaction.recognizers import (
     ALL_SPECS,
@@ -70,6 +74,7 @@ mrn ssn dob iban vin ip id dea npi url api aws pin visa mastercard amex medicare
 acct dl imei mac sn s/n tel fax zip po rn md phd usd eur gbp json http https jwt otp
 """.split())
 
+_COMMON = SENTENCE_OPENERS | IDENTIFIER_WORDS
 _POSSESSIVE = ("'s", "\u2019s")  # "Maria Novak's" is Maria Novak: one placeholder
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _WORD = re.compile(r"[^\W\d_][\w'\u2019\-]*")
@@ -220,7 +225,8 @@ class RedactionEngine:
                 for (index, offset), doc in zip(jobs, docs, strict=True):
                     results[index].extend(_ner_findings(doc.ents, offset, texts[index]))
                     _check(deadline)
-        return results
+        return [widen_names(text, found, _COMMON) for text, found in zip(texts, results,
+                                                                          strict=True)]
 
 
 _regions = functools.lru_cache(maxsize=64)(regions_for)
@@ -241,7 +247,7 @@ def _ner_findings(ents: Iterable[Any], offset: int, text: str) -> Iterable[Findi
         if entity is not None and ent.text.lower() not in IDENTIFIER_WORDS:
             end = ent.end_char - 2 if ent.text.endswith(_POSSESSIVE) else ent.end_char
             start, end = offset + ent.start_char, offset + end
-            if entity == "PERSON":  # the small model often stops at the first name
+            if entity != "ORGANIZATION":  # the small model often stops at the first name
                 tail = _NAME_TAIL.match(text, end)
                 if tail is not None and tail.group(1).lower() not in SENTENCE_OPENERS:
                     end = tail.end()
