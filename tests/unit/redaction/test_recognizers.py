@@ -170,6 +170,8 @@ def test_a_name_keeps_its_titles_and_degrees(engine: RedactionEngine, text: str,
     ("My take on de Sauvage is below.", ["de Sauvage"]),
     ("Hope lives at the corner of the square.", ["Hope"]),
     ("Summer spent a year at the mill.", ["Summer"]),
+    ("Ship it to:\nSummer Hope\n12 Baker Street\nLeeds", ["Summer Hope"]),
+    ("Summer Hope, the new accountant, said hello.", ["Summer Hope"]),
 ])
 def test_names_the_model_misses_around_a_cue_or_a_name(engine: RedactionEngine, text: str,
                                                        names: list[str]) -> None:

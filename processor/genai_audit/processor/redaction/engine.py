@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from genai_audit.processor.redaction.names import widen_names
+from genai_audit.processor.redaction.names import NAME_TAIL, appositions, widen_names
 from genai_audit.processor.redaction.phones import DEFAULT_LANGUAGES, find_phones, regions_for
 from genai_audit.processor.redaction.recognizers import (
     ALL_SPECS,
@@ -225,8 +225,8 @@ class RedactionEngine:
                 for (index, offset), doc in zip(jobs, docs, strict=True):
                     results[index].extend(_ner_findings(doc.ents, offset, texts[index]))
                     _check(deadline)
-        return [widen_names(text, found, _COMMON) for text, found in zip(texts, results,
-                                                                          strict=True)]
+        return [widen_names(text, [*found, *appositions(text, _COMMON)], _COMMON)
+                for text, found in zip(texts, results, strict=True)]
 
 
 _regions = functools.lru_cache(maxsize=64)(regions_for)
@@ -248,18 +248,10 @@ def _ner_findings(ents: Iterable[Any], offset: int, text: str) -> Iterable[Findi
             end = ent.end_char - 2 if ent.text.endswith(_POSSESSIVE) else ent.end_char
             start, end = offset + ent.start_char, offset + end
             if entity != "ORGANIZATION":  # the small model often stops at the first name
-                tail = _NAME_TAIL.match(text, end)
+                tail = NAME_TAIL.match(text, end)
                 if tail is not None and tail.group(1).lower() not in SENTENCE_OPENERS:
                     end = tail.end()
             yield Finding(entity, start, end, NER_SCORE, "ner")
-
-
-# More of a name after the model's PERSON: surnames, a particle, a hyphenated part, a
-# suffix ("Théophile| Pereira", "Horst|-Peter Becker", "Michael Matthews| DVM").
-_NAME_TAIL = re.compile(
-    r"(?:[ \t]+(?:(?:de|del|de la|da|di|du|van|von|der|le|la)[ \t]+)?|-)"
-    r"([A-ZÀ-ÖØ-Þ][\w'\u2019]+(?:-[A-ZÀ-ÖØ-Þ][\w'\u2019]+)*\.?)"
-    r"(?:[ \t]+[A-ZÀ-ÖØ-Þ][\w'\u2019]+(?:-[A-ZÀ-ÖØ-Þ][\w'\u2019]+)*\.?){0,2}")
 
 
 _shared: dict[str, RedactionEngine] = {}
