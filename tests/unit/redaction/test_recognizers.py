@@ -145,7 +145,7 @@ def test_ner_reads_a_window_around_each_candidate_name() -> None:
     text = ("please read the whole report about the budget and then forward it to Maria "
             "Novak before the meeting that starts at noon on the second floor.")
     segments = [text[a:b] for a, b in ner_segments(text)]
-    assert segments == ["forward it to Maria Novak before the meeting"]
+    assert segments == ["it to Maria Novak before the"]
 
 
 @pytest.mark.parametrize(("text", "name"), [

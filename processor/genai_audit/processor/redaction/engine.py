@@ -149,7 +149,7 @@ def _candidate_segments(text: str, skip: Sequence[Finding]) -> list[tuple[int, i
     return segments
 
 
-WINDOW_TOKENS = 3
+WINDOW_TOKENS = 2  # tuning split: 2, 3, 6 or 20 find the same names; 2 sends the model least
 _TOKEN = re.compile(r"\S+")
 
 
