@@ -168,6 +168,24 @@ def test_guard_callable(engine: RedactionEngine) -> None:
     assert seen == [[{"role": "user", "content": "Hello <PERSON_1>, welcome"}]]
 
 
+def test_guard_uses_the_calls_tenant_languages(engine: RedactionEngine) -> None:
+    """The guard searches with the phone formats of the guarded call's own policy."""
+    seen: list[str] = []
+
+    def llm(messages: list[dict[str, Any]], **kwargs: Any) -> str:
+        seen.append(messages[0]["content"])
+        return "ok"
+
+    policies = PolicySet(base={"languages": ("en",)}, tenants={"berlin": {"languages": ("de",)}})
+    guarded = guard_callable(llm, policies=policies, engine=engine)
+    for tenant in ("berlin", "boston"):
+        with audit_context(tenant_id=tenant):
+            guarded([{"role": "user", "content": "Rufen Sie mich an: 089 12345678"}])
+    berlin, boston = seen
+    assert "089 12345678" not in berlin and "<PHONE_NUMBER_1>" in berlin
+    assert "089 12345678" in boston  # en: US/GB formats only
+
+
 def routes(stub: StubLLM, *, reroute: bool) -> PolicySet:
     return PolicySet(regions={"EU": RegionRule(
         "EU", allowed_endpoints=(stub.base_url.rstrip("/"),),

@@ -119,7 +119,7 @@ class Guard:
                  tracer_provider: TracerProvider | None = None,
                  limits: LimitSettings | Limiter | None = None) -> None:
         self.policies = policies if policies is not None else load_policy()
-        self.engine = (engine or shared_engine(self.policies.model, self.policies.languages)).warm()
+        self.engine = (engine or shared_engine(self.policies.model)).warm()
         self.tracer = trace.get_tracer("genai_audit.guard", tracer_provider=tracer_provider)
         if not isinstance(limits, Limiter):
             settings = limits if limits is not None else load_limits()
@@ -140,7 +140,8 @@ class Guard:
         route = decide(self.policies, ctx.get(ATTR_REGION, ""), endpoint, policy.baa_endpoints)
         redacted = copy.deepcopy(messages)  # the caller's messages stay as they were
         slots = list(_message_slots(redacted))
-        findings = self.engine.analyze_batch([c[k] for c, k in slots]) if slots else []
+        findings = self.engine.analyze_batch(
+            [c[k] for c, k in slots], languages=[policy.languages] * len(slots)) if slots else []
         chars = sum(len(c[k]) for c, k in slots)
         call = _Call(Placeholders(), {}, route, math.ceil(chars / CHARS_PER_TOKEN))
         op_ctx = OperatorContext(call.placeholders, _no_secret)

@@ -32,6 +32,7 @@ PRESIDIO_LEAKS = {
 POLICY_KEEPS = {"DATE_TIME (year or weekday alone)"}
 STRUCTURED_MAX = 0.01
 ADDRESS_MAX = 0.10
+NAME_MAX = 0.10
 UTILITY_MIN = 0.95
 
 
@@ -73,10 +74,8 @@ def test_street_addresses_leak_at_most_ten_percent(scored: corpus.Score) -> None
     assert scored.leak("STREET_ADDRESS") <= ADDRESS_MAX, scored.leaks["STREET_ADDRESS"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 22 target not met: names leak ~15-19% with the "
-                   "small English model (Presidio default 22.7%)")
 def test_names_leak_at_most_ten_percent(scored: corpus.Score) -> None:
-    assert scored.leak("PERSON") <= ADDRESS_MAX, scored.leaks["PERSON"]
+    assert scored.leak("PERSON") <= NAME_MAX, scored.leaks["PERSON"]
 
 
 @pytest.mark.parametrize("entity", sorted(set(PRESIDIO_LEAKS) - POLICY_KEEPS))

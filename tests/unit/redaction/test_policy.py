@@ -104,17 +104,29 @@ def test_missing_named_file(tmp_path: Path) -> None:
         load_policy(env={"GENAI_AUDIT_REDACTION_POLICY": str(tmp_path / "nope.toml")})
 
 
-def test_languages_pick_phone_regions_and_bad_ones_are_named(tmp_path: Path) -> None:
-    from genai_audit.processor.redaction.engine import shared_engine
-
-    policies = load_policy(write(tmp_path, '[redaction]\nlanguages = ["de", "FR"]'), env={})
-    assert policies.languages == ("de", "fr")
-    engine = shared_engine(policies.model, policies.languages)
-    assert engine.regions == ("DE", "AT", "FR", "BE")
-    assert shared_engine(policies.model, policies.languages) is engine  # stage and guard share
+def test_languages_are_a_layer_and_bad_ones_are_named(tmp_path: Path) -> None:
+    policies = load_policy(write(tmp_path, """
+[redaction]
+languages = ["de", "FR"]
+[redaction.tools.intake]
+languages = "es"
+[redaction.tenants.acme]
+languages = ["en"]
+[redaction.tenants.acme.tools.intake]
+languages = ["en", "de"]
+"""), env={})
+    assert policies.for_call("other", "chat").languages == ("de", "fr")
+    assert policies.for_call("other", "intake").languages == ("es",)  # tool < tenant
+    assert policies.for_call("acme", "chat").languages == ("en",)
+    assert policies.for_call("acme", "intake").languages == ("en", "de")
+    assert load_policy(write(tmp_path, ""), env={}).for_call("a", "b").languages == (
+        "en", "de", "fr", "es")
     assert load_policy(write(tmp_path, ""), env={
-        "GENAI_AUDIT_REDACTION_LANGUAGES": "es"}).languages == ("es",)
+        "GENAI_AUDIT_REDACTION_LANGUAGES": "es"}).for_call("a", "b").languages == ("es",)
     with pytest.raises(PolicyError, match=r"redaction\.languages.*unknown language 'xx'"):
         load_policy(write(tmp_path, '[redaction]\nlanguages = ["en", "xx"]'), env={})
+    with pytest.raises(PolicyError,
+                       match=r"redaction\.tenants\.acme\.languages.*unknown language 'xx'"):
+        load_policy(write(tmp_path, '[redaction.tenants.acme]\nlanguages = ["xx"]'), env={})
     with pytest.raises(PolicyError, match="GENAI_AUDIT_REDACTION_LANGUAGES"):
         load_policy(write(tmp_path, ""), env={"GENAI_AUDIT_REDACTION_LANGUAGES": " "})

@@ -152,13 +152,32 @@ def test_engine_deadline_is_checked(engine: RedactionEngine) -> None:
         engine.analyze_batch(["Maria Novak called."], deadline=time.monotonic() - 1)
 
 
-@pytest.mark.parametrize("languages", [("en", "de", "fr", "es"), ("es",)])
-def test_the_guard_and_the_stage_use_one_engine(keystore: LocalKeyStore,
-                                                languages: tuple[str, ...]) -> None:
+def test_the_guard_and_the_stage_use_one_engine(keystore: LocalKeyStore) -> None:
     """Same policy, same engine object: the pre-LLM guard reaches the pipeline's figures."""
     from genai_audit.instrumentation.guard import Guard
 
-    policies = PolicySet(languages=languages)
+    policies = PolicySet(base={"languages": ("es",)})
     stage = RedactionStage(keystore, policies)
     assert Guard(policies).engine is stage.engine
-    assert stage.engine.languages == languages
+
+
+GERMAN_PHONE = "089 12345678"  # a Munich number in national form: valid in DE, not in US/GB
+
+
+def test_each_records_policy_picks_its_phone_languages(make_span: Callable[..., ReadableSpan],
+                                                       keystore: LocalKeyStore,
+                                                       engine: RedactionEngine) -> None:
+    """One batch, two tenants: the tenant whose policy says German gets German national
+    numbers redacted; the other (English only) does not, in the same engine call."""
+    text = [{"role": "user", "parts": [{"type": "text",
+                                        "content": f"Rufen Sie mich an: {GERMAN_PHONE}"}]}]
+    records = [normalize(make_span(gen_ai__input__messages=json.dumps(text),
+                                   tenant__id=tenant)) for tenant in ("berlin", "boston")]
+    policies = PolicySet(base={"languages": ("en",)},
+                         tenants={"berlin": {"languages": ("de",)}})
+    run(records, RedactionStage(keystore, policies, engine))
+    berlin, boston = records
+    assert GERMAN_PHONE not in berlin.prompt_text
+    assert berlin.pii_entity_counts["PHONE_NUMBER"] == 1
+    assert GERMAN_PHONE in boston.prompt_text  # en: US/GB formats only
+    assert "PHONE_NUMBER" not in boston.pii_entity_counts

@@ -15,6 +15,9 @@ a common sentence opener, not an identifier's label, not inside a pattern findin
 other identifier is a compiled regex behind a cheap prefilter. Presidio's default
 engine runs the whole pipeline and ~25 recognizers per text.
 
+After the model, ``names.widen_names`` widens each name over its titles and degrees and
+adds the names written alongside it (``Novak, Hope and Summer``).
+
 ``presidio_default_engines`` builds Presidio's stock AnalyzerEngine + AnonymizerEngine with
 the same model, offline: the benchmark's baseline, and a second opinion for a caller that
 wants Presidio's recognizers too.
@@ -22,12 +25,14 @@ wants Presidio's recognizers too.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from genai_audit.processor.redaction.names import NAME_TAIL, appositions, widen_names
 from genai_audit.processor.redaction.phones import DEFAULT_LANGUAGES, find_phones, regions_for
 from genai_audit.processor.redaction.recognizers import (
     ALL_SPECS,
@@ -69,6 +74,7 @@ mrn ssn dob iban vin ip id dea npi url api aws pin visa mastercard amex medicare
 acct dl imei mac sn s/n tel fax zip po rn md phd usd eur gbp json http https jwt otp
 """.split())
 
+_COMMON = SENTENCE_OPENERS | IDENTIFIER_WORDS
 _POSSESSIVE = ("'s", "\u2019s")  # "Maria Novak's" is Maria Novak: one placeholder
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _WORD = re.compile(r"[^\W\d_][\w'\u2019\-]*")
@@ -143,7 +149,7 @@ def _candidate_segments(text: str, skip: Sequence[Finding]) -> list[tuple[int, i
     return segments
 
 
-WINDOW_TOKENS = 3
+WINDOW_TOKENS = 2  # tuning split: 2, 3, 6 or 20 find the same names; 2 sends the model least
 _TOKEN = re.compile(r"\S+")
 
 
@@ -167,11 +173,9 @@ class RedactionEngine:
     """Finds identifiers in texts. Thread-safe for concurrent ``analyze`` calls once warm."""
 
     def __init__(self, model: str = DEFAULT_MODEL, *, specs: tuple[PatternSpec, ...] = ALL_SPECS,
-                 nlp: Any = None, languages: Sequence[str] = DEFAULT_LANGUAGES) -> None:
+                 nlp: Any = None) -> None:
         self.model = model
         self.specs = specs
-        self.languages = tuple(languages)
-        self.regions = regions_for(self.languages)
         self._nlp = nlp
         self._lock = threading.Lock()
         self._pipe_lock = threading.Lock()
@@ -190,17 +194,23 @@ class RedactionEngine:
         self.nlp  # noqa: B018 - property loads
         return self
 
-    def analyze(self, text: str) -> list[Finding]:
-        return self.analyze_batch([text])[0]
+    def analyze(self, text: str, languages: Sequence[str] = DEFAULT_LANGUAGES) -> list[Finding]:
+        return self.analyze_batch([text], languages=[languages])[0]
 
-    def analyze_batch(self, texts: Sequence[str], deadline: float | None = None
-                      ) -> list[list[Finding]]:
+    def analyze_batch(self, texts: Sequence[str], deadline: float | None = None,
+                      languages: Sequence[Sequence[str]] | None = None) -> list[list[Finding]]:
         """Findings per text (overlapping, unfiltered: policy and merge come after).
+        ``languages``: one entry per text, the languages of the policy that text falls
+        under (its (tenant, tool)); ``None``: ``DEFAULT_LANGUAGES`` for every text.
         Raises ``RedactionTimeout`` once ``time.monotonic()`` passes ``deadline`` (checked
         after each text's patterns and each NER segment)."""
+        if languages is not None and len(languages) != len(texts):
+            raise ValueError(f"{len(languages)} language entries for {len(texts)} texts")
         results: list[list[Finding]] = []
-        for text in texts:
-            results.append(find_patterns(text, self.specs) + find_phones(text, self.regions))
+        for index, text in enumerate(texts):
+            regions = _regions(tuple(languages[index]) if languages is not None
+                               else DEFAULT_LANGUAGES)
+            results.append(find_patterns(text, self.specs) + find_phones(text, regions))
             _check(deadline)
         jobs: list[tuple[int, int]] = []  # (text index, segment offset)
         pieces: list[str] = []
@@ -215,7 +225,11 @@ class RedactionEngine:
                 for (index, offset), doc in zip(jobs, docs, strict=True):
                     results[index].extend(_ner_findings(doc.ents, offset, texts[index]))
                     _check(deadline)
-        return results
+        return [widen_names(text, [*found, *appositions(text, _COMMON)], _COMMON)
+                for text, found in zip(texts, results, strict=True)]
+
+
+_regions = functools.lru_cache(maxsize=64)(regions_for)
 
 
 class RedactionTimeout(TimeoutError):
@@ -233,35 +247,25 @@ def _ner_findings(ents: Iterable[Any], offset: int, text: str) -> Iterable[Findi
         if entity is not None and ent.text.lower() not in IDENTIFIER_WORDS:
             end = ent.end_char - 2 if ent.text.endswith(_POSSESSIVE) else ent.end_char
             start, end = offset + ent.start_char, offset + end
-            if entity == "PERSON":  # the small model often stops at the first name
-                tail = _NAME_TAIL.match(text, end)
+            if entity != "ORGANIZATION":  # the small model often stops at the first name
+                tail = NAME_TAIL.match(text, end)
                 if tail is not None and tail.group(1).lower() not in SENTENCE_OPENERS:
                     end = tail.end()
             yield Finding(entity, start, end, NER_SCORE, "ner")
 
 
-# More of a name after the model's PERSON: surnames, a particle, a hyphenated part, a
-# suffix ("Théophile| Pereira", "Horst|-Peter Becker", "Michael Matthews| DVM").
-_NAME_TAIL = re.compile(
-    r"(?:[ \t]+(?:(?:de|del|de la|da|di|du|van|von|der|le|la)[ \t]+)?|-)"
-    r"([A-ZÀ-ÖØ-Þ][\w'\u2019]+(?:-[A-ZÀ-ÖØ-Þ][\w'\u2019]+)*\.?)"
-    r"(?:[ \t]+[A-ZÀ-ÖØ-Þ][\w'\u2019]+(?:-[A-ZÀ-ÖØ-Þ][\w'\u2019]+)*\.?){0,2}")
-
-
-_shared: dict[tuple[str, tuple[str, ...]], RedactionEngine] = {}
+_shared: dict[str, RedactionEngine] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_engine(model: str = DEFAULT_MODEL, languages: Sequence[str] = DEFAULT_LANGUAGES
-                  ) -> RedactionEngine:
-    """The process's engine for ``model`` and ``languages`` (created on first use; the model
-    loads on first ``analyze`` or ``warm``). The pipeline's stage and the pre-LLM guard both
-    call this with the policy's model and languages, so they share one engine."""
-    key = (model, tuple(languages))
+def shared_engine(model: str = DEFAULT_MODEL) -> RedactionEngine:
+    """The process's engine for ``model`` (created on first use; the model loads on first
+    ``analyze`` or ``warm``). The pipeline's stage and the pre-LLM guard both call this with
+    the policy's model, so they share one engine; languages come with each call."""
     with _shared_lock:
-        engine = _shared.get(key)
+        engine = _shared.get(model)
         if engine is None:
-            engine = _shared[key] = RedactionEngine(model, languages=key[1])
+            engine = _shared[model] = RedactionEngine(model)
         return engine
 
 

@@ -10,7 +10,7 @@ Where it is read from (the first that exists):
 
 Then ``GENAI_AUDIT_REDACTION_<KEY>`` environment values override the base layer
 (``OPERATOR``, ``THRESHOLD``, ``ENTITIES``, ``ALLOW``, ``ENABLED``, ``CAPTURE_CONTENT``,
-``TIMEOUT_MS``, ``MODEL``, ``LANGUAGES``)::
+``TIMEOUT_MS``, ``LANGUAGES``, ``MODEL``)::
 
     [redaction]
     operator = "replace"          # replace | mask | hmac | drop
@@ -27,6 +27,7 @@ Then ``GENAI_AUDIT_REDACTION_<KEY>`` environment values override the base layer
     operator = "hmac"
     [redaction.tenants.acme]                   # this tenant, any tool
     allow = ["Acme"]
+    languages = ["de"]                         # this tenant's texts: German phone formats
     [redaction.tenants.acme.tools.hr_helpdesk] # this tenant and tool
     capture_content = false                    # metadata only
     [redaction.tenants.acme]
@@ -61,9 +62,9 @@ DEFAULT_TIMEOUT_MS = 10_000
 
 _LAYER_KEYS = frozenset({"enabled", "operator", "operators", "threshold", "thresholds",
                          "entities", "allow", "capture_content", "timeout_ms",
-                         "baa_endpoints"})
+                         "baa_endpoints", "languages"})
 _UNION_KEYS = ("allow", "baa_endpoints")  # lists that add up across layers
-_TOP_KEYS = _LAYER_KEYS | {"model", "languages", "tools", "tenants", "regions"}
+_TOP_KEYS = _LAYER_KEYS | {"model", "tools", "tenants", "regions"}
 _REGION_KEYS = frozenset({"allowed_endpoints", "reroute_to", "model", "api_key_env"})
 
 
@@ -86,6 +87,8 @@ class RedactionPolicy:
     timeout_ms: int = DEFAULT_TIMEOUT_MS
     #: endpoints (normalized base URLs) covered by a business associate agreement for PHI
     baa_endpoints: frozenset[str] = frozenset()
+    #: languages whose national phone formats are recognized in this (tenant, tool)'s texts
+    languages: tuple[str, ...] = DEFAULT_LANGUAGES
 
     def wants(self, entity: str, score: float) -> bool:
         if self.entities is not None and entity not in self.entities:
@@ -120,7 +123,6 @@ class PolicySet:
     tenant_tools: Mapping[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
     regions: Mapping[str, RegionRule] = field(default_factory=dict)
     model: str = DEFAULT_MODEL
-    languages: tuple[str, ...] = DEFAULT_LANGUAGES
     source: str = "defaults"
     _cache: dict[tuple[str, str], RedactionPolicy] = field(default_factory=dict, compare=False,
                                                            repr=False)
@@ -164,7 +166,6 @@ def load_policy(path: str | Path | None = None, env: Mapping[str, str] | None = 
     base = _layer(table, "redaction", source)
     base.update(_env_layer(env))
     model = str(env.get(ENV_PREFIX + "MODEL") or table.get("model") or DEFAULT_MODEL).strip()
-    languages = _languages(env, table, source)
     tools = {name: _layer(_table(t, f"redaction.tools.{name}", source),
                           f"redaction.tools.{name}", source)
              for name, t in _table(table.get("tools", {}), "redaction.tools", source).items()}
@@ -181,22 +182,7 @@ def load_policy(path: str | Path | None = None, env: Mapping[str, str] | None = 
     regions = {name: _region(name, raw, source) for name, raw in
                _table(table.get("regions", {}), "redaction.regions", source).items()}
     return PolicySet(base=base, tools=tools, tenants=tenants, tenant_tools=tenant_tools,
-                     regions=regions, model=model, languages=languages, source=source)
-
-
-def _languages(env: Mapping[str, str], table: Mapping[str, Any], source: str
-               ) -> tuple[str, ...]:
-    name = ENV_PREFIX + "LANGUAGES"
-    raw, where = (env[name], f"{name} (from env)") if name in env else (
-        table.get("languages", list(DEFAULT_LANGUAGES)), f"redaction.languages (from {source})")
-    try:
-        languages = tuple(dict.fromkeys(item.lower() for item in _str_items(raw)))
-        if not languages:
-            raise ValueError("expected at least one language")
-        regions_for(languages)
-    except ValueError as exc:
-        raise PolicyError(f"{where}: {exc}") from None
-    return languages
+                     regions=regions, model=model, source=source)
 
 
 def _read_table(path: str | Path | None, env: Mapping[str, str],
@@ -234,7 +220,7 @@ def _table(value: Any, where: str, source: str) -> Mapping[str, Any]:
 def _layer(raw: Mapping[str, Any], where: str, source: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in ("tools", "tenants", "regions", "model", "languages") and where == "redaction":
+        if key in ("tools", "tenants", "regions", "model") and where == "redaction":
             continue
         if key not in _LAYER_KEYS:
             raise PolicyError(f"{where}.{key}: unknown key; expected one of "
@@ -357,6 +343,14 @@ def _timeout(value: Any) -> int:
     return number
 
 
+def _languages(value: Any) -> tuple[str, ...]:
+    languages = tuple(dict.fromkeys(item.lower() for item in _str_items(value)))
+    if not languages:
+        raise ValueError("expected at least one language")
+    regions_for(languages)  # unknown languages raise, named
+    return languages
+
+
 _PARSE: dict[str, Any] = {
     "enabled": parse_bool,
     "capture_content": parse_bool,
@@ -368,4 +362,5 @@ _PARSE: dict[str, Any] = {
     "allow": lambda v: frozenset(" ".join(s.split()).casefold() for s in _str_items(v)),
     "timeout_ms": _timeout,
     "baa_endpoints": _endpoints,
+    "languages": _languages,
 }

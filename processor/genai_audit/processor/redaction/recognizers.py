@@ -281,12 +281,49 @@ _PARTICLE = r"(?:de|del|de la|da|di|du|van|von|der|le|la)"
 NAME_CUE = PatternSpec("name_cue", "PERSON", _c(
     r"(?i:\b(?:my name is|name is|name's|last name\??|first name\??|surname\??|call me|"
     r"calls me|called me|named (?:him|her)|i'm|i am|this is|under|my kid|my son|my daughter|"
-    r"change it to|correct it to|name:|names? on the account is))[ \t]+"
+    r"change it to|correct it to|name:|names? on the account is|said|says|asked|told|"
+    r"starring|featuring|features|(?:was|is|were) called|named|commenter|"
+    r"(?:directed|written|sung|produced|performed|composed|signed|reported|arranged) by:?))"
+    r"[ \t]+"
     rf"((?:{_PARTICLE}[ \t]+)*{_NAME_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+)?{_NAME_WORD}){{0,3}})"),
     0.6, needs=("name", "call", "i'm", "i am", "this is", "under", "kid", "son", "daughter",
-                "change it", "correct it"), group=1)
+                "change it", "correct it", "said", "says", "asked", "told", "starring",
+                "featur", "commenter", " by"), group=1)
 
-ALL_SPECS: tuple[PatternSpec, ...] = (*SPECS, TITLED_NAME, NAME_CUE)
+# A speaker's name opening a line or sentence before a colon (``Pauline: What a wife.``),
+# when it is not a form's label (``Name:``, ``Address:``, ``Subject:``).
+FORM_LABELS = frozenset("""
+name names address addresses phone telephone tel mobile fax email e-mail mail date time
+subject re note notes to from cc bcc billing shipping title company tel website web url dob
+age gender sex city country state zip postal code id account question answer q a user
+assistant system summary description comment comments status total price error warning info
+example step tip result output input response reason ref reference order invoice patient
+diagnosis message details contact location position role department type category source
+warning update important attention action location occupation job birthday signature sent
+""".split())
+SPEAKER = PatternSpec("speaker", "PERSON", _c(
+    rf"(?m)(?:^|(?<=[.!?\"]) )[ \t]*({_NAME_WORD}(?:[ \t]+{_NAME_WORD})?)[ \t]*:(?=[ \t]*[\"\w])"),
+    0.6, needs=":", group=1,
+    validate=lambda value: value.split()[0].lower() not in FORM_LABELS)
+
+# A surname after its particle (``de Sauvage``, ``del Peláez``, ``van der Berg``); a name
+# addressed at the end of a sentence (``Remember me, Xavier?``); a name before a verb that
+# only a person does (``Hortense is from``, ``Alfred had given``, ``Eugène Guérin lives at``).
+PARTICLE_NAME = PatternSpec("particle_name", "PERSON", _c(
+    rf"(?<![\w'\u2019])((?:van der|van den|de la|del|van|von|du|de|da|di|zu)[ \t]+{_NAME_WORD})"),
+    0.6, needs=("de ", "del ", "van ", "von ", "du ", "da ", "di ", "zu "), group=1)
+VOCATIVE = PatternSpec("vocative", "PERSON", _c(
+    rf",[ \t]+({_NAME_WORD}(?:[ \t]+{_NAME_WORD})?)(?=[?!])"), 0.6, needs=("?", "!"), group=1,
+    validate=lambda value: value.split()[0].lower() not in FORM_LABELS)
+PERSON_VERB = PatternSpec("person_verb", "PERSON", _c(
+    rf"(?:^|(?<=[.!?\"] )|(?<=\n))"
+    rf"({_NAME_WORD}(?:[ \t]+(?:{_PARTICLE}[ \t]+)?{_NAME_WORD}){{0,3}})"
+    r"(?=[ \t]+(?:lives|lived|is from|was from|was born|works|worked|wrote|spent|"
+    r"had given|has given)\b)", re.MULTILINE), 0.6, needs="",  group=1,
+    validate=lambda value: value.split()[0].lower() not in FORM_LABELS)
+
+ALL_SPECS: tuple[PatternSpec, ...] = (*SPECS, TITLED_NAME, NAME_CUE, SPEAKER, PARTICLE_NAME,
+                                      VOCATIVE, PERSON_VERB)
 
 ENTITY_TYPES: frozenset[str] = frozenset(
     {spec.entity for spec in ALL_SPECS} | {"PERSON", "LOCATION", "ORGANIZATION", "NRP",

@@ -21,7 +21,7 @@ from genai_audit.processor.redaction.recognizers import Finding
 
 
 class Analyzer(Protocol):
-    def analyze(self, text: str) -> list[Finding]: ...
+    def analyze(self, text: str, languages: Sequence[str] = ...) -> list[Finding]: ...
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ def redact(text: str, *, engine: Analyzer, policy: RedactionPolicy,
         return Redaction(text, ())
     shared = placeholders if placeholders is not None else Placeholders()
     shared.reserve(text)  # number after placeholders already in the text
-    return apply_findings(text, engine.analyze(text), policy, OperatorContext(shared, secret))
+    return apply_findings(text, engine.analyze(text, policy.languages), policy,
+                          OperatorContext(shared, secret))
 
 
 def apply_findings(text: str, findings: Sequence[Finding], policy: RedactionPolicy,

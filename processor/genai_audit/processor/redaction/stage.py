@@ -80,7 +80,7 @@ class RedactionStage:
     @property
     def engine(self) -> RedactionEngine:
         if self._engine is None:  # first batch, on the worker thread
-            self._engine = shared_engine(self.policies.model, self.policies.languages)
+            self._engine = shared_engine(self.policies.model)
         return self._engine
 
     def process(self, records: Sequence[AuditRecord]) -> None:
@@ -101,8 +101,10 @@ class RedactionStage:
         texts = [container[key] for _, slots in work for container, key in slots]
         if not texts:
             return
+        languages = [self.policies.for_call(record.tenant_id, record.tool_name).languages
+                     for record, slots in work for _ in slots]
         try:
-            findings = self._analyze(texts, timeout_ms)
+            findings = self._analyze(texts, languages, timeout_ms)
         except RedactionTimeout:
             _log.error("redaction of %d record(s) timed out after %d ms; content withheld",
                        len(work), timeout_ms)
@@ -133,11 +135,13 @@ class RedactionStage:
     def _secret(self, tenant: str) -> Callable[[], bytes]:
         return lambda: self.keys.tenant_secret(tenant, PURPOSE)
 
-    def _analyze(self, texts: list[str], timeout_ms: int) -> list[list[Finding]]:
+    def _analyze(self, texts: list[str], languages: list[tuple[str, ...]], timeout_ms: int
+                 ) -> list[list[Finding]]:
         engine = self.engine.warm()  # model load is not part of the time-out
         if self._runner is None:
             self._runner = _Runner()
-        return self._runner.run(engine, texts, timeout_ms / 1000)
+        deadline = time.monotonic() + timeout_ms / 1000
+        return self._runner.run(_Job(engine, texts, languages, deadline))
 
     def warm(self) -> None:
         """Load the model now (idempotent)."""
@@ -152,11 +156,9 @@ class _Runner:
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         threading.Thread(target=self._serve, name="genai-audit-redaction", daemon=True).start()
 
-    def run(self, engine: RedactionEngine, texts: list[str], timeout_s: float
-            ) -> list[list[Finding]]:
-        job = _Job(engine, texts, time.monotonic() + timeout_s)
+    def run(self, job: _Job) -> list[list[Finding]]:
         self._jobs.put(job)
-        if not job.done.wait(timeout_s + _GRACE_S):
+        if not job.done.wait(job.deadline - time.monotonic() + _GRACE_S):
             raise RedactionTimeout
         if job.error is not None:
             raise job.error
@@ -167,7 +169,8 @@ class _Runner:
         while True:
             job = self._jobs.get()
             try:
-                job.result = job.engine.analyze_batch(job.texts, deadline=job.deadline)
+                job.result = job.engine.analyze_batch(job.texts, deadline=job.deadline,
+                                                      languages=job.languages)
             except BaseException as exc:  # handed to the waiting caller
                 job.error = exc
             finally:
@@ -178,8 +181,10 @@ _GRACE_S = 1.0  # past the cooperative deadline, how long to wait for the engine
 
 
 class _Job:
-    def __init__(self, engine: RedactionEngine, texts: list[str], deadline: float) -> None:
-        self.engine, self.texts, self.deadline = engine, texts, deadline
+    def __init__(self, engine: RedactionEngine, texts: list[str],
+                 languages: list[tuple[str, ...]], deadline: float) -> None:
+        self.engine, self.texts, self.languages = engine, texts, languages
+        self.deadline = deadline
         self.done = threading.Event()
         self.result: list[list[Finding]] | None = None
         self.error: BaseException | None = None
