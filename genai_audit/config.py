@@ -302,17 +302,27 @@ _HINTS = {
 }
 
 
-def _read_file(path: Path, required: bool) -> dict[str, Any]:
+def read_toml(path: Path, required: bool, what: str = "config file",
+              error: type[SettingsError] = SettingsError) -> dict[str, Any] | None:
+    """A TOML file parsed, or None when it does not exist and need not. The one reader of
+    the settings file (this module, the redaction policy's and the limits' tables): every
+    error names the file and is an ``error`` (a ``SettingsError``)."""
     if not path.exists():
         if required:
-            raise SettingsError(f"config file {path} does not exist")
-        return {}
+            raise error(f"{what} {path} does not exist")
+        return None
     try:
-        data = tomllib.loads(path.read_text("utf-8"))
+        return tomllib.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"config file {path}: cannot read: {exc}") from exc
+        raise error(f"{what} {path}: cannot read: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"config file {path}: invalid TOML: {exc}") from exc
+        raise error(f"{what} {path}: invalid TOML: {exc}") from exc
+
+
+def _read_file(path: Path, required: bool) -> dict[str, Any]:
+    data = read_toml(path, required)
+    if data is None:
+        return {}
     table = data.get("genai_audit", data)
     if not isinstance(table, dict):
         raise SettingsError(f"config file {path}: [genai_audit] must be a table")

@@ -34,14 +34,13 @@ kept in Redis or in memory.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from genai_audit.config import SettingsError, config_path, parse_bool
+from genai_audit.config import SettingsError, config_path, parse_bool, read_toml
 
 ENV_PREFIX = "GENAI_AUDIT_LIMITS_"
 ENV_USER_KEY = "GENAI_AUDIT_LIMITS_USER_KEY"
@@ -231,17 +230,10 @@ def load_limits(path: str | Path | None = None, env: Mapping[str, str] | None = 
 
 def _read_table(path: str | Path | None, env: Mapping[str, str]) -> tuple[dict[str, Any], str]:
     file, required = config_path(env, path)
-    if not file.exists():
-        if required:
-            raise SettingsError(f"config file {file} does not exist")
+    data = read_toml(file, required)
+    if data is None:
         return {}, "defaults"
     source = f"file {file}"
-    try:
-        data = tomllib.loads(file.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"config file {file}: cannot read: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"config file {file}: invalid TOML: {exc}") from exc
     root = data.get("genai_audit", data)
     return dict(_table(root.get("limits", {}), "limits", source)), source
 

@@ -43,13 +43,12 @@ up, every other key overrides. Every value is validated with an error naming its
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genai_audit.config import SettingsError, config_path, parse_bool
+from genai_audit.config import SettingsError, config_path, parse_bool, read_toml
 from genai_audit.processor.redaction.engine import DEFAULT_MODEL
 from genai_audit.processor.redaction.operators import OPERATORS
 from genai_audit.processor.redaction.phones import DEFAULT_LANGUAGES, regions_for
@@ -192,17 +191,10 @@ def _read_table(path: str | Path | None, env: Mapping[str, str],
         file, required = Path(explicit), True
     else:
         file, required = config_path(env, config_file)
-    if not file.exists():
-        if required:
-            raise PolicyError(f"redaction policy file {file} does not exist")
+    data = read_toml(file, required, "redaction policy file", PolicyError)
+    if data is None:
         return {}, "defaults"
     source = f"file {file}"
-    try:
-        data = tomllib.loads(file.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"redaction policy {file}: cannot read: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"redaction policy {file}: invalid TOML: {exc}") from exc
     root = data.get("genai_audit", data)
     if "redaction" in root:
         return dict(_table(root["redaction"], "redaction", source)), source
