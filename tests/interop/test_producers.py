@@ -62,6 +62,15 @@ CASES = [
     # openai-v2 sets no attribute that says a call streamed
     Case("openai-v2", ("openai-v2",), "openai", ("opentelemetry.util.genai.handler",),
          extra=True, stream_marked=False),
+    # openai-v2's content as a log event (latest experimental conventions, EVENT_ONLY: one
+    # gen_ai.client.inference.operation.details event per call, no content on the span),
+    # joined to its span by the distro's log processor. The pinned 2.4b0 has no legacy
+    # event mode any more (util-genai: "only support the experimental mode"); the legacy
+    # events' shapes are covered by tests/integration/gateway/test_events.py and
+    # tests/unit/test_events.py.
+    Case("openai-v2-events-only", ("openai-v2",), "openai",
+         ("opentelemetry.util.genai.handler",), extra=True, stream_marked=False,
+         env={"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "EVENT_ONLY"}),
     Case("openinference-openai", ("openinference-openai",), "openai",
          ("openinference.instrumentation.openai",), extra=True),
     Case("openai-v2+traceloop-openai", ("openai-v2", "traceloop-openai"), "openai",

@@ -26,6 +26,7 @@ after the record's redaction and encryption stages.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -240,3 +241,16 @@ def _merged_span_ids(record: AuditRecord) -> list[str]:
     """The span ids of ``trace:span`` entries of the record's own trace."""
     prefix = f"{record.trace_id}:"
     return [m[len(prefix):] for m in record.merged_span_ids if m.startswith(prefix)]
+
+
+def report_dropped(log: logging.Logger, joiner: EventJoiner) -> int:
+    """Expire the joiner's events past the bound and log each drop (ids and counts only,
+    never content): the control note of events whose span never came. Returns the number
+    of events dropped."""
+    dropped = 0
+    for note in joiner.expire():
+        dropped += note.events
+        log.warning("%d GenAI event(s) of span %s/%s dropped unjoined (%s): their span did "
+                    "not arrive within %ss; their content was not stored", note.events,
+                    note.trace_id, note.span_id, note.reason, joiner.hold_s)
+    return dropped

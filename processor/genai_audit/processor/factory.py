@@ -6,6 +6,7 @@ from genai_audit.config import Settings
 from genai_audit.keystore import KeyStore
 from genai_audit.processor.commitments import CommitmentStage
 from genai_audit.processor.encryption import EncryptionStage
+from genai_audit.processor.events import EventJoiner
 from genai_audit.processor.merge import CallMerger
 from genai_audit.processor.pipeline import RecordPipeline, Stage
 from genai_audit.processor.pricing import PricingStage, load_price_table
@@ -40,4 +41,4 @@ def default_pipeline(settings: Settings, keys: KeyStore,
         PricingStage(load_price_table(settings.pricing_file)),
         RetentionStage(policies or StaticPolicies(default_policy(settings))),
     ]
-    return RecordPipeline(stages, merger=CallMerger())
+    return RecordPipeline(stages, merger=CallMerger(), joiner=EventJoiner())

@@ -35,7 +35,7 @@ from genai_audit.exporter.gateway.decode_logs import count_metrics, decode_logs
 from genai_audit.exporter.gateway.metrics import Metrics
 from genai_audit.exporter.gateway.sink import Sink, Unavailable
 from genai_audit.instrumentation.keys import ATTR_PROCESSED, ATTR_TENANT
-from genai_audit.processor.events import EventJoiner
+from genai_audit.processor.events import EventJoiner, report_dropped
 from genai_audit.processor.normalize import is_genai_span, normalize
 from genai_audit.processor.pipeline import RecordPipeline
 from genai_audit.processor.record import AuditRecord, Flag
@@ -70,7 +70,7 @@ class GatewayCore:
                  metrics: Metrics, tenant_mismatch: str, max_attribute_chars: int,
                  joiner: EventJoiner | None = None) -> None:
         self.auth = auth
-        self.joiner = joiner or EventJoiner()
+        self.joiner = joiner or pipeline.joiner or EventJoiner()
         self.pipeline = pipeline
         self.processed_pipeline = RecordPipeline(
             s for s in pipeline.stages if s.name not in SKIPPABLE_WHEN_PROCESSED)
@@ -186,12 +186,9 @@ class GatewayCore:
         return {id(r) for r in joined}
 
     def _expire(self) -> None:
-        for note in self.joiner.expire():  # ids and counts only, never content
-            self.metrics.inc("dropped_events", note.events)
-            _log.warning("%d GenAI event(s) of span %s/%s dropped unjoined (%s): their span "
-                         "did not arrive within %ss; their content was not stored",
-                         note.events, note.trace_id, note.span_id, note.reason,
-                         self.joiner.hold_s)
+        dropped = report_dropped(_log, self.joiner)
+        if dropped:
+            self.metrics.inc("dropped_events", dropped)
 
     def _record(self, principal: Principal, item: DecodedSpan, rejected: Counter[str]
                 ) -> AuditRecord | None:
