@@ -47,6 +47,8 @@ EVENT_NAMES: Mapping[str, str] = {
     "gen_ai.choice": "output",
     "gen_ai.client.inference.operation.details": "details",
 }
+#: the event that ends a call's events (what a span that came first waits for)
+_CLOSING = frozenset({"gen_ai.choice", "gen_ai.client.inference.operation.details"})
 EVENT_NAME_ATTR = "event.name"  # older SDKs: the event's name as an attribute
 _DETAILS_KEYS = (("input", "gen_ai.input.messages"), ("output", "gen_ai.output.messages"),
                  ("system", "gen_ai.system_instructions"))
@@ -172,7 +174,9 @@ class EventJoiner:
         self._held: OrderedDict[_Key, tuple[float, list[GenAIEvent]]] = OrderedDict()
         self._count = 0
         self._dropped: list[Dropped] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition(threading.Lock())  # notified when events arrive
+        self._active: dict[str, float] = {}  # scope -> when it last sent events
+        self.waiting = 0  # callers in ``wait_for_events`` now
         self.stats = {"received": 0, "joined": 0, "dropped": 0}
 
     def add(self, scope: str, events: Iterable[GenAIEvent]) -> None:
@@ -189,6 +193,8 @@ class EventJoiner:
                 self.stats["received"] += 1
             while self._count > self.max_events and self._held:
                 self._drop_oldest("capacity")
+            self._active[scope] = now
+            self._lock.notify_all()
 
     def attach(self, scope: str, records: Sequence[AuditRecord]) -> list[AuditRecord]:
         """Give each record the content of its span's held events (and of the spans merged
@@ -213,6 +219,39 @@ class EventJoiner:
             if content.size() > record.content.size():
                 record.content = content
         return joined
+
+    def sends_events(self, scope: str) -> bool:
+        """True when ``scope`` sent GenAI events within the last ``hold_s`` (its content-less
+        spans may have events still on their way)."""
+        since = self._active.get(scope)
+        return since is not None and self._clock.monotonic() - since <= self.hold_s
+
+    def wait_for_events(self, scope: str, records: Sequence[AuditRecord], wait_s: float,
+                        poll_s: float = 0.05) -> None:
+        """Block until every record's span holds its *closing* event (``gen_ai.choice`` or
+        the details event: a call's events may come in several requests, the output last),
+        or ``wait_s`` (clock time) has passed. Woken when events arrive; ``poll_s`` (real
+        time) only re-reads the clock, so a ``ManualClock`` moved by a test ends it too."""
+        keys = [(scope, r.trace_id, r.span_id) for r in records]
+        deadline = self._clock.monotonic() + wait_s
+        with self._lock:
+            self.waiting += 1
+            self._lock.notify_all()
+            try:
+                while (not all(self._closed(k) for k in keys)
+                       and self._clock.monotonic() < deadline):
+                    self._lock.wait(poll_s)
+            finally:
+                self.waiting -= 1
+
+    def _closed(self, key: _Key) -> bool:
+        held = self._held.get(key)
+        return held is not None and any(e.name in _CLOSING for e in held[1])
+
+    def await_waiters(self, count: int, timeout_s: float) -> bool:
+        """For tests: True once ``count`` callers are in ``wait_for_events``."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self.waiting >= count, timeout_s)
 
     def expire(self) -> list[Dropped]:
         """Drop events held longer than ``hold_s``; return every drop since the last call

@@ -267,3 +267,62 @@ def test_metrics_are_accepted_counted_and_dropped(gateway, store):
             "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
             request_serializer=None, response_deserializer=None)(b"", timeout=5)
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def _in_thread(fn, *args):
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn(*args)
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors
+
+
+def _prime(gateway: Gateway, make_span) -> None:
+    """acme has sent GenAI events lately (for another call): its spans may wait for theirs."""
+    _emit(HttpLogExporter(endpoint=f"http://127.0.0.1:{gateway.http.port}/v1/logs",
+                          headers=AUTH), _content_less(make_span))
+
+
+def test_a_span_before_its_events_waits_for_them_bounded(gateway, store, keystore,
+                                                         make_span):
+    _prime(gateway, make_span)
+    span = _content_less(make_span)
+    thread, errors = _in_thread(_send_span, gateway, span)  # the span first
+    assert gateway.core.joiner.await_waiters(1, 30)  # its request waits for the events
+    _emit(GrpcLogExporter(endpoint=f"127.0.0.1:{gateway.grpc.port}", insecure=True,
+                          headers=AUTH), span)
+    thread.join(30)
+    assert not thread.is_alive() and not errors
+    prompt, response, flags = _disclosed(store, keystore, span)
+    assert "Write to" in prompt and "Sure, I will mail" in response
+    assert EMAIL not in prompt + response and "content_not_captured" not in flags
+    assert gateway.metrics.value("event_waits") == 1
+
+
+def test_a_span_whose_events_do_not_come_is_written_after_the_wait(gateway, store, clock,
+                                                                   make_span):
+    _prime(gateway, make_span)
+    span = _content_less(make_span)
+    thread, errors = _in_thread(_send_span, gateway, span)
+    assert gateway.core.joiner.await_waiters(1, 30)
+    clock.advance(2.5)  # past the gateway's wait (2 s of clock time)
+    thread.join(30)
+    assert not thread.is_alive() and not errors
+    [(state, flags)] = store.rows("SELECT content_state, flags FROM interactions")
+    assert state == "not_captured" and "content_not_captured" in flags
+    # events arriving after their span's record was written never join, never land
+    _emit(HttpLogExporter(endpoint=f"http://127.0.0.1:{gateway.http.port}/v1/logs",
+                          headers=AUTH), span)
+    clock.advance(31)
+    _send_span(gateway, make_span(tenant__id="acme"))  # runs the expiry
+    assert gateway.core.joiner.held() == 0
+    assert gateway.metrics.value("dropped_events") == 6  # the primer's and these
+    assert "invoice" not in repr(store.rows("SELECT * FROM interactions"))

@@ -42,6 +42,9 @@ from genai_audit.processor.record import AuditRecord, Flag
 
 _log = logging.getLogger(__name__)
 
+#: how long a content-less span of a tenant that sends GenAI events waits for them
+EVENT_WAIT_S = 2.0
+
 #: stages a trusted sender may have run in-process already (by Stage.name)
 SKIPPABLE_WHEN_PROCESSED = frozenset({"redact"})
 
@@ -68,9 +71,11 @@ class ExportOutcome:
 class GatewayCore:
     def __init__(self, *, auth: Authenticator, pipeline: RecordPipeline, sink: Sink,
                  metrics: Metrics, tenant_mismatch: str, max_attribute_chars: int,
-                 joiner: EventJoiner | None = None) -> None:
+                 joiner: EventJoiner | None = None,
+                 event_wait_s: float = EVENT_WAIT_S) -> None:
         self.auth = auth
         self.joiner = joiner or pipeline.joiner or EventJoiner()
+        self.event_wait_s = event_wait_s
         self.pipeline = pipeline
         self.processed_pipeline = RecordPipeline(
             s for s in pipeline.stages if s.name not in SKIPPABLE_WHEN_PROCESSED)
@@ -178,8 +183,21 @@ class GatewayCore:
 
     def _join(self, principal: Principal, records: list[AuditRecord]) -> set[int]:
         """Content from held events into their span's record, before any stage runs; the
-        ``id()`` of the records that received some."""
-        joined = self.joiner.attach(_scope(principal), records)
+        ``id()`` of the records that received some.
+
+        A span may reach the gateway before its events (the sender exports logs and traces
+        separately). When the sender's tenant sends events, its content-less records wait
+        up to ``event_wait_s`` for theirs before being built: bounded, on this request's
+        thread, and the request is still acknowledged only once its records are durable."""
+        scope = _scope(principal)
+        joined = self.joiner.attach(scope, records)
+        if self.event_wait_s > 0 and self.joiner.sends_events(scope):
+            done = {id(r) for r in joined}
+            waiting = [r for r in records if id(r) not in done and r.content.is_empty()]
+            if waiting:
+                self.metrics.inc("event_waits")
+                self.joiner.wait_for_events(scope, waiting, self.event_wait_s)
+                joined += self.joiner.attach(scope, waiting)
         if joined:
             self.metrics.inc("joined_records", len(joined))
         self._expire()

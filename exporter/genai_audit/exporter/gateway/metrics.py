@@ -34,6 +34,7 @@ COUNTERS: dict[str, str] = {
     "genai_events": "GenAI log events held for their span's record",
     "unjoinable_events": "GenAI log events without a span context (dropped)",
     "joined_records": "audit records that received content from GenAI log events",
+    "event_waits": "trace requests whose content-less spans waited for their GenAI events",
     "dropped_events": "GenAI log events dropped unjoined: their span did not arrive in time",
     "metric_requests": "OTLP metrics export requests received (counted, not stored)",
     "dropped_metrics": "metrics received and dropped (nothing of them is stored)",
