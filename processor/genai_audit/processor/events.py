@@ -29,7 +29,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ from genai_audit.clock import SYSTEM_CLOCK, Clock
 from genai_audit.processor.content import Content
 from genai_audit.processor.flags import Flag
 from genai_audit.processor.record import AuditRecord
+from genai_audit.safelog import log_failure
 
 #: event name -> where its message goes (input, output, system or the details event's JSON)
 EVENT_NAMES: Mapping[str, str] = {
@@ -177,6 +178,8 @@ class EventJoiner:
         self._lock = threading.Condition(threading.Lock())  # notified when events arrive
         self._active: dict[str, float] = {}  # scope -> when it last sent events
         self.waiting = 0  # callers in ``wait_for_events`` now
+        # where drops are recorded besides the log (the owner's ``control_events``)
+        self.on_dropped: Callable[[list[Dropped]], None] | None = None
         self.stats = {"received": 0, "joined": 0, "dropped": 0}
 
     def add(self, scope: str, events: Iterable[GenAIEvent]) -> None:
@@ -287,7 +290,13 @@ def report_dropped(log: logging.Logger, joiner: EventJoiner) -> int:
     never content): the control note of events whose span never came. Returns the number
     of events dropped."""
     dropped = 0
-    for note in joiner.expire():
+    notes = joiner.expire()
+    if notes and joiner.on_dropped is not None:
+        try:
+            joiner.on_dropped(notes)
+        except Exception as exc:  # the notes are still logged below
+            log_failure(log, "recording dropped GenAI events failed", exc)
+    for note in notes:
         dropped += note.events
         log.warning("%d GenAI event(s) of span %s/%s dropped unjoined (%s): their span did "
                     "not arrive within %ss; their content was not stored", note.events,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from genai_audit.clock import SYSTEM_CLOCK, Clock
 from genai_audit.config import Settings
 from genai_audit.keystore import KeyStore
 from genai_audit.processor.commitments import CommitmentStage
@@ -28,8 +29,10 @@ def default_policy(settings: Settings) -> RetentionPolicy:
 
 
 def default_pipeline(settings: Settings, keys: KeyStore,
-                     policies: PolicySource | None = None) -> RecordPipeline:
-    """``policies``: per-tenant retention (the store's, from the exporter); default: static."""
+                     policies: PolicySource | None = None,
+                     clock: Clock = SYSTEM_CLOCK) -> RecordPipeline:
+    """``policies``: per-tenant retention (the store's, from the exporter); default: static.
+    ``clock``: the event joiner's bound."""
     stages: list[Stage] = [
         PseudonymStage(keys),
         # policy validated here (from the settings' own config file: --config reaches it);
@@ -41,4 +44,4 @@ def default_pipeline(settings: Settings, keys: KeyStore,
         PricingStage(load_price_table(settings.pricing_file)),
         RetentionStage(policies or StaticPolicies(default_policy(settings))),
     ]
-    return RecordPipeline(stages, merger=CallMerger(), joiner=EventJoiner())
+    return RecordPipeline(stages, merger=CallMerger(), joiner=EventJoiner(clock=clock))
