@@ -318,6 +318,7 @@ def test_a_span_whose_events_do_not_come_is_written_after_the_wait(gateway, stor
     assert not thread.is_alive() and not errors
     [(state, flags)] = store.rows("SELECT content_state, flags FROM interactions")
     assert state == "not_captured" and "content_not_captured" in flags
+    assert "events_not_joined" in flags  # its tenant sends events; none came for it
     # events arriving after their span's record was written never join, never land
     _emit(HttpLogExporter(endpoint=f"http://127.0.0.1:{gateway.http.port}/v1/logs",
                           headers=AUTH), span)

@@ -197,7 +197,12 @@ class GatewayCore:
             if waiting:
                 self.metrics.inc("event_waits")
                 self.joiner.wait_for_events(scope, waiting, self.event_wait_s)
-                joined += self.joiner.attach(scope, waiting)
+                late = self.joiner.attach(scope, waiting)
+                joined += late
+                arrived = {id(r) for r in late}
+                for record in waiting:
+                    if id(record) not in arrived:
+                        record.flag(Flag.EVENTS_NOT_JOINED)
         if joined:
             self.metrics.inc("joined_records", len(joined))
         self._expire()
