@@ -37,6 +37,7 @@ ROOT = HERE.parents[1]
 EXTRA_REQUIREMENTS = HERE / "requirements-openai-extra.txt"
 LEGACY_REQUIREMENTS = HERE / "requirements-openai-legacy.txt"
 EMAIL = "jane.doe@example.com"
+PROMPT_WORDS = "about order 4412"  # the end of the app's user prompt (producer_app.py)
 # what the stubs report for the app's calls (producer_app.py): system prompt 15 words,
 # user prompt 6, answer 7
 OPENAI_USAGE = (21, 7, 0, 0)  # input (all of it), output, cache read, cache write
@@ -70,6 +71,10 @@ CASES = [
     Case("openai-v2-events-only", ("openai-v2",), "openai",
          ("opentelemetry.util.genai.handler",), extra=True, stream_marked=False,
          env={"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "EVENT_ONLY"}),
+    # ... content on the span and in the event: one row, the content once
+    Case("openai-v2-span-and-event", ("openai-v2",), "openai",
+         ("opentelemetry.util.genai.handler",), extra=True, stream_marked=False,
+         env={"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_AND_EVENT"}),
     # ... and the legacy conventions (one event per message and choice), from 2.3b0, the
     # last release before 2.4b0 dropped them
     Case("openai-v2-events-legacy", ("openai-v2",), "openai",
@@ -178,6 +183,7 @@ def test_producer(case: Case, stubs, tmp_path, request) -> None:
         assert row["content_state"] == "encrypted" and EMAIL not in json.dumps(row)
         prompt, response = row["plain_full_prompt_text"], row["plain_full_response_text"]
         assert "<EMAIL_ADDRESS" in prompt and EMAIL not in prompt, prompt
+        assert prompt.count(PROMPT_WORDS) == 1, prompt  # the user message once, not twice
         assert "Example" in prompt or "<ORGANIZATION" in prompt  # the system prompt is kept
         assert "Noted:" in response and EMAIL not in response, response
         assert '"role":"system"' in prompt  # system instructions keep their role
