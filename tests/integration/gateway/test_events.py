@@ -29,6 +29,7 @@ from opentelemetry.exporter.otlp.proto.http._log_exporter import (
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
     OTLPMetricExporter as HttpMetricExporter,
 )
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -327,3 +328,58 @@ def test_a_span_whose_events_do_not_come_is_written_after_the_wait(gateway, stor
     assert gateway.core.joiner.held() == 0
     assert gateway.metrics.value("dropped_events") == 6  # the primer's and these
     assert "invoice" not in repr(store.rows("SELECT * FROM interactions"))
+
+
+def test_event_content_is_redacted_here_even_for_a_trusted_processed_sender(gateway, store,
+                                                                            keystore,
+                                                                            make_span):
+    """A trusted sender's spans may skip redaction (it ran in the sender's process); the
+    content its events bring was never redacted there, so its record is redacted here."""
+    trusted = Principal(tenant="acme", name="acme", trust_processed=True)
+    span = make_span(gen_ai__input__messages=None, gen_ai__output__messages=None,
+                     tenant__id="acme", genai_audit__processed="redact")
+    provider = LoggerProvider()
+    kept: list = []
+
+    class _Keep:
+        def on_emit(self, record) -> None:
+            kept.append(record)
+
+        def shutdown(self) -> None: ...
+
+        def force_flush(self, timeout_millis: int = 0) -> bool:
+            return True
+
+    provider.add_log_record_processor(_Keep())  # type: ignore[arg-type]
+    for record in _events(span):
+        provider.get_logger("x").emit(record)
+    gateway.core.export_logs(trusted, encode_logs(kept).SerializeToString(), as_json=False)
+    gateway.core.export(trusted, encode_spans([span]).SerializeToString(), as_json=False)
+    prompt, response, _ = _disclosed(store, keystore, span)
+    assert "Write to" in prompt and EMAIL not in prompt + response
+
+
+def test_events_claiming_another_tenant_are_rejected_as_spans_are(gateway, make_span):
+    span = _content_less(make_span)
+    provider = LoggerProvider(resource=Resource.create({"tenant.id": "globex"}))
+    kept: list = []
+
+    class _Keep:
+        def on_emit(self, record) -> None:
+            kept.append(record)
+
+        def shutdown(self) -> None: ...
+
+        def force_flush(self, timeout_millis: int = 0) -> bool:
+            return True
+
+    provider.add_log_record_processor(_Keep())  # type: ignore[arg-type]
+    for record in _events(span):
+        provider.get_logger("x").emit(record)
+    status, body = _post(gateway, "/v1/logs", encode_logs(kept).SerializeToString(),
+                         "application/x-protobuf")
+    assert status == 200
+    answer = ExportLogsServiceResponse.FromString(body).partial_success
+    assert answer.rejected_log_records == 3
+    assert answer.error_message == "3 log record(s) rejected: tenant_mismatch=3"
+    assert gateway.core.joiner.held() == 0

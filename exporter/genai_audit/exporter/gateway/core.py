@@ -56,6 +56,7 @@ class ExportOutcome:
     accepted: int
     rejected: Counter[str]
     durability: str  # "stored", "spooled" or "none" (nothing to write)
+    unit: str = "span"  # what was rejected: spans, or log records
 
     @property
     def rejected_count(self) -> int:
@@ -65,7 +66,7 @@ class ExportOutcome:
         if not self.rejected:
             return ""
         reasons = ", ".join(f"{reason}={n}" for reason, n in sorted(self.rejected.items()))
-        return f"{self.rejected_count} span(s) rejected: {reasons}"
+        return f"{self.rejected_count} {self.unit}(s) rejected: {reasons}"
 
 
 class GatewayCore:
@@ -167,7 +168,8 @@ class GatewayCore:
         self.joiner.add(_scope(principal), kept)
         self.metrics.inc("genai_events", len(kept))
         self._expire()
-        return ExportOutcome(decoded.total - sum(rejected.values()), rejected, "none")
+        return ExportOutcome(decoded.total - sum(rejected.values()), rejected, "none",
+                             unit="log record")
 
     def export_metrics(self, principal: Principal, body: bytes, *, as_json: bool
                        ) -> ExportOutcome:
