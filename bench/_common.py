@@ -70,8 +70,10 @@ def pipeline_exporter(name: str, settings: Settings, store: Store, keys: KeyStor
     skip = SPINE_SKIPS if name == "spine" else frozenset()
     if not redaction:
         skip = skip | {"redact"}
-    stages = RecordPipeline(s for s in default_pipeline(settings, keys).stages
-                            if s.name not in skip)
+    base = default_pipeline(settings, keys)
+    # the event joiner stays (empty: events off, the default path, one check per batch)
+    stages = RecordPipeline((s for s in base.stages if s.name not in skip),
+                            joiner=base.joiner)
     writer = InteractionWriter(store) if name == "spine" else None  # spine: no ledger
     return ClickHouseSpanExporter(settings, store=store, keys=keys, writer=writer,
                                   pipeline=stages)

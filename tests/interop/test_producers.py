@@ -35,7 +35,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 EXTRA_REQUIREMENTS = HERE / "requirements-openai-extra.txt"
+LEGACY_REQUIREMENTS = HERE / "requirements-openai-legacy.txt"
 EMAIL = "jane.doe@example.com"
+PROMPT_WORDS = "about order 4412"  # the end of the app's user prompt (producer_app.py)
 # what the stubs report for the app's calls (producer_app.py): system prompt 15 words,
 # user prompt 6, answer 7
 OPENAI_USAGE = (21, 7, 0, 0)  # input (all of it), output, cache read, cache write
@@ -49,6 +51,7 @@ class Case:
     api: str  # openai | anthropic
     producers: tuple[str, ...]  # instrumentation scopes expected on each row
     extra: bool = False  # needs .interop-venvs/openai-extra
+    site: str = "extra_site"  # which installed set, when ``extra``
     auto: bool = False  # let the distro load every installed instrumentation
     env: dict[str, str] = field(default_factory=dict)
     stream_marked: bool = True  # does the producer mark the streamed call as streaming?
@@ -62,6 +65,23 @@ CASES = [
     # openai-v2 sets no attribute that says a call streamed
     Case("openai-v2", ("openai-v2",), "openai", ("opentelemetry.util.genai.handler",),
          extra=True, stream_marked=False),
+    # openai-v2's content as log events, joined to its span by the distro's log processor:
+    # latest experimental conventions, EVENT_ONLY (one
+    # gen_ai.client.inference.operation.details event per call, no content on the span) ...
+    Case("openai-v2-events-only", ("openai-v2",), "openai",
+         ("opentelemetry.util.genai.handler",), extra=True, stream_marked=False,
+         env={"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "EVENT_ONLY"}),
+    # ... content on the span and in the event: one row, the content once
+    Case("openai-v2-span-and-event", ("openai-v2",), "openai",
+         ("opentelemetry.util.genai.handler",), extra=True, stream_marked=False,
+         env={"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_AND_EVENT"}),
+    # ... and the legacy conventions (one event per message and choice), from 2.3b0, the
+    # last release before 2.4b0 dropped them
+    Case("openai-v2-events-legacy", ("openai-v2",), "openai",
+         ("opentelemetry.instrumentation.openai_v2",), extra=True, site="legacy_site",
+         stream_marked=False,
+         env={"OTEL_SEMCONV_STABILITY_OPT_IN": "",
+              "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"}),
     Case("openinference-openai", ("openinference-openai",), "openai",
          ("openinference.instrumentation.openai",), extra=True),
     Case("openai-v2+traceloop-openai", ("openai-v2", "traceloop-openai"), "openai",
@@ -88,18 +108,29 @@ def stubs() -> Any:
         yield {"openai": openai_stub.base_url, "anthropic": anthropic_stub.base_url}
 
 
-@pytest.fixture(scope="module")
-def extra_site() -> Path:
-    """The clashing producers, installed once per requirements file (cached)."""
-    digest = hashlib.sha256(EXTRA_REQUIREMENTS.read_bytes()).hexdigest()[:12]
-    target = ROOT / ".interop-venvs" / f"openai-extra-{digest}"
+def _site(requirements: Path, name: str) -> Path:
+    """Producers installed ``--no-deps`` once per requirements file (cached)."""
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
+    target = ROOT / ".interop-venvs" / f"{name}-{digest}"
     if not (target / ".complete").exists():
         proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                               "--target", str(target), "-r", str(EXTRA_REQUIREMENTS)],
+                               "--target", str(target), "-r", str(requirements)],
                               capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-2000:]
         (target / ".complete").write_text("ok")
     return target
+
+
+@pytest.fixture(scope="module")
+def extra_site() -> Path:
+    """The clashing producers."""
+    return _site(EXTRA_REQUIREMENTS, "openai-extra")
+
+
+@pytest.fixture(scope="module")
+def legacy_site() -> Path:
+    """openai-v2 2.3b0, the last with the legacy conventions' events."""
+    return _site(LEGACY_REQUIREMENTS, "openai-legacy")
 
 
 def _run(case: Case, stubs: dict[str, str], tmp_path: Path, extra: Path | None
@@ -131,7 +162,7 @@ def _run(case: Case, stubs: dict[str, str], tmp_path: Path, extra: Path | None
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_producer(case: Case, stubs, tmp_path, request) -> None:
-    extra = request.getfixturevalue("extra_site") if case.extra else None
+    extra = request.getfixturevalue(case.site) if case.extra else None
     rows = _run(case, stubs, tmp_path, extra)
     assert len(rows) == 2, [(r["producers"], r["request_id"]) for r in rows]  # rows = calls
     prices = load_price_table()
@@ -152,6 +183,7 @@ def test_producer(case: Case, stubs, tmp_path, request) -> None:
         assert row["content_state"] == "encrypted" and EMAIL not in json.dumps(row)
         prompt, response = row["plain_full_prompt_text"], row["plain_full_response_text"]
         assert "<EMAIL_ADDRESS" in prompt and EMAIL not in prompt, prompt
+        assert prompt.count(PROMPT_WORDS) == 1, prompt  # the user message once, not twice
         assert "Example" in prompt or "<ORGANIZATION" in prompt  # the system prompt is kept
         assert "Noted:" in response and EMAIL not in response, response
         assert '"role":"system"' in prompt  # system instructions keep their role

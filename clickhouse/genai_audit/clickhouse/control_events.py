@@ -27,7 +27,10 @@ TABLE = "control_events"
 COLUMNS = ("at", "kind", "ok", "detail", "writer_id")
 MAINTENANCE = "maintenance"
 CHECKPOINT = "ledger_checkpoint"
+UNJOINED_EVENTS = "unjoined_events"
 KINDS: dict[str, str] = {
+    UNJOINED_EVENTS: "GenAI log events dropped unjoined: their span did not arrive within "
+                     "the bound (their content was not stored)",
     MAINTENANCE: "a background maintenance step (holds, retention, archive) failed",
     CHECKPOINT: "a ledger checkpoint could not be stored (signed later, when the store took it)",
 }

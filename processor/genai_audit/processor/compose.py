@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from genai_audit.clickhouse.control_events import CHECKPOINT, ControlEvents
+from genai_audit.clickhouse.control_events import CHECKPOINT, UNJOINED_EVENTS, ControlEvents
 from genai_audit.clickhouse.holds import ActiveHolds
 from genai_audit.clickhouse.ledger.log import Ledger
 from genai_audit.clickhouse.maintain import MaintenanceScheduler, run_maintenance
@@ -34,6 +34,7 @@ from genai_audit.clickhouse.writer import COLUMNS, InteractionWriter
 from genai_audit.clock import SYSTEM_CLOCK, Clock
 from genai_audit.config import Settings
 from genai_audit.keystore import KeyStore, open_keystore
+from genai_audit.processor.events import Dropped
 from genai_audit.processor.factory import default_pipeline, default_policy
 from genai_audit.processor.pipeline import RecordPipeline
 from genai_audit.processor.retention import RetentionPolicy
@@ -98,9 +99,23 @@ def compose(settings: Settings, *, store: Store | None = None,
     keys = keys if keys is not None else open_keystore(settings)
     policies = StorePolicies(store, default_policy(settings), refresh_s=POLICY_REFRESH_S,
                              clock=clock.monotonic, load=load_policies)
-    pipeline = default_pipeline(settings, keys, policies, clock)
+    pipeline = default_pipeline(settings, keys, policies, clock=clock)
     owner = None if store is None else _owner_parts(settings, store, keys, clock)
+    if owner is not None and pipeline.joiner is not None:
+        pipeline.joiner.on_dropped = _control_note(owner.events)
     return Composition(settings, clock, keys, policies, pipeline, owner)
+
+
+def _control_note(events: ControlEvents) -> Callable[[list[Dropped]], None]:
+    """Dropped GenAI events as one ``control_events`` row per expiry pass (ids and counts,
+    never content)."""
+    def record(notes: list[Dropped]) -> None:
+        spans = ", ".join(f"{n.trace_id}/{n.span_id}:{n.events}" for n in notes[:20])
+        more = f" and {len(notes) - 20} more span(s)" if len(notes) > 20 else ""
+        events.record(UNJOINED_EVENTS, False,
+                      f"{sum(n.events for n in notes)} event(s) of {len(notes)} span(s) "
+                      f"dropped unjoined ({notes[0].reason}): {spans}{more}")
+    return record
 
 
 def _owner_parts(settings: Settings, store: Store, keys: KeyStore, clock: Clock) -> OwnerParts:

@@ -7,6 +7,7 @@ from genai_audit.config import Settings
 from genai_audit.keystore import KeyStore
 from genai_audit.processor.commitments import CommitmentStage
 from genai_audit.processor.encryption import EncryptionStage
+from genai_audit.processor.events import EventJoiner
 from genai_audit.processor.merge import CallMerger
 from genai_audit.processor.pipeline import RecordPipeline, Stage
 from genai_audit.processor.pricing import PricingStage, load_price_table
@@ -31,7 +32,8 @@ def default_pipeline(settings: Settings, keys: KeyStore,
                      policies: PolicySource | None = None,
                      clock: Clock = SYSTEM_CLOCK) -> RecordPipeline:
     """``policies``: per-tenant retention (the store's, from the exporter); default: static.
-    ``clock``: the application's clock (the merge's memory of recent calls runs on it)."""
+    ``clock``: the application's clock (the merge's memory of recent calls and the event
+    joiner's bound run on it)."""
     stages: list[Stage] = [
         PseudonymStage(keys),
         # policy validated here (from the settings' own config file: --config reaches it);
@@ -43,4 +45,4 @@ def default_pipeline(settings: Settings, keys: KeyStore,
         PricingStage(load_price_table(settings.pricing_file)),
         RetentionStage(policies or StaticPolicies(default_policy(settings))),
     ]
-    return RecordPipeline(stages, merger=CallMerger(clock=clock))
+    return RecordPipeline(stages, merger=CallMerger(clock=clock), joiner=EventJoiner(clock=clock))

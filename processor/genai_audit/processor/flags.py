@@ -35,3 +35,6 @@ class Flag(enum.StrEnum):
     LIMITER_UNAVAILABLE = "limiter_unavailable"  # the limits' store failed: a control failure
     BUDGET_ALARM = "budget_alarm"  # first call after the month's spend crossed a threshold
     TENANT_REATTRIBUTED = "tenant_reattributed"  # gateway: span claimed another tenant
+    # gateway: its tenant sends GenAI log events, but none came for this content-less span
+    # within the wait; events arriving later are dropped, never joined
+    EVENTS_NOT_JOINED = "events_not_joined"

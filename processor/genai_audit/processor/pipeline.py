@@ -6,11 +6,13 @@ records it still fails on are withheld (content dropped, metadata kept, flagged)
 pipeline fails closed and never loses a record.
 
 Before the stages, an optional ``CallMerger`` (``merge``) folds the spans of one LLM call,
-from several instrumentations, into one record (``processor/merge.py``).
+from several instrumentations, into one record (``processor/merge.py``); then an optional
+``EventJoiner`` (``join``) gives each record the content of its span's GenAI log events
+(``processor/events.py``), so the stages redact and encrypt it with the rest.
 
 Stage order (each issue adds its stage at its place)::
 
-    [merge] -> pseudonymize -> redact -> render -> commit -> encrypt -> price
+    [merge] -> [join events] -> pseudonymize -> redact -> render -> commit -> encrypt -> price
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from genai_audit.processor.events import EventJoiner, report_dropped
 from genai_audit.processor.normalize import is_genai_span, normalize
 from genai_audit.processor.record import AuditRecord, Flag
 from genai_audit.safelog import log_failure
@@ -48,14 +51,19 @@ class Stage(Protocol):
 class RecordPipeline:
     """Normalize spans and run the stages. Thread-compatible: one caller at a time."""
 
-    def __init__(self, stages: Iterable[Stage], merger: CallMerger | None = None) -> None:
+    def __init__(self, stages: Iterable[Stage], merger: CallMerger | None = None,
+                 joiner: EventJoiner | None = None) -> None:
         self.stages: list[Stage] = list(stages)
         self.merger = merger
+        self.joiner = joiner
 
-    def build(self, spans: Iterable[ReadableSpan]) -> list[AuditRecord]:
+    def build(self, spans: Iterable[ReadableSpan], scope: str = "") -> list[AuditRecord]:
         records = [r for r in map(_normalized, spans) if r is not None]
         if self.merger is not None and records:
             records = _merged(self.merger, records)
+        if self.joiner is not None:
+            self.joiner.attach(scope, records)
+            report_dropped(_log, self.joiner)
         self.run(records)
         return records
 

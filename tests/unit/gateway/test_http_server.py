@@ -123,11 +123,16 @@ def test_gzip_cut_short_or_followed_by_garbage_is_refused(server, make_span):
 
 def test_status_codes_for_paths_methods_and_types(server):
     listener, _ = server
-    for method, path, expected in (("POST", "/v1/logs", 404), ("PUT", "/v1/metrics", 404),
+    for method, path, expected in (("POST", "/v1/logs", 200), ("POST", "/v1/metrics", 200),
+                                   ("PUT", "/v1/metrics", 405), ("GET", "/v1/logs", 405),
+                                   ("POST", "/v1/other", 404),
                                    ("DELETE", "/nowhere", 404), ("PUT", "/v1/traces", 405),
                                    ("GET", "/v1/traces", 405), ("PATCH", "/v1/traces", 405)):
         assert _post(listener, b"", PB, path=path, method=method)[0] == expected, (method, path)
     assert _post(listener, b"x", {"Content-Type": "text/plain"})[0] == 415
+    assert _post(listener, b"\xff\x01", PB, path="/v1/logs")[0] == 400  # not OTLP logs
+    assert _post(listener, b"[]", {"Content-Type": "application/json"},
+                 path="/v1/metrics")[0] == 400
     assert _post(listener, b"x", {**PB, "Content-Encoding": "br"})[0] == 415
 
 

@@ -1,4 +1,7 @@
-"""OTLP/gRPC: ``opentelemetry.proto.collector.trace.v1.TraceService/Export`` and gRPC health.
+"""OTLP/gRPC: the TraceService, LogsService and MetricsService ``Export`` methods, and health.
+
+Logs carry GenAI events (held for their span's record, ``GatewayCore.export_logs``);
+metrics are counted and dropped (``GatewayCore.export_metrics``).
 
 The request is taken as raw bytes (not parsed by grpcio) so that decoding, and its
 errors, are ``GatewayCore``'s: a malformed body is INVALID_ARGUMENT with a reason, never an
@@ -28,6 +31,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from genai_audit.exporter.gateway.auth import Principal
 from genai_audit.exporter.gateway.core import (
     AuthError,
     GatewayCore,
@@ -36,8 +40,15 @@ from genai_audit.exporter.gateway.core import (
     timed,
 )
 from genai_audit.exporter.gateway.decode import encode_response
+from genai_audit.exporter.gateway.decode_logs import (
+    encode_logs_response,
+    encode_metrics_response,
+)
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
+METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
+SERVICES = (SERVICE, LOGS_SERVICE, METRICS_SERVICE)
 _HARD_CAP_FACTOR = 4
 
 
@@ -61,10 +72,25 @@ def _unavailable(exc: Unavailable) -> _RichStatus:
     ))
 
 
-class TraceExportHandler:
-    def __init__(self, core: GatewayCore, max_message_bytes: int) -> None:
+class ExportHandler:
+    """``Export`` of one OTLP service (``service``: one of ``SERVICES``)."""
+
+    def __init__(self, core: GatewayCore, max_message_bytes: int,
+                 service: str = SERVICE) -> None:
         self.core = core
         self.max_message_bytes = max_message_bytes
+        self.service = service
+
+    def _answer(self, principal: Principal, request: bytes) -> bytes:
+        if self.service == LOGS_SERVICE:
+            outcome = self.core.export_logs(principal, request, as_json=False)
+            return encode_logs_response(outcome.rejected_count, outcome.message(),
+                                        as_json=False)
+        if self.service == METRICS_SERVICE:
+            self.core.export_metrics(principal, request, as_json=False)
+            return encode_metrics_response(as_json=False)
+        outcome = self.core.export(principal, request, as_json=False)
+        return encode_response(outcome.rejected_count, outcome.message(), as_json=False)
 
     def export(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         done = timed(self.core.metrics)
@@ -78,8 +104,7 @@ class TraceExportHandler:
             authorization = metadata.get("authorization")
             principal = self.core.authenticate(
                 authorization if isinstance(authorization, str) else None)
-            outcome = self.core.export(principal, request, as_json=False)
-            return encode_response(outcome.rejected_count, outcome.message(), as_json=False)
+            return self._answer(principal, request)
         except AuthError as exc:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         except MalformedRequest as exc:
@@ -93,7 +118,7 @@ class TraceExportHandler:
     def generic_handler(self) -> grpc.GenericRpcHandler:
         method = grpc.unary_unary_rpc_method_handler(
             self.export, request_deserializer=None, response_serializer=None)
-        return grpc.method_handlers_generic_handler(SERVICE, {"Export": method})
+        return grpc.method_handlers_generic_handler(self.service, {"Export": method})
 
 
 @dataclass
@@ -113,7 +138,7 @@ class GrpcListener:
                     state = False
                 serving = (health_pb2.HealthCheckResponse.SERVING if state
                            else health_pb2.HealthCheckResponse.NOT_SERVING)
-                for name in ("", SERVICE):
+                for name in ("", *SERVICES):
                     self.health.set(name, serving)
 
         threading.Thread(target=loop, name="genai-audit-health", daemon=True).start()
@@ -136,8 +161,9 @@ def start_grpc(core: GatewayCore, endpoint: str, *, max_message_bytes: int,
     server = grpc.server(ThreadPoolExecutor(max_workers=threads,
                                             thread_name_prefix="genai-audit-grpc"),
                          options=options)
-    server.add_generic_rpc_handlers(
-        (TraceExportHandler(core, max_message_bytes).generic_handler(),))
+    server.add_generic_rpc_handlers(tuple(
+        ExportHandler(core, max_message_bytes, service).generic_handler()
+        for service in SERVICES))
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if tls is not None:
@@ -147,7 +173,7 @@ def start_grpc(core: GatewayCore, endpoint: str, *, max_message_bytes: int,
     if not port:
         raise OSError(f"cannot listen for OTLP/gRPC on {endpoint}")
     server.start()
-    for name in ("", SERVICE):
+    for name in ("", *SERVICES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     listener = GrpcListener(server, port, health_servicer)
     listener.track_readiness(core.ready)

@@ -1,4 +1,5 @@
-"""OTLP/HTTP (``POST /v1/traces``, protobuf or JSON, gzip) plus health, readiness, metrics.
+"""OTLP/HTTP (``POST /v1/traces``, ``/v1/logs``, ``/v1/metrics``; protobuf or JSON, gzip)
+plus health, readiness, metrics.
 
 Status codes follow the OTLP/HTTP specification; error bodies are a ``google.rpc.Status``
 in the request's encoding:
@@ -6,7 +7,7 @@ in the request's encoding:
 * 200 with ``partial_success`` when some spans were rejected;
 * 400 malformed body (including gzip cut short or followed by other data, bad chunked
   framing), 401 missing/unknown bearer token, 404 other paths (any method), 405 another
-  method on ``/v1/traces``, 411 neither Content-Length nor chunked, 413 body (or its
+  method on an OTLP path, 411 neither Content-Length nor chunked, 413 body (or its
   gunzipped form) above the limit, 415 other content types or encodings, 501 a transfer
   coding other than chunked;
 * 503 + ``Retry-After`` when neither the store nor the spool can take the batch (retryable:
@@ -49,11 +50,18 @@ from genai_audit.exporter.gateway.core import (
     timed,
 )
 from genai_audit.exporter.gateway.decode import encode_response
+from genai_audit.exporter.gateway.decode_logs import (
+    encode_logs_response,
+    encode_metrics_response,
+)
 from genai_audit.exporter.gateway.http_body import DeadlineReader, Refused, read_body
 
 _log = logging.getLogger(__name__)
 
 TRACES_PATH = "/v1/traces"
+LOGS_PATH = "/v1/logs"
+METRICS_PATH = "/v1/metrics"
+OTLP_PATHS = frozenset({TRACES_PATH, LOGS_PATH, METRICS_PATH})
 _PROTOBUF = "application/x-protobuf"
 _JSON = "application/json"
 
@@ -190,7 +198,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- OTLP -----------------------------------------------------------------------------
     def do_POST(self) -> None:
-        if self.path.split("?", 1)[0] != TRACES_PATH:
+        path = self.path.split("?", 1)[0]
+        if path not in OTLP_PATHS:
             return self._plain(HTTPStatus.NOT_FOUND, "not found", close=True)
         core = self.server.core
         done = timed(core.metrics)
@@ -217,7 +226,17 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._status(refused.status, code_pb2.INVALID_ARGUMENT, refused.message,
                                     as_json, close=True)
             try:
-                outcome = core.export(principal, body, as_json=as_json)
+                if path == TRACES_PATH:
+                    outcome = core.export(principal, body, as_json=as_json)
+                    payload = encode_response(outcome.rejected_count, outcome.message(),
+                                              as_json=as_json)
+                elif path == LOGS_PATH:
+                    outcome = core.export_logs(principal, body, as_json=as_json)
+                    payload = encode_logs_response(outcome.rejected_count, outcome.message(),
+                                                   as_json=as_json)
+                else:
+                    core.export_metrics(principal, body, as_json=as_json)
+                    payload = encode_metrics_response(as_json=as_json)
             except MalformedRequest as exc:
                 return self._status(HTTPStatus.BAD_REQUEST, code_pb2.INVALID_ARGUMENT, str(exc),
                                     as_json)
@@ -225,8 +244,6 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._status(HTTPStatus.SERVICE_UNAVAILABLE, code_pb2.UNAVAILABLE,
                                     exc.reason, as_json,
                                     headers={"Retry-After": str(exc.retry_after)})
-            payload = encode_response(outcome.rejected_count, outcome.message(),
-                                      as_json=as_json)
             return self._send(HTTPStatus.OK, payload, _JSON if as_json else _PROTOBUF)
         finally:
             done()
@@ -246,9 +263,9 @@ class _Handler(BaseHTTPRequestHandler):
         return self._other_method()
 
     def _other_method(self) -> None:
-        """404 for a path this server does not serve, 405 for another method on traces;
-        the body, if any, is not read, so the connection closes."""
-        if self.path.split("?", 1)[0] == TRACES_PATH:
+        """404 for a path this server does not serve, 405 for another method on an OTLP
+        path; the body, if any, is not read, so the connection closes."""
+        if self.path.split("?", 1)[0] in OTLP_PATHS:
             return self._plain(HTTPStatus.METHOD_NOT_ALLOWED, "POST only", close=True,
                                headers={"Allow": "POST"})
         return self._plain(HTTPStatus.NOT_FOUND, "not found", close=True)

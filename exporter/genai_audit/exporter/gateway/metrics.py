@@ -28,6 +28,16 @@ COUNTERS: dict[str, str] = {
     "maintenance_failures": "maintenance passes with a failed step (see control_events)",
     "checkpoint_failures": "ledger checkpoints that could not be stored (retried; see "
                            "control_events)",
+    "log_requests": "OTLP logs export requests received",
+    "received_log_records": "log records received (decoded)",
+    "ignored_log_records": "log records that are not GenAI events (dropped)",
+    "genai_events": "GenAI log events held for their span's record",
+    "unjoinable_events": "GenAI log events without a span context (dropped)",
+    "joined_records": "audit records that received content from GenAI log events",
+    "event_waits": "trace requests whose content-less spans waited for their GenAI events",
+    "dropped_events": "GenAI log events dropped unjoined: their span did not arrive in time",
+    "metric_requests": "OTLP metrics export requests received (counted, not stored)",
+    "dropped_metrics": "metrics received and dropped (nothing of them is stored)",
     "http_connections_refused": "HTTP connections answered 503 and closed: every connection "
                                 "slot was taken",
 }

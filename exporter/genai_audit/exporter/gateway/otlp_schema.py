@@ -1,4 +1,4 @@
-"""The protobuf schemas the gateway parses OTLP trace requests with.
+"""The protobuf schemas the gateway parses OTLP trace and log requests with.
 
 Copies of the OTLP ``.proto`` files, renamed into their own packages, with two rewrites:
 
@@ -16,8 +16,10 @@ import functools
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
@@ -25,16 +27,25 @@ SHALLOW_PREFIX = "genai_audit_shallow"  # AnyValue's array/kvlist read as bytes
 LENIENT_PREFIX = "genai_audit_lenient"  # ...and every string as bytes too
 NESTED = ("array_value", "kvlist_value")
 ANY_VALUE = "opentelemetry.proto.common.v1.AnyValue"
+#: signal -> (its modules after common and resource, its export request's full name)
+_SIGNALS = {
+    "traces": ((trace_pb2, trace_service_pb2),
+               "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest"),
+    "logs": ((logs_pb2, logs_service_pb2),
+             "opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest"),
+}
 
 
 @functools.cache
-def request_class(*, lenient: bool) -> type[Message]:
-    """``ExportTraceServiceRequest`` whose ``AnyValue`` holds arrays and kvlists as bytes
+def request_class(*, lenient: bool, signal: str = "traces") -> type[Message]:
+    """``ExportTraceServiceRequest`` (``signal="logs"``: ``ExportLogsServiceRequest``)
+    whose ``AnyValue`` holds arrays and kvlists as bytes
     (parsed level by level, so nesting cannot exhaust the parser); ``lenient``: every
     ``string`` field read as bytes too (for invalid UTF-8)."""
     prefix = LENIENT_PREFIX if lenient else SHALLOW_PREFIX
+    modules, request_name = _SIGNALS[signal]
     pool = descriptor_pool.DescriptorPool()
-    for module in (common_pb2, resource_pb2, trace_pb2, trace_service_pb2):
+    for module in (common_pb2, resource_pb2, *modules):
         proto = descriptor_pb2.FileDescriptorProto()
         module.DESCRIPTOR.CopyToProto(proto)
         proto.name = f"{prefix}/{proto.name}"
@@ -47,8 +58,7 @@ def request_class(*, lenient: bool) -> type[Message]:
         for message in proto.message_type:
             _rewrite(message, prefix, lenient)
         pool.Add(proto)
-    descriptor = pool.FindMessageTypeByName(
-        f"{prefix}.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest")
+    descriptor = pool.FindMessageTypeByName(f"{prefix}.{request_name}")
     cls: type[Message] = message_factory.GetMessageClass(descriptor)
     return cls
 
