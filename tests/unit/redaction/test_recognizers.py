@@ -187,3 +187,26 @@ def test_names_the_model_misses_around_a_cue_or_a_name(engine: RedactionEngine, 
 def test_form_labels_and_plain_words_are_not_names(engine: RedactionEngine, text: str) -> None:
     assert not [f for f in select(text, engine.analyze(text), RedactionPolicy())
                 if f.entity == "PERSON"]
+
+
+@pytest.mark.parametrize("text", [
+    "Noted: Please email the team about order 4412",
+    "Thanks: the report is attached.",
+    "Update: the deploy finished.",
+    "Warning: the disk is nearly full.",
+    "Reasoning: the first option is cheaper.",
+    "Summary: three tickets closed.",
+])
+def test_a_chat_opener_before_a_colon_is_not_a_speaker(text):
+    """The speaker rule took any capitalized word opening a line before a colon for a name:
+    model output such as 'Noted: Please email ...' lost its first word (interop matrix)."""
+    assert not [f for f in find_patterns(text) if f.entity == "PERSON"]
+
+
+@pytest.mark.parametrize("text, name", [
+    ("Pauline: What a wife.", "Pauline"),
+    ("Alfred: I will be late.", "Alfred"),
+    ("Mildred Hayes: Not today.", "Mildred Hayes"),
+])
+def test_a_speaker_before_a_colon_is_still_a_name(text, name):
+    assert name in [text[f.start:f.end] for f in find_patterns(text) if f.entity == "PERSON"]

@@ -301,10 +301,34 @@ example step tip result output input response reason ref reference order invoice
 diagnosis message details contact location position role department type category source
 warning update important attention action location occupation job birthday signature sent
 """.split())
+# Words that open a line before a colon in chat and model output (``Noted: ...``,
+# ``Update: ...``, ``Warning: ...``): a single capitalized word before a colon is a speaker
+# only when it is none of these and not a verb or noun form (``-ed``, ``-ing``, ``-tion``,
+# ``-ment``, ``-ness``; names such as Alfred and Mildred excepted).
+CHAT_OPENERS = frozenset("""
+noted thanks thank okay ok sure yes no yeah nope hello hi hey dear done update fixed fix
+answer short long steps plan draft final recap context goal task tasks problem solution
+example examples conclusion background overview caution tldr ps nb fyi edit edited note
+follow followup next first second third then also finally options option pros cons result
+hint question reply correction clarification translation agenda outcome verdict risk risks
+""".split())
+_WORD_FORMS = ("ed", "ing", "tion", "sion", "ment", "ness")
+_NAMES_OF_THAT_FORM = ("fred", "dred", "irving", "sterling", "channing")  # Alfred, Mildred...
+
+
+def _speaker(value: str) -> bool:
+    words = value.split()
+    first = words[0].lower()
+    if first in FORM_LABELS or first in CHAT_OPENERS:
+        return False
+    if len(words) > 1 or len(first) <= 4:
+        return True
+    return not first.endswith(_WORD_FORMS) or first.endswith(_NAMES_OF_THAT_FORM)
+
+
 SPEAKER = PatternSpec("speaker", "PERSON", _c(
     rf"(?m)(?:^|(?<=[.!?\"]) )[ \t]*({_NAME_WORD}(?:[ \t]+{_NAME_WORD})?)[ \t]*:(?=[ \t]*[\"\w])"),
-    0.6, needs=":", group=1,
-    validate=lambda value: value.split()[0].lower() not in FORM_LABELS)
+    0.6, needs=":", group=1, validate=_speaker)
 
 # A surname after its particle (``de Sauvage``, ``del Peláez``, ``van der Berg``); a name
 # addressed at the end of a sentence (``Remember me, Xavier?``); a name before a verb that
