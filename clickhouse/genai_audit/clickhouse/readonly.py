@@ -173,11 +173,15 @@ def check_ast(lines: Sequence[str], table_functions: Collection[str]) -> str:
         raise QueryRejected("only SELECT / WITH, SHOW, DESCRIBE and EXISTS queries are "
                             f"allowed, this is a {root or 'statement of unknown kind'}")
     if root == "Explain":
-        explain = lines[0].split(" (children", 1)[0].split(None, 1)[-1].strip()
-        if explain not in _EXPLAIN_KINDS or len(lines) < 2 or lines[1][:1] != " " \
-                or lines[1][1:2] == " ":
+        head = lines[0].split(" (children", 1)[0].strip()
+        if head.split(None, 1)[-1] not in _EXPLAIN_KINDS:
             raise QueryRejected(f"only EXPLAIN AST and EXPLAIN SYNTAX are allowed, this is "
-                                f"{explain or 'another EXPLAIN'}")
+                                f"a {head}")
+        # one child, the statement explained (checked as any other): a second child at
+        # depth 1 (settings of the EXPLAIN, a FORMAT) is refused
+        if len(lines) < 2 or _depth(lines[1]) != 1 or any(_depth(line) <= 1
+                                                          for line in lines[2:]):
+            raise QueryRejected("EXPLAIN takes one statement and nothing else")
         check_ast([line[1:] for line in lines[1:]], table_functions)
         return ALLOWED_ROOTS[root]
     parts = _STATEMENT_PARTS | ({"Identifier"} if root in _NAMING_ROOTS else frozenset())
@@ -185,8 +189,6 @@ def check_ast(lines: Sequence[str], table_functions: Collection[str]) -> str:
     for line in lines[1:]:
         depth, words = len(line) - len(line.lstrip(" ")), line.split()
         kind = words[0] if words else ""
-        if depth == 0:
-            raise QueryRejected("one statement only")
         if depth == 1 and kind not in parts and line.strip() != _CLIENT_FORMAT:
             clause = _CLAUSES.get(kind, kind)
             raise QueryRejected(f"{clause} is not allowed here (the query runs read-only and "
@@ -201,6 +203,10 @@ def check_ast(lines: Sequence[str], table_functions: Collection[str]) -> str:
                                     "allowed: a query reads the store's tables only")
         previous = kind
     return ALLOWED_ROOTS[root]
+
+
+def _depth(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
 
 
 def _node(line: str) -> str:

@@ -193,3 +193,25 @@ def test_unauthenticated_and_unknown_readers_are_refused(owner):
     with urllib.request.urlopen(ok, timeout=10) as response:
         assert response.read() == b"1\n"
         assert response.headers["X-ClickHouse-Format"] == "TabSeparated"
+
+
+def test_formats_and_errors_as_clickhouse_sends_them(owner, tmp_path):
+    _, port, _ = owner
+    token = READERS["auditor"]
+    status, body = _http(port, token, "SELECT tenant_id, count() AS n FROM interactions "
+                                      "GROUP BY tenant_id ORDER BY tenant_id FORMAT JSONEachRow")
+    assert status == 200
+    assert [json.loads(line) for line in body.splitlines()] == [
+        {"tenant_id": "acme", "n": 2}, {"tenant_id": "globex", "n": 1}]
+    assert _http(port, token, "SELECT 1", default_format="CSV") == (200, b"1\n")
+    status, body = _http(port, token, "SELECT 1 FORMAT XML")
+    assert status == 403 and b"FORMAT XML is not offered" in body
+    target = tmp_path / "out.csv"
+    status, body = _http(port, token, f"SELECT 1 INTO OUTFILE '{target}' FORMAT CSV")
+    assert status == 403 and b"INTO OUTFILE is not allowed" in body and not target.exists()
+    status, body = _http(port, token, "SELECT {n:UInt8} + 1 FORMAT TSV", param_n="41")
+    assert (status, body) == (200, b"42\n")
+    status, body = _http(port, token, "SELECT no_such_column FROM interactions")
+    assert status == 500 and body.startswith(b"Code: 47. DB::Exception:")
+    status, body = _http(port, token, "SELECT 1", database="other")
+    assert status == 404 and b"database other is not served here" in body
