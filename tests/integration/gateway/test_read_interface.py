@@ -65,8 +65,8 @@ def _ingest(gw: Gateway, tenant: str, tools: list[str]) -> None:
     provider.shutdown()
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GENAI_AUDIT_CONFIG": ""}
+def _cli(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GENAI_AUDIT_CONFIG": "", **extra}
     env.pop("GENAI_AUDIT_DSN", None)
     return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=180)
 
@@ -111,6 +111,11 @@ def test_cli_and_clickhouse_connect_read_the_owned_store_live(owner):
     report = _cli("report", "--dsn", _dsn(port), "--format", "json")
     assert report.returncode in (0, 1), report.stderr
     assert json.loads(report.stdout)["provenance"]
+    # verify recomputes the ledger from the rows it reads (ciphertext included) and checks
+    # it with the keystore's public key, here the owner's keystore beside the store
+    verify = _cli("verify", "--dsn", _dsn(port), GENAI_AUDIT_KEYSTORE_DIR=f"{store}-keys")
+    assert verify.returncode == 0, verify.stderr
+    assert "interactions                 3 records" in verify.stdout
     # the gateway keeps ingesting while readers read
     _ingest(gw, "acme", ["t4"])
     client = clickhouse_connect.get_client(host="127.0.0.1", port=port, username="auditor",
