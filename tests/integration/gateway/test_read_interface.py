@@ -4,12 +4,14 @@ clickhouse-connect's plain HTTP client."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from base64 import b64encode
 from pathlib import Path
 
@@ -118,6 +120,7 @@ def test_cli_and_clickhouse_connect_read_the_owned_store_live(owner):
     assert "interactions                 3 records" in verify.stdout
     # the gateway keeps ingesting while readers read
     _ingest(gw, "acme", ["t4"])
+    assert (store / "genai-audit-read-endpoint").read_text().strip() == f"127.0.0.1:{port}"
     client = clickhouse_connect.get_client(host="127.0.0.1", port=port, username="auditor",
                                            password=READERS["auditor"],
                                            database="genai_audit")
@@ -128,6 +131,8 @@ def test_cli_and_clickhouse_connect_read_the_owned_store_live(owner):
     compressed = clickhouse_connect.get_client(host="127.0.0.1", port=port, username="x",
                                                password=READERS["admin"], compress="gzip")
     assert compressed.query("SELECT count() FROM genai_audit.interactions").result_rows == [(4,)]
+    assert gw.stop() == 0
+    assert not (store / "genai-audit-read-endpoint").exists()  # a clean stop forgets it
 
 
 def test_tenant_scoped_reader_sees_only_its_tenant(owner):
@@ -216,6 +221,14 @@ def test_formats_and_errors_as_clickhouse_sends_them(owner, tmp_path):
     assert status == 403 and b"INTO OUTFILE is not allowed" in body and not target.exists()
     status, body = _http(port, token, "SELECT {n:UInt8} + 1 FORMAT TSV", param_n="41")
     assert (status, body) == (200, b"42\n")
+    for encoding, unpack in (("gzip", gzip.decompress), ("deflate", zlib.decompress)):
+        url = f"http://127.0.0.1:{port}/?" + urllib.parse.urlencode(
+            {"query": "SELECT 42", "enable_http_compression": "1"})
+        request = urllib.request.Request(url, headers={"X-ClickHouse-Key": token,
+                                                       "Accept-Encoding": f"br, {encoding}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.headers["Content-Encoding"] == encoding
+            assert unpack(response.read()) == b"42\n"
     status, body = _http(port, token, "SELECT no_such_column FROM interactions")
     assert status == 500 and body.startswith(b"Code: 47. DB::Exception:")
     status, body = _http(port, token, "SELECT 1", database="other")

@@ -66,3 +66,17 @@ def test_client_settings_are_whitelisted_never_passed_through():
         with pytest.raises(ReadRefused) as refused:
             whitelisted({name: value})
         assert refused.value.code == 115 and refused.value.status == 400
+
+
+def test_the_read_endpoint_serves_an_embedded_store_only(tmp_path):
+    from genai_audit.config import Settings
+    from genai_audit.exporter.gateway.runtime import GatewayError, check_read_settings
+    readers = _file(tmp_path, f'[[reader]]\nsha256 = "{H1}"\nrole = "auditor"\n')
+    assert check_read_settings(Settings()) is None  # off by default
+    on = {"gateway_read_endpoint": "127.0.0.1:8124", "gateway_readers_file": str(readers)}
+    assert check_read_settings(Settings(dsn=str(tmp_path / "s")).with_overrides(on))
+    with pytest.raises(GatewayError, match="readers connect to the server itself"):
+        check_read_settings(Settings(dsn="http://u:p@ch:8123").with_overrides(on))
+    with pytest.raises(GatewayError, match="needs a readers file"):
+        check_read_settings(Settings(dsn=str(tmp_path / "s"),
+                                     gateway_read_endpoint="127.0.0.1:8124"))

@@ -11,8 +11,9 @@ For each request:
    client's to set.
 3. A SELECT runs with ``SETTINGS readonly = 1`` (and, for a tenant-scoped auditor,
    ``additional_table_filters`` restricting every table of the database that has a
-   ``tenant_id`` column to that tenant: views and subqueries read those tables, so they
-   are filtered too) appended to the checked text; other kinds only read metadata.
+   ``tenant_id`` column to that tenant, and hiding the rows of the other tables but
+   ``schema_migrations``: views and subqueries read those tables, so they are filtered
+   too) appended to the checked text; other kinds only read metadata.
 4. The engine's bytes in the requested format are the answer, under the store's lock.
 
 Content columns hold ciphertext (the keys live in the keystore, which the engine cannot
@@ -47,6 +48,8 @@ TRANSPORT_PARAMETERS = frozenset({
     "decompress", "send_progress_in_http_headers", "http_headers_progress_interval_ms",
     "enable_http_compression", "client_protocol_version", "readonly", "buffer_size",
     "cancel_http_readonly_queries_on_client_close", "http_zlib_compression_level"})
+# Tables every reader sees whole: the schema version a read command checks first.
+SHARED_TABLES = frozenset({"schema_migrations"})
 _VALUE = re.compile(r"^[A-Za-z0-9_./+:-]{0,64}$")
 DEFAULT_FORMAT = "TabSeparated"
 
@@ -98,15 +101,18 @@ class ReadService:
         return ReadAnswer(body, fmt, summary)
 
     def _tenant_filter(self, tenant: str) -> str:
-        """``additional_table_filters`` for one tenant: every table (not view) of the
-        database with a ``tenant_id`` column, keyed ``database.table``."""
+        """``additional_table_filters`` for one tenant, keyed ``database.table``: every
+        table (not view) of the database with a ``tenant_id`` column shows that tenant's
+        rows; every other table but ``schema_migrations`` shows none (``control_events``,
+        ``archive_runs``: the owner's operations, not a tenant's)."""
         tables = self.store.rows(
-            "SELECT name FROM system.tables WHERE database = {db:String} AND engine NOT "
-            "LIKE '%View' AND name IN (SELECT table FROM system.columns WHERE database = "
-            "{db:String} AND name = 'tenant_id') ORDER BY name", {"db": self.store.database})
+            "SELECT name, name IN (SELECT table FROM system.columns WHERE database = "
+            "{db:String} AND name = 'tenant_id') FROM system.tables WHERE database = "
+            "{db:String} AND engine NOT LIKE '%View' ORDER BY name", {"db": self.store.database})
         condition = "tenant_id = " + quote_literal(tenant)
-        entries = ", ".join(f"{quote_literal(self.store.database + '.' + str(row[0]))}: "
-                            f"{quote_literal(condition)}" for row in tables)
+        entries = ", ".join(f"{quote_literal(self.store.database + '.' + str(name))}: "
+                            f"{quote_literal(condition if keyed else '0')}"
+                            for name, keyed in tables if name not in SHARED_TABLES)
         return "{" + entries + "}"
 
 
