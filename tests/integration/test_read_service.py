@@ -45,3 +45,18 @@ def test_a_read_leaves_the_writers_connection_writable(store):
     store.insert("control_events", [[datetime.now(UTC), "k", True, "", "w"]],
                  ["at", "kind", "ok", "detail", "writer_id"])
     assert store.scalar("SELECT count() FROM control_events") == 1
+
+
+def test_the_owner_bounds_every_read_and_a_client_may_only_lower_the_bounds(store):
+    small = ReadService(store, max_result_bytes=1000, max_memory_bytes=1 << 20)
+    sql = "SELECT number FROM system.numbers LIMIT 100000"
+    with pytest.raises(ReadRefused) as refused:
+        small.run(EVERYONE, sql, {}, {"max_result_bytes": "100000000"})
+    assert refused.value.code == 396 and refused.value.status == 500
+    assert "Limit for result exceeded" in str(refused.value)
+    assert len(small.run(EVERYONE, "SELECT arrayJoin(range(10))", {}, {}).body) == 20
+    with pytest.raises(ReadRefused, match="Limit for result exceeded"):
+        ReadService(store).run(EVERYONE, sql, {}, {"max_result_bytes": "1000"})
+    with pytest.raises(ReadRefused, match="memory limit exceeded") as refused:
+        small.run(EVERYONE, "SELECT arrayJoin(range(1000000))", {}, {})
+    assert refused.value.code == 241

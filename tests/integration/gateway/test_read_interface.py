@@ -229,6 +229,14 @@ def test_formats_and_errors_as_clickhouse_sends_them(owner, tmp_path):
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.headers["Content-Encoding"] == encoding
             assert unpack(response.read()) == b"42\n"
+    url = f"http://127.0.0.1:{port}/?" + urllib.parse.urlencode(
+        {"query": "SELECT 1", "query_id": "q\r\nX-Injected: 1"})
+    with urllib.request.urlopen(urllib.request.Request(
+            url, headers={"X-ClickHouse-Key": token}), timeout=30) as response:
+        assert response.headers["X-Injected"] is None
+        assert len(response.headers["X-ClickHouse-Query-Id"]) == 36  # one of ours
+        summary = json.loads(response.headers["X-ClickHouse-Summary"])
+        assert summary["read_rows"] == "1" and summary["written_rows"] == "0"
     status, body = _http(port, token, "SELECT no_such_column FROM interactions")
     assert status == 500 and body.startswith(b"Code: 47. DB::Exception:")
     status, body = _http(port, token, "SELECT 1", database="other")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 import zlib
 from http import HTTPStatus
@@ -51,6 +52,7 @@ _CONTENT_TYPES = {"TabSeparated": "text/tab-separated-values; charset=UTF-8",
                   "CSV": "text/csv; charset=UTF-8", "JSON": "application/json; charset=UTF-8",
                   "JSONCompact": "application/json; charset=UTF-8",
                   "JSONEachRow": "application/x-ndjson; charset=UTF-8"}
+_QUERY_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _BINARY = frozenset({"Native", "RowBinary", "RowBinaryWithNames", "RowBinaryWithNamesAndTypes",
                      "Parquet", "Arrow", "ArrowStream"})
 
@@ -123,7 +125,9 @@ class _ReadHandler(BoundedHandler):
 
     def _read(self, reader: Reader, params: dict[str, str], body: bytes) -> None:
         server = self.server
-        query_id = params.get("query_id") or str(uuid.uuid4())
+        query_id = params.get("query_id", "")
+        if not _QUERY_ID.match(query_id):  # echoed in a header: plain characters only
+            query_id = str(uuid.uuid4())
         try:
             sql = _query_text(params.get("query", ""), body)
             database = params.get("database")

@@ -39,7 +39,8 @@ CLIENT_SETTINGS = frozenset({
     "max_result_bytes", "result_overflow_mode", "max_execution_time", "max_block_size",
     "date_time_output_format", "output_format_json_quote_64bit_integers",
     "output_format_json_quote_denormals", "output_format_json_named_tuples_as_objects",
-    "output_format_decimal_trailing_zeros", "session_timezone", "use_client_time_zone"})
+    "output_format_decimal_trailing_zeros", "session_timezone", "use_client_time_zone",
+    "max_memory_usage"})
 # HTTP-interface parameters that are not settings of the query (ignored, as the owner
 # decides them: readonly, the database, compression, progress headers, sessions).
 TRANSPORT_PARAMETERS = frozenset({
@@ -52,6 +53,9 @@ TRANSPORT_PARAMETERS = frozenset({
 SHARED_TABLES = frozenset({"schema_migrations"})
 _VALUE = re.compile(r"^[A-Za-z0-9_./+:-]{0,64}$")
 DEFAULT_FORMAT = "TabSeparated"
+MAX_RESULT_BYTES = 256 << 20  # one answer, held in memory before it is sent
+MAX_MEMORY_BYTES = 1 << 30  # one read's working memory in the engine
+MAX_EXECUTION_S = 120  # one read, holding the store's lock (the writer waits meanwhile)
 
 
 class ReadRefused(Exception):
@@ -70,8 +74,20 @@ class ReadAnswer:
 
 
 class ReadService:
-    def __init__(self, store: Store) -> None:
+    """Reads of the owner's ``store``. Every SELECT is bounded by the owner: its result
+    (``max_result_bytes``: the answer is held in memory before it is sent; the engine
+    checks it on rows read from tables), its memory (``max_memory_usage``, which also
+    stops a row expanded by ``arrayJoin``) and its run time (``max_execution_time``: a
+    read holds the store's lock, and the writer waits); a client may ask for less, never
+    for more."""
+
+    def __init__(self, store: Store, *, max_result_bytes: int = MAX_RESULT_BYTES,
+                 max_memory_bytes: int = MAX_MEMORY_BYTES,
+                 max_execution_s: int = MAX_EXECUTION_S) -> None:
         self.store = store
+        self.bounds = {"max_result_bytes": max_result_bytes,
+                       "max_memory_usage": max_memory_bytes,
+                       "max_execution_time": max_execution_s}
 
     def run(self, reader: Reader, sql: str, parameters: Mapping[str, str],
             client_settings: Mapping[str, str], default_format: str | None = None
@@ -86,6 +102,9 @@ class ReadService:
             raise ReadRefused(f"default_format {fmt} is not offered here", 73, 400)
         text = statement.text
         if statement.kind == "SELECT":
+            for name, bound in self.bounds.items():
+                asked = int(settings[name]) if str(settings.get(name, "")).isdigit() else 0
+                settings[name] = str(min(asked, bound) if asked > 0 else bound)
             settings["readonly"] = "1"
             if reader.tenant is not None:
                 settings["additional_table_filters"] = self._tenant_filter(reader.tenant)
