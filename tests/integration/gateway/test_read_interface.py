@@ -239,5 +239,17 @@ def test_formats_and_errors_as_clickhouse_sends_them(owner, tmp_path):
         assert summary["read_rows"] == "1" and summary["written_rows"] == "0"
     status, body = _http(port, token, "SELECT no_such_column FROM interactions")
     assert status == 500 and body.startswith(b"Code: 47. DB::Exception:")
+    # bounded as the OTLP listener: a query body above --max-message-mb (16) is refused
+    big = urllib.request.Request(f"http://127.0.0.1:{port}/", data=b" " * (17 << 20),
+                                 headers={"X-ClickHouse-Key": token,
+                                          "Content-Type": "text/plain"}, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(big, timeout=60)
+    assert caught.value.code == 413
+    form = urllib.request.Request(f"http://127.0.0.1:{port}/", data=b"query=SELECT+1",
+                                  headers={"X-ClickHouse-Key": token}, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(form, timeout=60)  # urllib's default: form-encoded
+    assert caught.value.code == 400 and b"form-encoded" in caught.value.read()
     status, body = _http(port, token, "SELECT 1", database="other")
     assert status == 404 and b"database other is not served here" in body

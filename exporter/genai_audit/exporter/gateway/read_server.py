@@ -87,10 +87,6 @@ class _ReadHandler(BoundedHandler):
         path, params = self._target()
         if path != "/":
             return self._plain(HTTPStatus.NOT_FOUND, "not found", close=True)
-        ctype = (self.headers.get("Content-Type") or "").lower()
-        if ctype.startswith(("multipart/", "application/x-www-form-urlencoded")):
-            return self._error(ReadRefused("form-encoded queries are not supported: send "
-                                           "the query as the body", 1, 400), close=True)
         reader = self._authenticate()
         if reader is None:
             return
@@ -100,6 +96,10 @@ class _ReadHandler(BoundedHandler):
         except Refused as refused:
             return self._error(ReadRefused(refused.message, 1, int(refused.status)),
                                close=True)
+        ctype = (self.headers.get("Content-Type") or "").lower()
+        if ctype.startswith(("multipart/", "application/x-www-form-urlencoded")):
+            return self._error(ReadRefused("form-encoded queries are not supported: send "
+                                           "the query as the body", 1, 400))
         self._read(reader, params, body)
 
     def _other_method(self) -> None:
