@@ -28,10 +28,10 @@ COUNTERS: dict[str, str] = {
     "maintenance_failures": "maintenance passes with a failed step (see control_events)",
     "checkpoint_failures": "ledger checkpoints that could not be stored (retried; see "
                            "control_events)",
-    "read_connections_refused": "read-interface connections answered 503 and closed: "
-                                "every connection slot was taken",
     "http_connections_refused": "HTTP connections answered 503 and closed: every connection "
                                 "slot was taken",
+    "read_connections_refused": "read-interface connections answered 503 and closed: "
+                                "every connection slot was taken",
 }
 REJECT_REASONS: tuple[str, ...] = (
     "unauthenticated", "tenant_mismatch", "invalid_trace_id", "invalid_span_id",
