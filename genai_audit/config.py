@@ -166,6 +166,8 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "gateway_tenant_mismatch": _choice("reject", "reattribute"),
     "gateway_max_message_mb": _positive_int,
     "gateway_max_attribute_kb": _positive_int,
+    "gateway_read_endpoint": _endpoint,
+    "gateway_readers_file": _optional_str,
     "ledger_checkpoint_records": _positive_int,
     "ledger_checkpoint_seconds": _positive_int,
     "cluster": _optional_str,
@@ -216,6 +218,10 @@ class Settings:
     gateway_tenant_mismatch: str = "reject"  # reject | reattribute (flagged)
     gateway_max_message_mb: int = 16
     gateway_max_attribute_kb: int = 1024
+    # the store owner's read interface (ClickHouse HTTP, docs/deploy.md): "" (off) or
+    # host:port, e.g. 127.0.0.1:8124; readers authenticate with the readers file's tokens
+    gateway_read_endpoint: str = ""
+    gateway_readers_file: str | None = None  # TOML of sha256 reader token hashes -> role
     ledger_checkpoint_records: int = 4096  # sign a checkpoint after this many records...
     ledger_checkpoint_seconds: int = 30  # ...or this long after the last one (docs/ledger.md)
     cluster: str | None = None  # a ClickHouse cluster: migrations run ON CLUSTER, replicated

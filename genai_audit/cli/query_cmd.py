@@ -37,8 +37,9 @@ def command(ctx: click.Context, sql: str, fmt: str, params: tuple[str, ...],
 
     The connection is made read-only (readonly=1) before anything runs; ClickHouse's own
     parser must find exactly one statement, and only that statement, as it parsed it, runs.
-    Table functions (file, url, s3, remote...), SETTINGS, FORMAT and INTO OUTFILE are
-    refused: a query reads the store's tables and nothing else. Tables: interactions and
+    EXISTS and EXPLAIN AST / SYNTAX are reads too. Table functions (file, url, s3,
+    remote...), SETTINGS, FORMAT and INTO OUTFILE are refused: a query reads the store's
+    tables and nothing else. Tables: interactions and
     the seed-compatible view llm_interaction_audit (see docs/auditor-cookbook.md).
 
     Stored user ids are pseudonyms (llm_interaction_audit.user_id and

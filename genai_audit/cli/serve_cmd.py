@@ -44,6 +44,7 @@ _GATEWAY_FLAGS = {
     "tenant_mismatch": "gateway_tenant_mismatch",
     "max_message_mb": "gateway_max_message_mb", "max_attribute_kb": "gateway_max_attribute_kb",
     "spool_dir": "spool_dir", "spool_max_mb": "spool_max_mb",
+    "read_endpoint": "gateway_read_endpoint", "readers_file": "gateway_readers_file",
 }
 
 
@@ -70,6 +71,13 @@ _GATEWAY_FLAGS = {
               help="On-disk spool for when the store is down [default <store>-spool].")
 @click.option("--spool-max-mb", type=int, help="Spool bound; when full the gateway answers "
               "503/UNAVAILABLE [default 1024].")
+@click.option("--read-endpoint", help="Serve reads of the store this process owns (the "
+              "ClickHouse HTTP interface: `--dsn http://auditor:TOKEN@HOST:PORT` for read "
+              "commands) on host:port, or off [env GENAI_AUDIT_GATEWAY_READ_ENDPOINT; default "
+              "off; e.g. 127.0.0.1:8124].")
+@click.option("--readers-file", type=click.Path(dir_okay=False),
+              help="TOML file of reader token hashes -> role (auditor, admin) and optional "
+                   "tenant (see docs/deploy.md); required with --read-endpoint.")
 @click.option("--log-format", type=click.Choice(["json", "text"]), default="json",
               show_default=True, help="Log line format (stderr).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
@@ -88,12 +96,18 @@ def command(settings: Settings, log_format: str, log_level: str, hash_token: boo
     or in the fsync'd on-disk spool; the spool drains when the store is back. Also
     serves GET /healthz, /readyz and /metrics (Prometheus) on the HTTP port.
 
+    With --read-endpoint, the process that owns an embedded store also serves reads
+    of it (chDB lets no other process open it): one read-only statement per request,
+    authenticated by the readers file, tenant-scoped readers limited to their tenant.
+
     \b
     Examples:
       genai-audit serve --allow-unauthenticated            # local development
       genai-audit serve --tokens-file tokens.toml --grpc 0.0.0.0:4317 --http 0.0.0.0:4318 \\
           --tls-cert gw.crt --tls-key gw.key --workers 4 --dsn https://writer:***@ch:8443
       echo -n "$TOKEN" | genai-audit serve --hash-token    # line for tokens.toml
+      genai-audit serve --tokens-file tokens.toml --read-endpoint 127.0.0.1:8124 \
+          --readers-file readers.toml    # then: genai-audit query --dsn http://auditor:T@...
 
     See docs/deploy.md for the collector -> gateway -> ClickHouse deployment.
     """

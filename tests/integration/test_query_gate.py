@@ -180,6 +180,10 @@ def test_into_outfile_writes_nothing(store, store_dsn, tmp_path, capsys):
     ("SELEC 1", "not one valid statement: Syntax error"),
     ("  ;  ", "empty"),
     ("SHOW CREATE TABLE interactions", "ShowCreateTableQuery"),
+    ("EXPLAIN PIPELINE SELECT 1", "only EXPLAIN AST"),
+    ("EXPLAIN AST SELECT * FROM file('x')", "table functions"),
+    ("EXPLAIN AST INSERT INTO interactions (tenant_id) VALUES ('x')",
+     "InsertQuery|one statement"),
 ])
 def test_what_else_is_refused(reader, sql, why):
     with pytest.raises(QueryRejected, match=why):
@@ -194,6 +198,9 @@ def test_one_read_statement_runs_as_parsed(reader):
     assert ("interactions",) in run_read_only(reader, "SHOW TABLES").result_rows
     described = run_read_only(reader, "DESCRIBE TABLE interactions").result_rows
     assert "tenant_id" in {r[0] for r in described}
+    assert run_read_only(reader, "EXISTS TABLE interactions").result_rows == [(1,)]
+    explained = run_read_only(reader, "EXPLAIN AST SELECT 1").result_rows
+    assert explained[0][0].startswith("SelectWithUnionQuery")
 
 
 def test_read_only_is_a_session_setting_the_engine_enforces(store_dsn):

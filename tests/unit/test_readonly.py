@@ -119,3 +119,35 @@ def test_a_line_break_in_an_alias_can_refuse_but_not_hide():
               *FORMAT_CSV[-1:]]
     with pytest.raises(QueryRejected):
         check_ast(forged, TABLE_FUNCTIONS)
+
+
+# What clickhouse-connect sends through the owner's read interface (engine listings).
+EXPLAIN_AST = listing("""
+Explain EXPLAIN AST (children 1)
+ SelectWithUnionQuery (children 1)
+  ExpressionList (children 1)
+   SelectQuery (children 1)
+    ExpressionList (children 1)
+     Literal UInt64_1""")
+
+
+def test_exists_and_explain_ast_pass():
+    assert check_ast(["ExistsTableQuery d t (children 2)", " Identifier d", " Identifier t"],
+                     TABLE_FUNCTIONS) == "EXISTS"
+    assert check_ast(["ExistsDatabaseQuery d  (children 1)", " Identifier d"],
+                     TABLE_FUNCTIONS) == "EXISTS"
+    assert check_ast(EXPLAIN_AST, TABLE_FUNCTIONS) == "EXPLAIN"
+
+
+@pytest.mark.parametrize("lines, why", [
+    (["Explain EXPLAIN PIPELINE (children 1)", *EXPLAIN_AST[1:]], "only EXPLAIN AST"),
+    ([EXPLAIN_AST[0], *(" " + line for line in SELECT_WITH_FILE)], "file: table functions"),
+    ([*EXPLAIN_AST, " Set"], "one statement and nothing else"),
+    (["Explain EXPLAIN AST (children 1)", " InsertQuery   (children 2)", "  Identifier t"],
+     "InsertQuery"),
+    (["Explain EXPLAIN AST (children 1)"], "one statement"),
+    (["ExistsTableQuery d t (children 2)", " Identifier d", " Set"], "SETTINGS"),
+])
+def test_explain_and_exists_refuse_what_they_wrap(lines, why):
+    with pytest.raises(QueryRejected, match=why):
+        check_ast(lines, TABLE_FUNCTIONS)

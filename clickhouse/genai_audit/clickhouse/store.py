@@ -37,6 +37,8 @@ _log = logging.getLogger(__name__)
 
 _OPENED_HERE: set[Path] = set()  # embedded data directories this process has opened
 INSERT_TMP = ".insert-tmp"  # inside an embedded store: the engine's insert files
+# inside an embedded store: the owner's read endpoint (host:port), while it serves one
+READ_ENDPOINT_FILE = "genai-audit-read-endpoint"
 
 # The embedded engine runs inside the application's process: one thread per insert leaves
 # the other cores to the application. Two interleaved A/Bs of bench/request_overhead.py
@@ -141,6 +143,29 @@ class Store:
                 self._column_types.pop(key, None)
                 raise _mapped(exc, f"insert into {table} failed") from exc
 
+    def raw_read(self, sql: str, parameters: Mapping[str, str], fmt: str
+                 ) -> tuple[bytes, dict[str, str]]:
+        """The embedded engine's output of ``sql`` in format ``fmt`` and its summary (rows
+        and bytes read, as ClickHouse's ``X-ClickHouse-Summary``), for the owner's read
+        interface. ``parameters`` are values in ClickHouse's text form, as an HTTP client
+        sends them (``param_<name>``), handed to the engine unchanged. ``sql`` must be
+        checked first (``readonly.read_statement``); it runs on the writer's connection,
+        under this store's lock."""
+        backend = getattr(self.client, "_backend", None)
+        run = getattr(backend, "_run", None)
+        if not self.embedded or run is None:
+            raise StoreError("raw reads need the embedded engine of a clickhouse-connect "
+                             "with the chDB backend")
+        with self._lock:
+            try:
+                result = run(sql, fmt, params=dict(parameters), database=self.database)
+            except ClickHouseError as exc:
+                raise _mapped(exc, "query failed") from exc
+        summary = {"read_rows": str(_stat(result, "rows_read")),
+                   "read_bytes": str(_stat(result, "bytes_read")),
+                   "written_rows": "0", "written_bytes": "0"}
+        return bytes(result.bytes() or b""), summary
+
     def make_read_only(self) -> None:
         """From now on every statement on this connection runs with ``readonly = 1``: a
         session setting of the embedded engine's connection (``SET``), a setting sent with
@@ -237,10 +262,31 @@ def _check_not_in_use(path: Path, dsn: str) -> None:
                 raise StoreUnavailable(
                     f"the embedded store {redact_dsn(dsn)} is in use by another process "
                     f"({owner.strip() or 'unknown PID'}); chDB allows one process per data "
-                    "directory: stop that process, or use a ClickHouse server DSN") from None
+                    f"directory: {_how_to_reach_owner(path)}") from None
             fcntl.flock(handle, fcntl.LOCK_UN)
     except OSError:
         return  # unreadable status file: let the engine report what is wrong
+
+
+def _stat(result: Any, name: str) -> int:
+    value = getattr(result, name, None)
+    return int(value()) if callable(value) else 0
+
+
+def _how_to_reach_owner(path: Path) -> str:
+    """What to do about an owned store: its owner's read interface when it serves one
+    (``serve --read-endpoint`` writes it into the store directory), else stop the owner."""
+    try:
+        endpoint = (path / READ_ENDPOINT_FILE).read_text("utf-8").strip()
+    except OSError:
+        endpoint = ""
+    host, sep, port = endpoint.rpartition(":")
+    if sep and port.isdigit() and host and all(c.isalnum() or c in ".:[]-" for c in host):
+        return (f"its owner serves reads at {endpoint}: run read commands with --dsn "
+                f"http://auditor:TOKEN@{endpoint} (TOKEN: a reader token of the owner's "
+                "readers file)")
+    return ("stop that process, run it with --read-endpoint to serve reads, or use a "
+            "ClickHouse server DSN")
 
 
 def _mapped(exc: ClickHouseError, what: str) -> StoreError:

@@ -55,6 +55,7 @@ from genai_audit.exporter.gateway.decode_logs import (
     encode_metrics_response,
 )
 from genai_audit.exporter.gateway.http_body import DeadlineReader, Refused, read_body
+from genai_audit.exporter.gateway.metrics import Metrics
 
 _log = logging.getLogger(__name__)
 
@@ -77,13 +78,17 @@ class HttpLimits:
     write_timeout_s: float = 10.0  # sending one response
 
 
-class GatewayHTTPServer(HTTPServer):
-    request_queue_size = 128
+class BoundedHTTPServer(HTTPServer):
+    """An HTTP server bounded by ``HttpLimits``; ``handler`` serves its requests."""
 
-    def __init__(self, address: tuple[str, int], core: GatewayCore, *,
+    request_queue_size = 128
+    handler: type[BaseHTTPRequestHandler]
+    refused_metric = "http_connections_refused"
+
+    def __init__(self, address: tuple[str, int], metrics: Metrics, *,
                  max_message_bytes: int, tls: ssl.SSLContext | None, reuse_port: bool,
                  limits: HttpLimits | None = None) -> None:
-        self.core = core
+        self.metrics = metrics
         self.max_message_bytes = max_message_bytes
         self.reuse_port = reuse_port
         self.tls = tls
@@ -94,7 +99,7 @@ class GatewayHTTPServer(HTTPServer):
                                         thread_name_prefix="genai-audit-http")
         self._idle: set[socket.socket] = set()  # connections waiting for their next request
         self._idle_lock = threading.Lock()
-        super().__init__(address, _Handler)
+        super().__init__(address, self.handler)
 
     def server_bind(self) -> None:
         if self.reuse_port:
@@ -109,7 +114,7 @@ class GatewayHTTPServer(HTTPServer):
     # -- a bounded pool instead of a thread per connection ------------------------------
     def process_request(self, request: Any, client_address: Any) -> None:
         if self.closing or not self._slots.acquire(blocking=False):
-            self.core.metrics.inc("http_connections_refused")
+            self.metrics.inc(self.refused_metric)
             _refuse_connection(request, self.tls is not None)
             self.shutdown_request(request)
             return
@@ -152,6 +157,17 @@ class GatewayHTTPServer(HTTPServer):
         self._pool.shutdown(wait=True)
 
 
+class GatewayHTTPServer(BoundedHTTPServer):
+    """The OTLP/HTTP listener."""
+
+    def __init__(self, address: tuple[str, int], core: GatewayCore, *,
+                 max_message_bytes: int, tls: ssl.SSLContext | None, reuse_port: bool,
+                 limits: HttpLimits | None = None) -> None:
+        self.core = core
+        super().__init__(address, core.metrics, max_message_bytes=max_message_bytes, tls=tls,
+                         reuse_port=reuse_port, limits=limits)
+
+
 def _refuse_connection(sock: Any, tls: bool) -> None:
     """Every slot is taken: say so (plaintext) and close; never start a thread."""
     if tls:
@@ -164,8 +180,10 @@ def _refuse_connection(sock: Any, tls: bool) -> None:
         pass
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: GatewayHTTPServer
+class BoundedHandler(BaseHTTPRequestHandler):
+    """Requests on one connection of a ``BoundedHTTPServer``, under its deadlines."""
+
+    server: BoundedHTTPServer
     protocol_version = "HTTP/1.1"
     server_version = "genai-audit-gateway"
     sys_version = ""
@@ -195,6 +213,35 @@ class _Handler(BaseHTTPRequestHandler):
             self.handle_one_request()
             if self.close_connection:
                 return
+
+    # -- responses ------------------------------------------------------------------------
+    def _plain(self, http: HTTPStatus, text: str, *, close: bool = False,
+               headers: dict[str, str] | None = None) -> None:
+        self._send(http, (text + "\n").encode(), "text/plain; charset=utf-8", close=close,
+                   headers=headers)
+
+    def _send(self, http: HTTPStatus, body: bytes, ctype: str, *, close: bool = False,
+              headers: dict[str, str] | None = None) -> None:
+        self.connection.settimeout(self.server.limits.write_timeout_s)
+        self.send_response(http)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        _log.debug("http %s", json.dumps({"client": self.client_address[0],
+                                          "line": format % args}))
+
+
+class _Handler(BoundedHandler):
+    server: GatewayHTTPServer
 
     # -- OTLP -----------------------------------------------------------------------------
     def do_POST(self) -> None:
@@ -284,33 +331,12 @@ class _Handler(BaseHTTPRequestHandler):
             body = status.SerializeToString()
         self._send(http, body, _JSON if as_json else _PROTOBUF, close=close, headers=headers)
 
-    def _plain(self, http: HTTPStatus, text: str, *, close: bool = False,
-               headers: dict[str, str] | None = None) -> None:
-        self._send(http, (text + "\n").encode(), "text/plain; charset=utf-8", close=close,
-                   headers=headers)
 
-    def _send(self, http: HTTPStatus, body: bytes, ctype: str, *, close: bool = False,
-              headers: dict[str, str] | None = None) -> None:
-        self.connection.settimeout(self.server.limits.write_timeout_s)
-        self.send_response(http)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        _log.debug("http %s", json.dumps({"client": self.client_address[0],
-                                          "line": format % args}))
+GatewayHTTPServer.handler = _Handler
 
 
 class HttpListener:
-    def __init__(self, server: GatewayHTTPServer) -> None:
+    def __init__(self, server: BoundedHTTPServer) -> None:
         self.server = server
         self.port = int(server.server_address[1])
         self._thread = threading.Thread(target=server.serve_forever, name="genai-audit-http",
@@ -329,12 +355,17 @@ def start_http(core: GatewayCore, endpoint: str, *, max_message_bytes: int,
                limits: HttpLimits | None = None) -> HttpListener:
     """Bind and serve in a thread; ``tls_files`` is (certificate path, key path)."""
     host, _, port = endpoint.rpartition(":")
-    context = None
-    if tls_files is not None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(*tls_files)
     server = GatewayHTTPServer((host.strip("[]"), int(port)), core,
-                               max_message_bytes=max_message_bytes, tls=context,
+                               max_message_bytes=max_message_bytes, tls=server_tls(tls_files),
                                reuse_port=reuse_port, limits=limits)
     return HttpListener(server).start()
+
+
+def server_tls(tls_files: tuple[str, str] | None) -> ssl.SSLContext | None:
+    """A TLS 1.2+ server context from (certificate path, key path); None: plaintext."""
+    if tls_files is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(*tls_files)
+    return context

@@ -40,6 +40,8 @@ COUNTERS: dict[str, str] = {
     "dropped_metrics": "metrics received and dropped (nothing of them is stored)",
     "http_connections_refused": "HTTP connections answered 503 and closed: every connection "
                                 "slot was taken",
+    "read_connections_refused": "read-interface connections answered 503 and closed: "
+                                "every connection slot was taken",
 }
 REJECT_REASONS: tuple[str, ...] = (
     "unauthenticated", "tenant_mismatch", "invalid_trace_id", "invalid_span_id",

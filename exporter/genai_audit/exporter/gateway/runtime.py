@@ -31,14 +31,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genai_audit.clickhouse.dsn import redact_dsn, resolve_dsn
-from genai_audit.clickhouse.errors import ConfigError, StoreUnavailable
+from genai_audit.clickhouse.dsn import embedded_path, redact_dsn, resolve_dsn
+from genai_audit.clickhouse.errors import ConfigError, StoreError, StoreUnavailable
+from genai_audit.clickhouse.store import READ_ENDPOINT_FILE
 from genai_audit.config import Settings
 from genai_audit.exporter.gateway.auth import Authenticator
 from genai_audit.exporter.gateway.core import GatewayCore
 from genai_audit.exporter.gateway.grpc_server import GrpcListener, start_grpc
 from genai_audit.exporter.gateway.http_server import HttpListener, start_http
 from genai_audit.exporter.gateway.metrics import Metrics
+from genai_audit.exporter.gateway.read_auth import ReaderAuth
+from genai_audit.exporter.gateway.read_server import start_read_http
 from genai_audit.exporter.gateway.sink import LocalSink, OwnerServer, RemoteSink, Sink
 from genai_audit.exporter.span_exporter import ClickHouseSpanExporter
 from genai_audit.processor.compose import compose
@@ -81,6 +84,49 @@ def check_settings(settings: Settings) -> Authenticator:
                                            settings.gateway_allow_unauthenticated)
     except ValueError as exc:
         raise GatewayError(str(exc)) from exc
+
+
+def check_read_settings(settings: Settings) -> ReaderAuth | None:
+    """The readers of the owner's read interface (None: the interface is off)."""
+    if not settings.gateway_read_endpoint:
+        return None
+    if embedded_path(resolve_dsn(settings.dsn)) is None:
+        raise GatewayError("gateway_read_endpoint serves an embedded store; with a ClickHouse "
+                           "server, readers connect to the server itself")
+    try:
+        return ReaderAuth.from_file(settings.gateway_readers_file)
+    except ValueError as exc:
+        raise GatewayError(str(exc)) from exc
+
+
+def start_read_listener(settings: Settings, sink: LocalSink, readers: ReaderAuth,
+                        metrics: Metrics) -> HttpListener:
+    """Serve reads of the owner's store, and write where into the store directory (the
+    read commands' "in use" message prints it)."""
+    try:
+        store = sink.exporter.open_store()
+    except StoreError as exc:
+        raise GatewayError(f"the read endpoint needs the store: {exc}") from exc
+    tls_files = ((settings.gateway_tls_cert, settings.gateway_tls_key)
+                 if settings.gateway_tls_cert and settings.gateway_tls_key else None)
+    try:
+        listener = start_read_http(metrics, store, readers, settings.gateway_read_endpoint,
+                                   max_message_bytes=settings.gateway_max_message_mb << 20,
+                                   tls_files=tls_files)
+    except OSError as exc:
+        raise GatewayError(f"cannot listen for reads: {exc}") from exc
+    host = settings.gateway_read_endpoint.rpartition(":")[0].strip("[]")
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    path = embedded_path(resolve_dsn(settings.dsn))
+    if path is not None:
+        (path / READ_ENDPOINT_FILE).write_text(f"{host}:{listener.port}\n", "utf-8")
+    return listener
+
+
+def forget_read_endpoint(settings: Settings) -> None:
+    path = embedded_path(resolve_dsn(settings.dsn))
+    if path is not None:
+        (path / READ_ENDPOINT_FILE).unlink(missing_ok=True)
 
 
 def start_listeners(settings: Settings, core: GatewayCore, reuse_port: bool) -> Listeners:
@@ -140,6 +186,7 @@ def run(settings: Settings, *, announce: Callable[[dict[str, Any]], None] | None
         stop: threading.Event | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or ``stop`` is set)."""
     auth = check_settings(settings)
+    readers = check_read_settings(settings)
     stop = stop or threading.Event()
     _install_signals(stop)
     metrics = Metrics()
@@ -147,8 +194,11 @@ def run(settings: Settings, *, announce: Callable[[dict[str, Any]], None] | None
     workers: list[Any] = []
     owner: OwnerServer | None = None
     listeners: Listeners | None = None
+    reads: HttpListener | None = None
     sockdir: str | None = None
     try:
+        if readers is not None:
+            reads = start_read_listener(settings, sink, readers, metrics)
         if settings.gateway_workers == 1:
             listeners = start_listeners(settings, build_core(settings, auth, sink, metrics),
                                         reuse_port=False)
@@ -163,6 +213,8 @@ def run(settings: Settings, *, announce: Callable[[dict[str, Any]], None] | None
                 "store": redact_dsn(resolve_dsn(settings.dsn)),
                 "spool": str(sink.exporter.spool.directory), **{f"{k}_port": v
                                                                for k, v in ports.items()}}
+        if reads is not None:
+            info["read_port"] = reads.port
         _log.info("gateway ready %s", json.dumps(info))
         if announce is not None:
             announce(info)
@@ -175,6 +227,9 @@ def run(settings: Settings, *, announce: Callable[[dict[str, Any]], None] | None
         _log.info("gateway stopping")
         if listeners is not None:
             listeners.stop()
+        if reads is not None:
+            forget_read_endpoint(settings)
+            reads.stop()
         for worker in workers:
             if worker.is_alive() and worker.pid is not None:
                 os.kill(worker.pid, signal.SIGTERM)
