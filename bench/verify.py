@@ -87,6 +87,8 @@ SELECT *, {leaf} AS leaf_hash FROM (SELECT *, {digest} AS content_digest FROM (
     substring(lower(hex(SHA256(toString(number)))), 1, 16) AS span_id,
     CAST([], 'Array(String)') AS flags, toUInt16(1) AS record_version,
     toUInt16(3650) AS retention_days, toUInt16(3650) AS content_retention_days,
+    toUInt32(0) AS cache_write_tokens, toUInt32(0) AS reasoning_tokens,
+    CAST([], 'Array(String)') AS producers, CAST([], 'Array(String)') AS merged_span_ids,
     concat('interactions/tenant-', toString(number % {logs:UInt32}), '/bench-writer') AS log_id,
     intDiv(number, {logs:UInt32}) AS log_index, toUInt8({version:UInt8}) AS leaf_version
   FROM numbers({start:UInt64}, {count:UInt64})))
