@@ -18,6 +18,8 @@ exporter opened the store itself it owns it, and starts the store's maintenance.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import re
 import threading
@@ -379,6 +381,14 @@ class ClickHouseSpanExporter(SpanExporter):
                     except Exception as exc:  # the first batch meets it again, fails closed
                         _log.warning("genai-audit: stage %s could not warm up (%s)",
                                      getattr(stage, "name", "?"), type(exc).__name__)
+        # Import spaCy here, on the calling thread (about 0.35 s); only the model load runs in
+        # the background. spaCy's imports overlap the instrumentors' (httpx, pydantic...),
+        # which opentelemetry-instrument runs on the main thread at the same moment, and two
+        # threads importing one module concurrently can hand the application a partly
+        # initialised one ("partially initialized module 'httpx' has no attribute 'URL'",
+        # seen in the interop matrix).
+        with contextlib.suppress(ImportError):
+            importlib.import_module("spacy")
         threading.Thread(target=warm, name="genai-audit-warmup", daemon=True).start()
 
     def _get_pipeline(self) -> RecordPipeline:
