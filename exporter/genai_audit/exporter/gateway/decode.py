@@ -84,29 +84,40 @@ class DecodeResult:
 
 
 # -- entry points ----------------------------------------------------------------------------
-def decode_protobuf(body: bytes, max_attribute_chars: int) -> DecodeResult:
+def parse_protobuf(body: bytes, signal: str, what: str) -> tuple[Message, bool]:
+    """An OTLP request of ``signal`` parsed with the shallow schema; True when it needed the
+    lenient one (strings that were not UTF-8, repaired later). The one protobuf reader of
+    traces and logs."""
     try:
-        message: Message = request_class(lenient=False).FromString(body)
-        lenient = False
+        return request_class(lenient=False, signal=signal).FromString(body), False
     except DecodeError:
         try:
-            message = request_class(lenient=True).FromString(body)
+            return request_class(lenient=True, signal=signal).FromString(body), True
         except DecodeError as exc:
-            raise MalformedRequest("body is not a valid OTLP ExportTraceServiceRequest "
-                                   "protobuf") from exc
-        lenient = True
+            raise MalformedRequest(f"body is not a valid OTLP {what} protobuf") from exc
+
+
+def load_json_object(body: bytes, top_key: str) -> dict[str, Any]:
+    """An OTLP/JSON body as a dict (MalformedRequest if it is not a JSON object). The one
+    JSON reader of traces, logs and metrics."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise MalformedRequest("body is not valid JSON (UTF-8)") from exc
+    if not isinstance(data, dict):
+        raise MalformedRequest(f"body must be a JSON object with {top_key}")
+    return data
+
+
+def decode_protobuf(body: bytes, max_attribute_chars: int) -> DecodeResult:
+    message, lenient = parse_protobuf(body, "traces", "ExportTraceServiceRequest")
     result = _convert(message, max_attribute_chars)
     result.invalid_utf8 |= lenient
     return result
 
 
 def decode_json(body: bytes, max_attribute_chars: int) -> DecodeResult:
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise MalformedRequest("body is not valid JSON (UTF-8)") from exc
-    if not isinstance(data, dict):
-        raise MalformedRequest("body must be a JSON object with resourceSpans")
+    data = load_json_object(body, "resourceSpans")
     rejected: Counter[str] = Counter()
     _hex_ids_to_base64(data, rejected)
     _cut_json_depth(data)

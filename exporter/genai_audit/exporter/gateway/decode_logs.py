@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +34,8 @@ from genai_audit.exporter.gateway.decode import (
     _Reading,
     _text,
     _value,
+    load_json_object,
+    parse_protobuf,
 )
 from genai_audit.exporter.gateway.otlp_schema import NESTED, request_class
 from genai_audit.instrumentation.keys import ATTR_TENANT, BAGGAGE_KEYS
@@ -60,16 +61,7 @@ def decode_logs(body: bytes, max_chars: int, *, as_json: bool) -> DecodedLogs:
         message = _logs_from_json(body)
         lenient = False
     else:
-        try:
-            message = request_class(lenient=False, signal="logs").FromString(body)
-            lenient = False
-        except DecodeError:
-            try:
-                message = request_class(lenient=True, signal="logs").FromString(body)
-            except DecodeError as exc:
-                raise MalformedRequest("body is not a valid OTLP ExportLogsServiceRequest "
-                                       "protobuf") from exc
-            lenient = True
+        message, lenient = parse_protobuf(body, "logs", "ExportLogsServiceRequest")
     result = _convert(message, max_chars)
     result.invalid_utf8 |= lenient
     return result
@@ -78,12 +70,7 @@ def decode_logs(body: bytes, max_chars: int, *, as_json: bool) -> DecodedLogs:
 def count_metrics(body: bytes, *, as_json: bool) -> int:
     """The number of metrics in an OTLP metrics request (MalformedRequest if it is not one)."""
     if as_json:
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise MalformedRequest("body is not valid JSON (UTF-8)") from exc
-        if not isinstance(data, dict):
-            raise MalformedRequest("body must be a JSON object with resourceMetrics")
+        data = load_json_object(body, "resourceMetrics")
         return sum(len(_list(_get(sm, "metrics")))
                    for rm in _list(_get(data, "resourceMetrics"))
                    for sm in _list(_get(rm, "scopeMetrics")))
@@ -112,12 +99,7 @@ def encode_metrics_response(*, as_json: bool) -> bytes:
 
 
 def _logs_from_json(body: bytes) -> Message:
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise MalformedRequest("body is not valid JSON (UTF-8)") from exc
-    if not isinstance(data, dict):
-        raise MalformedRequest("body must be a JSON object with resourceLogs")
+    data = load_json_object(body, "resourceLogs")
     for rl in _list(_get(data, "resourceLogs")):
         _cut_pairs(_get(_get(rl, "resource"), "attributes"))
         for sl in _list(_get(rl, "scopeLogs")):
