@@ -21,8 +21,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -88,28 +90,40 @@ class Authenticator:
         raise AuthError("unknown bearer token")
 
 
-def load_tokens(path: Path) -> dict[str, Principal]:
+def hashed_entries(path: Path, table: str, what: str
+                   ) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """The ``[[table]]`` entries of a token file (the gateway's senders, the read interface's
+    readers): each as (where, sha256 digest, entry), the digest checked and never repeated.
+    The one reader of both files; every error names the file and the entry."""
     try:
         data = tomllib.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise AuthConfigError(f"tokens file {path}: cannot read: {exc}") from exc
-    entries = data.get("token", [])
+        raise AuthConfigError(f"{what} {path}: cannot read: {type(exc).__name__}: "
+                              f"{exc}") from exc
+    entries = data.get(table, [])
     if not isinstance(entries, list) or not entries:
-        raise AuthConfigError(f"tokens file {path}: no [[token]] entries")
-    tokens: dict[str, Principal] = {}
+        raise AuthConfigError(f"{what} {path}: no [[{table}]] entries")
+    seen: set[str] = set()
     for number, entry in enumerate(entries, 1):
-        where = f"tokens file {path}, token #{number}"
+        where = f"{what} {path}, {table} #{number}"
         if not isinstance(entry, dict):
             raise AuthConfigError(f"{where}: must be a table")
         digest = str(entry.get("sha256", "")).strip().lower()
-        tenant = str(entry.get("tenant", "")).strip()
         if len(digest) != 64 or not set(digest) <= _HEX:
             raise AuthConfigError(f"{where}: sha256 must be 64 hex characters (the hash, "
                                   "not the token)")
+        if digest in seen:
+            raise AuthConfigError(f"{where}: duplicate token hash")
+        seen.add(digest)
+        yield where, digest, entry
+
+
+def load_tokens(path: Path) -> dict[str, Principal]:
+    tokens: dict[str, Principal] = {}
+    for where, digest, entry in hashed_entries(path, "token", "tokens file"):
+        tenant = str(entry.get("tenant", "")).strip()
         if not tenant:
             raise AuthConfigError(f"{where}: tenant is required")
-        if digest in tokens:
-            raise AuthConfigError(f"{where}: duplicate token hash")
         trust = entry.get("trust_processed", False)
         if not isinstance(trust, bool):
             raise AuthConfigError(f"{where}: trust_processed must be true or false")

@@ -18,14 +18,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from genai_audit.clickhouse.errors import ConfigError
 from genai_audit.clickhouse.rbac import validate_tenant
-from genai_audit.exporter.gateway.auth import AuthConfigError, AuthError, hash_token
+from genai_audit.exporter.gateway.auth import AuthConfigError, AuthError, hash_token, hashed_entries
 
 ROLES = ("auditor", "admin")
 _HEX = frozenset("0123456789abcdef")
@@ -81,25 +80,8 @@ def _token(key: str | None, authorization: str | None) -> str:
 
 
 def load_readers(path: Path) -> dict[str, Reader]:
-    try:
-        data = tomllib.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise AuthConfigError(f"readers file {path}: cannot read: {type(exc).__name__}: "
-                              f"{exc}") from exc
-    entries = data.get("reader", [])
-    if not isinstance(entries, list) or not entries:
-        raise AuthConfigError(f"readers file {path}: no [[reader]] entries")
     readers: dict[str, Reader] = {}
-    for number, entry in enumerate(entries, 1):
-        where = f"readers file {path}, reader #{number}"
-        if not isinstance(entry, dict):
-            raise AuthConfigError(f"{where}: must be a table")
-        digest = str(entry.get("sha256", "")).strip().lower()
-        if len(digest) != 64 or not set(digest) <= _HEX:
-            raise AuthConfigError(f"{where}: sha256 must be 64 hex characters (the hash, "
-                                  "not the token)")
-        if digest in readers:
-            raise AuthConfigError(f"{where}: duplicate token hash")
+    for where, digest, entry in hashed_entries(path, "reader", "readers file"):
         role = str(entry.get("role", "")).strip()
         if role not in ROLES:
             raise AuthConfigError(f"{where}: role must be one of {', '.join(ROLES)}")
